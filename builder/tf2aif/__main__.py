@@ -1,0 +1,3 @@
+from tf2aif.cli import main
+
+raise SystemExit(main())

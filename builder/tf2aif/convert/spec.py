@@ -1,0 +1,64 @@
+"""What one conversion stage must do, as data.
+
+The plan builds one ConvertSpec per conversion target; `tf2aif bake` passes it to the converter
+stage as the build arg CONVERT_SPEC (JSON), and `tf2aif convert` hands it to the same code
+in-process. Paths are relative to `root` (the manifest's folder locally, /src in a build stage).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["ConvertSpec", "PluginRef", "Thresholds"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginRef:
+    """A function in a user module: `module` is a .py path, `function` its name."""
+
+    module: str
+    function: str
+    count: int | None = None  # upper bound on samples taken from it
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
+    """Fidelity gate; None means 'not checked'."""
+
+    atol: float | None = None
+    rtol: float | None = None
+    min_top1_agreement: float | None = None
+    max_accuracy_drop: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvertSpec:
+    name: str  # model name
+    runtime: str
+    precision: str
+    backend: str  # converter function key, from the recipe (tflite, openvino, onnx, tensorrt, ...)
+    model: str  # SavedModel dir or .keras file, relative to root
+    signature: str = "serving_default"
+    processing: str | None = None  # processing module, relative to root
+    plugins_dir: str | None = None  # folder copied into the artifact as plugins/ (holds processing)
+    calibration: PluginRef | None = None
+    fidelity_samples: PluginRef | None = None  # held-out samples; yields inputs or (inputs, label)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    options: Mapping[str, Any] = field(default_factory=dict)  # e.g. opset, int8_io
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["options"] = dict(self.options)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ConvertSpec:
+        data = json.loads(text)
+        for key in ("calibration", "fidelity_samples"):
+            if data.get(key) is not None:
+                data[key] = PluginRef(**data[key])
+        data["thresholds"] = Thresholds(**data.get("thresholds", {}))
+        return cls(**data)

@@ -1,0 +1,128 @@
+"""The one exception tree of tf2aif.
+
+    Tf2aifError                 exit code 1 unless a subclass says otherwise
+    ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
+    ├── RecipeError             a recipe or the platform table is invalid
+    ├── PlanError               the matrix cannot be turned into a build graph
+    ├── PluginError             a user module (processing, calibration) fails to import or run
+    ├── ConversionError         a converter failed for a variant
+    │   └── FidelityError       a converted artifact broke the manifest's fidelity thresholds
+    ├── ToolMissingError        docker / buildx is not installed or not answering (exit 3)
+    └── BuildError              `docker buildx bake` failed; names the targets that failed (exit 3)
+
+Callers catch `Tf2aifError`; the CLI prints `str(exc)` and exits with `exc.exit_code`.
+Exit codes: 0 ok, 1 invalid input, 2 usage, 3 build failure.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "EXIT_BUILD",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "BuildError",
+    "ConversionError",
+    "FidelityError",
+    "ManifestError",
+    "ManifestIssue",
+    "PlanError",
+    "PluginError",
+    "RecipeError",
+    "SourceLocation",
+    "Tf2aifError",
+    "ToolMissingError",
+    "did_you_mean",
+]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_BUILD = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceLocation:
+    """Where something was written: file, 1-based line and column, and field path."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestIssue:
+    location: SourceLocation
+    message: str
+
+    def __str__(self) -> str:
+        field = self.location.path or "(top level)"
+        return f"{self.location}: {field}: {self.message}"
+
+
+class Tf2aifError(Exception):
+    exit_code = EXIT_INVALID
+
+
+class ManifestError(Tf2aifError):
+    """Every problem found in one manifest, reported together."""
+
+    def __init__(self, issues: Sequence[ManifestIssue], *, file: str = "") -> None:
+        self.issues = tuple(issues)
+        self.file = file
+        noun = "error" if len(self.issues) == 1 else "errors"
+        header = f"{file}: {len(self.issues)} {noun}" if file else f"{len(self.issues)} {noun}"
+        super().__init__("\n".join([header, *(f"  {issue}" for issue in self.issues)]))
+
+
+class RecipeError(Tf2aifError):
+    pass
+
+
+class PlanError(Tf2aifError):
+    pass
+
+
+class PluginError(Tf2aifError):
+    pass
+
+
+class ConversionError(Tf2aifError):
+    def __init__(self, message: str, *, variant: str = "") -> None:
+        self.variant = variant
+        super().__init__(f"{variant}: {message}" if variant else message)
+
+
+class FidelityError(ConversionError):
+    pass
+
+
+class ToolMissingError(Tf2aifError):
+    exit_code = EXIT_BUILD
+
+
+class BuildError(Tf2aifError):
+    exit_code = EXIT_BUILD
+
+    def __init__(self, message: str, *, failed: Sequence[str] = ()) -> None:
+        self.failed = tuple(failed)
+        super().__init__(message)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean "x"?)' when a close match exists, else ''."""
+    matches = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return f' (did you mean "{matches[0]}"?)' if matches else ""

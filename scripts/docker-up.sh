@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Bring up a Docker engine with buildx, qemu binfmt (arm64) and a local registry on a bare
+# Debian 12 machine. Idempotent: every step is skipped when its result is already there.
+#   scripts/docker-up.sh            engine + buildx + binfmt + registry on 127.0.0.1:5000
+#   TF2AIF_STATE=/root/dv           where packages, logs and registry data live
+set -euo pipefail
+STATE=${TF2AIF_STATE:-/root/dv}
+mkdir -p "$STATE"
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+
+install_packages() {
+  if command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
+     && command -v docker-registry >/dev/null && command -v mmdebstrap >/dev/null; then
+    return
+  fi
+  # bookworm's docker.io (20.10) is too old for the containerd image store: take the engine,
+  # CLI plugin and containerd from trixie through a private sources list; the system stays bookworm.
+  $SUDO apt-get update -qq
+  local mirror lists="$STATE/apt-trixie"
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  mkdir -p "$lists/lists/partial" "$STATE/debs"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" > "$lists/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$lists/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$lists/lists")
+  $SUDO apt-get "${opts[@]}" update -qq
+  (cd "$STATE/debs" && rm -f ./*.deb && apt-get "${opts[@]}" download docker.io docker-cli containerd docker-buildx)
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "$STATE"/debs/*.deb qemu-user-static binfmt-support mmdebstrap arch-test docker-registry iptables >/dev/null
+}
+
+start_engine() {
+  docker info >/dev/null 2>&1 && return
+  $SUDO mkdir -p /etc/docker
+  [ -f /etc/docker/daemon.json ] || echo '{"features":{"containerd-snapshotter":true}}' | $SUDO tee /etc/docker/daemon.json >/dev/null
+  $SUDO systemctl stop docker >/dev/null 2>&1 || true   # the package may try to start it; we own it here
+  nohup $SUDO dockerd > "$STATE/dockerd.log" 2>&1 &
+  for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && return; sleep 0.2; done
+  echo "dockerd did not come up; see $STATE/dockerd.log" >&2; tail -20 "$STATE/dockerd.log" >&2; exit 1
+}
+
+enable_binfmt() {
+  [ -f /proc/sys/fs/binfmt_misc/status ] || $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  $SUDO update-binfmts --enable >/dev/null 2>&1 || true
+  [ -f /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "qemu-aarch64 binfmt is not registered" >&2; exit 1; }
+}
+
+start_registry() {
+  curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && return
+  cat > "$STATE/registry.yml" <<YML
+version: 0.1
+storage: {filesystem: {rootdirectory: $STATE/registry-data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:5000}
+YML
+  nohup docker-registry serve "$STATE/registry.yml" > "$STATE/registry.log" 2>&1 &
+  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "registry did not come up; see $STATE/registry.log" >&2; exit 1
+}
+
+install_packages
+start_engine
+enable_binfmt
+start_registry
+cat /usr/local/share/ca-certificates/*.crt > "$STATE/proxy-ca.pem" 2>/dev/null || : > "$STATE/proxy-ca.pem"
+echo "docker $(docker version -f '{{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), registry 127.0.0.1:5000"
