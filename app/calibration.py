@@ -6,11 +6,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "digits"))
-from train import load_digits_split  # noqa: E402
+from digits_data import load_digits_split
 
 
 def samples():

@@ -15,19 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-SEED = 0
-HELD_OUT = 300
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
+from digits_data import HELD_OUT, SEED, load_digits_split  # noqa: E402
 
-
-def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[..., None]
-    labels = digits.target.astype(np.int64)
-    order = np.random.default_rng(SEED).permutation(len(images))
-    images, labels = images[order], labels[order]
-    return images[HELD_OUT:], labels[HELD_OUT:], images[:HELD_OUT], labels[:HELD_OUT]
+__all__ = ["HELD_OUT", "SEED", "build_model", "load_digits_split", "train"]
 
 
 def build_model():
