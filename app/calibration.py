@@ -17,5 +17,5 @@ def samples():
 
 def held_out():
     _, _, x_test, y_test = load_digits_split()
-    for image, label in zip(x_test, y_test):
+    for image, label in zip(x_test, y_test, strict=True):
         yield {"image": image[None]}, int(label)

@@ -3,7 +3,7 @@
     python examples/digits/train.py [OUT_DIR]      # default: models/digits next to tf2aif.yaml
 
 Writes a SavedModel (Keras 3 `model.export`) with one input `image` (float32, N x 8 x 8 x 1,
-pixels scaled to [0, 1]) and softmax output over 10 classes, plus `data/` with held-out samples.
+pixels scaled to [0, 1]) and a softmax output over 10 classes.
 Deterministic: fixed seeds, fixed split.
 """
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
 from digits_data import HELD_OUT, SEED, load_digits_split  # noqa: E402
