@@ -86,7 +86,9 @@ def split_tag(reference: str) -> tuple[str, str]:
     return name, tag
 
 
-def publish_targets(bake: Mapping[str, Any], names: Sequence[str] = ()) -> tuple[PublishTarget, ...]:
+def publish_targets(
+    bake: Mapping[str, Any], names: Sequence[str] = ()
+) -> tuple[PublishTarget, ...]:
     """Targets of a bake file that carry tags (serve images), optionally only `names`."""
     targets = bake.get("target", {})
     chosen = names or sorted(name for name, spec in targets.items() if spec.get("tags"))
@@ -97,7 +99,9 @@ def publish_targets(bake: Mapping[str, Any], names: Sequence[str] = ()) -> tuple
             raise BuildError(f"target {name} has no tags to publish")
         repositories = {split_tag(tag)[0] for tag in tags}
         if len(repositories) != 1:
-            raise BuildError(f"target {name}: tags span several repositories {sorted(repositories)}")
+            raise BuildError(
+                f"target {name}: tags span several repositories {sorted(repositories)}"
+            )
         result.append(PublishTarget(name=name, repository=repositories.pop(), final_tags=tags))
     return tuple(result)
 
@@ -166,18 +170,22 @@ def imagetools_argv(plan: TagPlan) -> list[str]:
     return [*argv, plan.source]
 
 
-# buildx plain progress: "#12 [convert-tflite-int8 3/3] RUN python -m ..." ... "#12 ERROR: ..."
-_STEP = re.compile(r"^#(\d+) \[(?P<target>[A-Za-z0-9_-]+)(?: [^\]]*)?\] (?P<step>.+)$")
+# buildx plain progress: "#12 [convert-tflite-int8 3/3] RUN python -m ..." ... "#12 ERROR: ...".
+# bake prefixes step names with the target only when it builds more than one target.
+_STEP = re.compile(r"^#(\d+) \[(?P<label>[^\]]+)\] (?P<step>.+)$")
 _ERROR = re.compile(r"^#(\d+) ERROR: (?P<error>.+)$")
 
 
-def failed_steps(progress: str) -> tuple[FailedStep, ...]:
-    """Failed steps named by bake target, from `--progress=plain` output."""
+def failed_steps(progress: str, targets: Sequence[str]) -> tuple[FailedStep, ...]:
+    """Failed steps of `targets`, from `--progress=plain` output."""
     names: dict[str, tuple[str, str]] = {}
     failed = []
     for line in progress.splitlines():
         if match := _STEP.match(line):
-            names.setdefault(match[1], (match["target"], match["step"]))
+            first = match["label"].split(" ", 1)[0]
+            target = first if first in targets else targets[0] if len(targets) == 1 else ""
+            if target:
+                names.setdefault(match[1], (target, match["step"]))
         elif (match := _ERROR.match(line)) and match[1] in names:
             target, step = names[match[1]]
             failed.append(FailedStep(target=target, step=step, error=match["error"]))
