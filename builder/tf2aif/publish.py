@@ -7,8 +7,8 @@ bake succeeded and every published target has a digest are the final tags create
 `docker buildx imagetools create -t <final tag> <repo>@<digest>`, which points the tag at the
 very manifest (index) that was built. If anything failed, no final tag is touched.
 
-Pure: `publish_targets`, `staging_tag`, `staging_overrides`, `read_metadata`, `plan_tags`,
-`imagetools_argv`, `failed_steps`. Edge: `apply_tags`.
+Pure: `publish_targets`, `staging_tag`, `staging_set_values`, `staging_overrides`,
+`read_metadata`, `plan_tags`, `imagetools_argv`, `failed_steps`. Edge: `apply_tags`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "read_metadata",
     "split_tag",
     "staging_overrides",
+    "staging_set_values",
     "staging_tag",
 ]
 
@@ -115,13 +116,18 @@ def staging_tag(target: PublishTarget, run_id: str) -> str:
     return f"{target.repository}:{tag}"
 
 
-def staging_overrides(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
-    """`docker buildx bake` arguments that push each target under its staging tag only."""
-    argv: list[str] = []
+def staging_set_values(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
+    """bake `--set` values that push each target under its staging tag only."""
+    values: list[str] = []
     for target in targets:
-        argv += ["--set", f"{target.name}.tags={staging_tag(target, run_id)}"]
-        argv += ["--set", f"{target.name}.output=type=image,push=true"]
-    return argv
+        values.append(f"{target.name}.tags={staging_tag(target, run_id)}")
+        values.append(f"{target.name}.output=type=image,push=true")
+    return values
+
+
+def staging_overrides(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
+    """The same as `docker buildx bake` arguments."""
+    return [arg for value in staging_set_values(targets, run_id) for arg in ("--set", value)]
 
 
 def read_metadata(path: Path) -> dict[str, PushedImage]:
