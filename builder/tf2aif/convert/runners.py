@@ -95,7 +95,7 @@ def onnxruntime_runner(path: Path, info: ArtifactInfo) -> Runner:
     names = [output.name for output in session.get_outputs()]
 
     def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, dict(inputs))))
+        return dict(zip(names, session.run(names, dict(inputs)), strict=True))
 
     return run
 

@@ -188,4 +188,4 @@ def _castable(have: np.dtype, want: np.dtype) -> bool:
 
 
 def _dims_match(shape: tuple[int, ...], expected: list[int]) -> bool:
-    return all(want < 0 or have == want for have, want in zip(shape[1:], expected[1:]))
+    return all(want < 0 or have == want for have, want in zip(shape[1:], expected[1:], strict=True))
