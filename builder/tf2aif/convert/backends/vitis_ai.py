@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,8 @@ def convert(job: ConvertJob) -> ConvertResult:
     )
 
 
-def arch_json(options: dict[str, Any] | Any) -> Path:
-    """`options["arch_json"]` if given, else the arch.json of `options["card"]` (default U50)."""
+def arch_json(options: Mapping[str, Any]) -> Path:
+    """`options["arch_json"]` if given, else `<ARCH_ROOT>/<dpu_arch>/<card>/arch.json`."""
     if options.get("arch_json"):
         return Path(options["arch_json"])
     card = str(options.get("card", "U50")).upper()
@@ -69,7 +70,7 @@ def arch_json(options: dict[str, Any] | Any) -> Path:
         raise ConversionError(
             f"unknown Alveo card {card!r}; known: {', '.join(CARD_DPU)} (or set options.arch_json)"
         )
-    return ARCH_ROOT / CARD_DPU[card] / card / "arch.json"
+    return ARCH_ROOT / str(options.get("dpu_arch") or CARD_DPU[card]) / card / "arch.json"
 
 
 def compile_argv(quantized: Path, arch: Path, out_dir: Path) -> list[str]:
