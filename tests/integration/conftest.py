@@ -1,6 +1,7 @@
-"""Real Docker integration tests: skipped with a reason unless --run-docker is given and a
-Docker engine with buildx answers. They need scripts/docker-up.sh to have run (engine, buildx,
-qemu binfmt for arm64, registry on 127.0.0.1:5000) and reach PyPI and the Debian mirror.
+"""Real Docker integration tests (marked docker): tests/conftest.py skips them with a reason
+unless --run-docker is given and a Docker engine answers. They need scripts/docker-up.sh to have
+run (engine, buildx, qemu binfmt for arm64, registry on 127.0.0.1:5000) and reach PyPI and the
+Debian mirror.
 
     pytest tests/integration --run-docker
 """
@@ -20,45 +21,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = os.environ.get("TF2AIF_TEST_REGISTRY", "127.0.0.1:5000")
 STATE = Path(os.environ.get("TF2AIF_STATE", "/root/dv"))
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--run-docker",
-        action="store_true",
-        default=False,
-        help="run tests marked docker (need a Docker engine with buildx)",
-    )
-
-
-def _docker_unavailable() -> str:
-    if shutil.which("docker") is None:
-        return "the docker CLI is not installed (scripts/docker-up.sh)"
-    try:
-        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
-        buildx = subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, text=True, timeout=20
-        )
-    except subprocess.TimeoutExpired:
-        return "the Docker engine did not answer within 20 s"
-    if info.returncode != 0:
-        return f"the Docker engine does not answer: {info.stderr.strip()[:200]}"
-    if buildx.returncode != 0:
-        return "docker buildx is not installed"
-    return ""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    docker_items = [item for item in items if "docker" in item.keywords]
-    if not docker_items:
-        return
-    if not config.getoption("--run-docker"):
-        reason = "needs a Docker engine: run with --run-docker"
-    else:
-        reason = _docker_unavailable()
-    if reason:
-        for item in docker_items:
-            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def tf2aif(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 3600):
