@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tf2aif import publish
 from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE
 from tf2aif.errors import BuildError, ToolMissingError
 from tf2aif.plan import BUILD_DIR, Plan, ServeTarget
@@ -176,10 +175,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     for serve in serves:
         for key, value in fidelity_labels(root / ARTIFACTS_DIR / serve.convert).items():
             set_values.append(f"{serve.name}.labels.{key}={value}")
-        if not options.push:
-            set_values.append(f"{serve.name}.output={_serve_output(options)}")
-    publishing = _publish_targets(serves) if options.push else ()
-    set_values += publish.staging_set_values(publishing, time.strftime("%Y%m%dT%H%M%S"))
+        set_values.append(f"{serve.name}.output={_serve_output(options)}")
     results += _phase(
         root,
         [s.name for s in serves],
@@ -191,20 +187,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     )
     if any(not r for r in results):
         raise _build_error(plan, results)
-    if publishing:  # every image is pushed under a staging tag: now move the real tags
-        pushed = {
-            r.target: publish.PushedImage(target=r.target, name=r.image or "", digest=r.digest)
-            for r in results
-            if r.digest
-        }
-        publish.apply_tags(publish.plan_tags(publishing, pushed, bake_ok=True))
     return tuple(results)
-
-
-def _publish_targets(serves: Sequence[ServeTarget]) -> tuple[publish.PublishTarget, ...]:
-    return tuple(
-        publish.PublishTarget(name=s.name, repository=s.image, final_tags=s.tags) for s in serves
-    )
 
 
 def _serve_output(options: BuildOptions) -> str:
