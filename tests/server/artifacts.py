@@ -22,6 +22,8 @@ OUTPUTS = (TensorSpec(name="output_0", datatype="FP32", shape=(-1, 10)),)
 sys.path.insert(0, str(REPO / "examples" / "digits"))
 import train as digits_train  # noqa: E402
 
+__all__ = ["RUNTIMES", "digits_train", "make_artifact", "make_artifacts"]
+
 
 def train_saved_model(out: Path) -> Path:
     digits_train.train(out)

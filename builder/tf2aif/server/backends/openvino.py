@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from tf2aif.server.backends.base import Arrays, Backend, match_names, require
 
-__all__ = ["OpenVINOBackend", "pick_device"]
+__all__ = ["OpenVINOBackend", "inference_precision", "pick_device"]
 
 
 def pick_device(device: str, available: list[str]) -> str:
@@ -17,6 +18,12 @@ def pick_device(device: str, available: list[str]) -> str:
     if device.lower() != "auto":
         return device.upper()
     return next((name for name in available if name.startswith("GPU")), "CPU")
+
+
+def inference_precision(precision: str, options: Mapping[str, Any]) -> str | None:
+    """fp32 artifacts run in f32: OpenVINO's CPU default is bf16 on CPUs with AVX512-BF16/AMX,
+    which moved digits softmax outputs by 1.3e-3. Others keep the device default."""
+    return options.get("inference_precision") or {"fp32": "f32"}.get(precision)
 
 
 class OpenVINOBackend(Backend):
@@ -29,6 +36,9 @@ class OpenVINOBackend(Backend):
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.settings.performance_hint.upper()}
         if self.settings.threads and self._device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.settings.threads
+        precision = inference_precision(self.info.precision, self.info.options)
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
         self._compiled = core.compile_model(core.read_model(self.model_path), self._device, config)
         self._version = ov.get_version()
         self._input_ports = _ports(
@@ -53,6 +63,7 @@ class OpenVINOBackend(Backend):
             "openvino": self._version,
             "device": self._device,
             "performance_hint": self.settings.performance_hint.upper(),
+            "inference_precision": str(self._compiled.get_property("INFERENCE_PRECISION_HINT")),
         }
 
 
