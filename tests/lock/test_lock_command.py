@@ -1,0 +1,87 @@
+"""`tf2aif lock` / `tf2aif lock --check` through the real CLI, without registries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tf2aif.cli import main
+
+PINNED = "mirror.example/python:3.11@sha256:" + "a" * 64
+
+
+def lock_argv(project: Path, *extra: str) -> list[str]:
+    vendor_map = project.parent / "vendor-map.yaml"
+    if not vendor_map.exists():
+        vendor_map.write_text(yaml.safe_dump({"example.org/vendor/python:3.11": PINNED}))
+    return [
+        "lock", str(project),
+        "--base-images-dir", str(project.parent / "base_images"),
+        "--recipes-dir", str(project.parent / "no-recipes"),
+        "--vendor-map", str(vendor_map),
+        *extra,
+    ]  # fmt: skip
+
+
+def test_lock_then_check_passes(project: Path, capsys) -> None:
+    assert main(lock_argv(project)) == 0
+    lock_file = project.parent / "tf2aif.lock"
+    assert "wrote" in capsys.readouterr().out
+    data = yaml.safe_load(lock_file.read_text())
+    assert data["images"]["example.org/vendor/python:3.11"]["source"] == PINNED
+    assert main(lock_argv(project, "--check")) == 0
+    assert "is up to date (files, images and tools checked)" in capsys.readouterr().out
+
+
+def test_relock_without_changes_is_byte_identical(project: Path) -> None:
+    assert main(lock_argv(project)) == 0
+    first = (project.parent / "tf2aif.lock").read_bytes()
+    assert main(lock_argv(project)) == 0
+    assert (project.parent / "tf2aif.lock").read_bytes() == first
+
+
+def test_check_fails_naming_the_changed_model_file_and_plugin(project: Path, capsys) -> None:
+    assert main(lock_argv(project)) == 0
+    (project.parent / "models" / "m" / "saved_model.pb").write_bytes(b"graph-v2")
+    (project.parent / "app" / "helpers.py").write_text("def scale(x):\n    return x / 255\n")
+    capsys.readouterr()
+    assert main(lock_argv(project, "--check", "--offline")) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"{project.parent / 'tf2aif.lock'} is out of date (2 change(s)):",
+        "  changed  app/helpers.py",
+        "  changed  models/m/saved_model.pb",
+        "run `tf2aif lock` and commit tf2aif.lock if these changes are intended",
+    ]
+
+
+def test_check_fails_when_the_manifest_changes(project: Path, capsys) -> None:
+    assert main(lock_argv(project)) == 0
+    project.write_text(project.read_text() + "registry: 127.0.0.1:5000/other\n")
+    assert main(lock_argv(project, "--check", "--offline")) == 1
+    assert "  changed  tf2aif.yaml" in capsys.readouterr().err
+
+
+def test_check_without_a_lock_exits_1(project: Path, capsys) -> None:
+    assert main(lock_argv(project, "--check")) == 1
+    assert "no lock file; run `tf2aif lock` and commit tf2aif.lock" in capsys.readouterr().err
+
+
+def test_offline_needs_check(project: Path, capsys) -> None:
+    assert main(lock_argv(project, "--offline")) == 1
+    assert "--offline only applies to --check" in capsys.readouterr().err
+
+
+def test_print_writes_nothing_and_vendor_map_out(project: Path, capsys) -> None:
+    assert main(lock_argv(project, "--print")) == 0
+    assert capsys.readouterr().out.startswith("# Written by `tf2aif lock`")
+    assert not (project.parent / "tf2aif.lock").exists()
+    out_map = project.parent / "pinned.yaml"
+    assert main(lock_argv(project, "--write-vendor-map", str(out_map))) == 0
+    assert yaml.safe_load(out_map.read_text()) == {"example.org/vendor/python:3.11": PINNED}
+
+
+def test_bad_tools_from_is_a_clear_error(project: Path, capsys) -> None:
+    assert main(lock_argv(project, "--tools-from", "convert-tf")) == 1
+    assert "--tools-from 'convert-tf': expected FOLDER=IMAGE" in capsys.readouterr().err

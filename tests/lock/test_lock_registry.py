@@ -1,0 +1,89 @@
+"""The lock against the real local registry (127.0.0.1:5000): push, lock, change, check."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tf2aif.cli import main
+from tf2aif.lock import LockError, resolve_with_buildx, resolve_with_registry
+
+pytestmark = pytest.mark.docker
+
+
+def argv(project: Path, *extra: str) -> list[str]:
+    return ["lock", str(project), "--base-images-dir", str(project.parent / "base_images"),
+            "--recipes-dir", str(project.parent / "none"), *extra]  # fmt: skip
+
+
+def test_both_resolvers_agree_with_the_pushed_digest(push_tiny, unique_repo: str) -> None:
+    ref = f"{unique_repo}:1"
+    pushed = push_tiny(ref, "one")
+    by_buildx = resolve_with_buildx(ref)
+    by_registry = resolve_with_registry(ref)
+    assert by_buildx.digest == by_registry.digest == pushed
+    assert by_buildx.platforms == by_registry.platforms == ("linux/amd64", "linux/arm64")
+
+
+def test_lock_change_the_image_and_check_fails(
+    push_tiny, unique_repo: str, make_project, tmp_path: Path, capsys
+) -> None:
+    ref = f"{unique_repo}:1"
+    first = push_tiny(ref, "one")
+    project = make_project(tmp_path / "p", vendor=ref)
+
+    assert main(argv(project)) == 0
+    locked = yaml.safe_load((project.parent / "tf2aif.lock").read_text())
+    assert locked["images"] == {
+        ref: {"source": ref, "digest": first, "platforms": ["linux/amd64", "linux/arm64"]}
+    }
+    assert main(argv(project, "--check")) == 0
+    assert main(argv(project, "--check", "--resolver", "registry")) == 0
+
+    second = push_tiny(ref, "two")  # same tag, new content
+    assert second != first
+    capsys.readouterr()
+    assert main(argv(project, "--check")) == 1
+    assert f"  image    {ref} now resolves to {second} (locked {first})" in capsys.readouterr().err
+    # Files did not change: the offline check (no registry) still passes.
+    assert main(argv(project, "--check", "--offline")) == 0
+
+
+def test_locked_vendor_map_pulls_the_locked_content(
+    push_tiny, unique_repo: str, make_project, tmp_path: Path
+) -> None:
+    ref = f"{unique_repo}:1"
+    first = push_tiny(ref, "one")
+    project = make_project(tmp_path / "p", vendor=ref)
+    pinned_map = tmp_path / "pinned.yaml"
+    assert main(argv(project, "--write-vendor-map", str(pinned_map))) == 0
+    push_tiny(ref, "two")
+    pinned = yaml.safe_load(pinned_map.read_text())[ref]
+    assert pinned == f"{ref}@{first}"
+    # The pinned reference still names the first content although the tag moved on.
+    assert resolve_with_buildx(pinned).digest == first
+    out = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", pinned],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert '"mediaType": "application/vnd.oci.image.index.v1+json"' in out
+
+
+def test_missing_image_fails_with_its_name(docker_ready, unique_repo: str) -> None:
+    with pytest.raises(LockError):
+        resolve_with_buildx(f"{unique_repo}:missing")
+    with pytest.raises(LockError, match=r"HTTP 404"):
+        resolve_with_registry(f"{unique_repo}:missing")
+
+
+def test_lock_cli_reports_an_unresolvable_image(
+    docker_ready, unique_repo: str, make_project, tmp_path: Path, capsys
+) -> None:
+    project = make_project(tmp_path / "p", vendor=f"{unique_repo}:missing")
+    assert main(argv(project, "--resolver", "registry")) == 1
+    err = capsys.readouterr().err
+    assert "cannot resolve 1 image reference(s) to a digest:" in err
+    assert f"{unique_repo}:missing: http://" in err
