@@ -217,9 +217,14 @@ def pip_list_argv(image: str, *, python: str = "/opt/tf2aif/venv/bin/python") ->
     ]  # fmt: skip
 
 
-def probe_tools(image: str, *, run: Callable[..., Any] = subprocess.run) -> ToolSet:
+def probe_tools(
+    image: str,
+    *,
+    python: str = "/opt/tf2aif/venv/bin/python",
+    run: Callable[..., Any] = subprocess.run,
+) -> ToolSet:
     """Installed package versions in a built base image (`pip list` inside it)."""
-    done = _run(run, pip_list_argv(image))
+    done = _run(run, pip_list_argv(image, python=python))
     if done.returncode != 0:
         raise LockError(f"pip list in {image} failed: {_last_line(done.stderr)}")
     packages = {_normalise(p["name"]): str(p["version"]) for p in json.loads(done.stdout)}

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import textwrap
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -93,9 +93,10 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def push_tiny(docker_ready: None, tmp_path: Path) -> Callable[[str, str], str]:
+def push_tiny(docker_ready: None, tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     """Build a FROM-scratch image holding one file for amd64 + arm64, push it, return the
-    index digest buildx reported in its metadata file."""
+    index digest buildx reported in its metadata file. Pushed manifests are deleted after."""
+    pushed: list[tuple[str, str]] = []
 
     def push(ref: str, content: str) -> str:
         context = tmp_path / f"ctx-{uuid.uuid4().hex[:8]}"
@@ -108,9 +109,17 @@ def push_tiny(docker_ready: None, tmp_path: Path) -> Callable[[str, str], str]:
              "--tag", ref, "--push", "--metadata-file", str(metadata), str(context)],
             check=True, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-        return json.loads(metadata.read_text())["containerimage.digest"]
+        digest = json.loads(metadata.read_text())["containerimage.digest"]
+        pushed.append((ref, digest))
+        return digest
 
-    return push
+    yield push
+    for ref, digest in pushed:
+        repo = ref.removeprefix(f"{REGISTRY}/").rsplit(":", 1)[0]
+        httpx.delete(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", timeout=5.0)
+    # The docker driver also keeps pushed images in the engine's store.
+    refs = sorted({ref for ref, _ in pushed})
+    subprocess.run(["docker", "image", "rm", "--force", *refs], capture_output=True, check=False)
 
 
 @pytest.fixture

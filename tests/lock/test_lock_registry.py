@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tf2aif.cli import main
-from tf2aif.lock import LockError, resolve_with_buildx, resolve_with_registry
+from tf2aif.lock import LockError, probe_tools, resolve_with_buildx, resolve_with_registry
 
 pytestmark = pytest.mark.docker
 
@@ -87,3 +87,16 @@ def test_lock_cli_reports_an_unresolvable_image(
     err = capsys.readouterr().err
     assert "cannot resolve 1 image reference(s) to a digest:" in err
     assert f"{unique_repo}:missing: http://" in err
+
+
+STAND_IN = "127.0.0.1:5000/stand-in/python:3.11-bookworm"
+
+
+def test_tool_versions_from_pip_list_in_a_real_image(docker_ready) -> None:
+    present = subprocess.run(["docker", "image", "inspect", STAND_IN], capture_output=True)
+    if present.returncode != 0:
+        pytest.skip(f"{STAND_IN} is not in the engine (scripts/local-bases.sh builds it)")
+    tools = probe_tools(STAND_IN, python="python3")
+    assert tools.source == f"pip list in {STAND_IN}"
+    assert set(tools.packages) >= {"pip", "setuptools"}
+    assert all(version[0].isdigit() for version in tools.packages.values())
