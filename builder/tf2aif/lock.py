@@ -45,8 +45,7 @@ __all__ = [
     "files_under",
     "imagetools_argv",
     "load_lock",
-    "load_vendor_map",
-    "manifest_inputs",
+    "plan_inputs",
     "pip_list_argv",
     "probe_tools",
     "requirement_pins",
@@ -438,9 +437,10 @@ def check_lock(old: Lock, inputs: LockInputs, resolve: Resolver | None) -> tuple
     return diff_locks(old, build_lock(inputs, resolve))
 
 
-# --- inputs of a manifest ----------------------------------------------------------------------
+# --- inputs of a manifest (from the plan) ------------------------------------------------------
 
-_VENDOR_ARG = re.compile(r"^\s*ARG\s+VENDOR_IMAGE=(\S+)", re.MULTILINE)
+# Never inputs, even when the model or plug-in context is the manifest's own folder.
+_NOT_INPUTS = re.compile(r"(^|/)(\.tf2aif/|\.git/)|^tf2aif\.lock$|^tf2aif-record[^/]*\.json$")
 
 
 def _stored_name(path: Path, root: Path, data: tuple[str, Path] | None = None) -> str:
@@ -454,82 +454,64 @@ def _stored_name(path: Path, root: Path, data: tuple[str, Path] | None = None) -
         return f"tf2aif:{name}/{path.resolve().relative_to(base.resolve()).as_posix()}"
 
 
-def _walk_values(node: Any, key: str) -> list[str]:
-    """Every string value stored under `key` anywhere in a YAML tree."""
-    if isinstance(node, Mapping):
-        found = [str(v) for k, v in node.items() if k == key and isinstance(v, str)]
-        return found + [x for v in node.values() for x in _walk_values(v, key)]
-    if isinstance(node, list):
-        return [x for item in node for x in _walk_values(item, key)]
-    return []
+def _add_tree(
+    files: dict[str, Path], path: Path, root: Path, data: tuple[str, Path] | None = None
+) -> None:
+    for item in files_under(path) if path.exists() else ():
+        name = _stored_name(item, root, data)
+        if not _NOT_INPUTS.search(name):
+            files[name] = item
 
 
-def manifest_inputs(
-    manifest: Path,
-    *,
-    recipes_dir: Path | None,
-    base_images_dir: Path | None,
-    vendor_map: Mapping[str, str] | None = None,
+def plan_inputs(
+    manifest: Path, *, env: Mapping[str, str], vendor_map: Mapping[str, str] | None = None
 ) -> LockInputs:
-    """Inputs of the build of `manifest`: its model and plug-in files, every recipe and base
-    image folder, the vendor images those name, and the base images' requirement pins."""
-    root = manifest.parent
-    try:
-        raw = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise LockError(f"{manifest}: manifest not found") from None
-    files = {_stored_name(manifest, root): manifest}
-    model = (raw.get("model") or {}).get("path") if isinstance(raw, Mapping) else None
-    if model:
-        model_path = root / model
-        if not model_path.exists():
-            raise LockError(
-                f"{manifest}: model.path {model!r} does not exist; train or fetch the model "
-                "before locking (the lock records a digest of every model file)"
+    """Inputs of the build `tf2aif bake` would run for `manifest`: the manifest, the model and
+    plug-in build contexts, the recipes and base image folders the plan uses, the vendor images
+    those name (as the recipes name them: the vendor map is applied when resolving) and the
+    base images' requirement pins."""
+    from tf2aif.manifest import load_manifest
+    from tf2aif.plan import EMPTY_CONTEXT, make_plan
+    from tf2aif.recipes import load_recipes, recipe_dirs
+    from tf2aif.resolve import resolve
+    from tf2aif.resources import data_dir
+
+    parsed, _ = load_manifest(manifest)
+    plan = make_plan(resolve(parsed, load_recipes(env=env)), env=env)
+    root = parsed.root
+    files = {_stored_name(parsed.file, root): parsed.file}
+    contexts = dict(plan.converts[0].contexts) if plan.converts else {}
+    contexts.setdefault("model", parsed.model.path)
+    for context in contexts.values():
+        if context != EMPTY_CONTEXT:
+            _add_tree(files, root / context, root)
+    shipped_recipes = data_dir("recipes").resolve()
+    for folder in recipe_dirs(env):
+        data = ("recipes", folder) if folder.resolve() == shipped_recipes else None
+        _add_tree(files, folder / "platforms.yaml", root, data)
+        for recipe in sorted({v.recipe for v in plan.variants}):
+            _add_tree(files, folder / recipe, root, data)
+    base_dir = data_dir("base_images")
+    tools = {}
+    for folder in sorted({b.folder for b in plan.bases}):
+        _add_tree(files, base_dir / folder, root, ("base_images", base_dir))
+        for requirements in sorted((base_dir / folder).glob("requirements*.txt")):
+            name = (
+                folder
+                if requirements.name == "requirements.txt"
+                else f"{folder}/{requirements.name}"
             )
-        files |= {_stored_name(p, root): p for p in files_under(model_path)}
-    for module in _walk_values(raw, "module"):
-        # A plug-in imports its siblings, so its whole folder is an input (the build copies it).
-        path = root / module
-        folder = path.parent
-        members = [path] if folder.resolve() == root.resolve() else files_under(folder)
-        files |= {_stored_name(p, root): p for p in members if p.is_file()}
-    images: list[str] = []
-    tools: dict[str, ToolSet] = {}
-    if recipes_dir is not None and recipes_dir.is_dir():
-        for path in files_under(recipes_dir):
-            files[_stored_name(path, root, ("recipes", recipes_dir))] = path
-            if path.suffix in (".yaml", ".yml"):
-                images += _walk_values(yaml.safe_load(path.read_text(encoding="utf-8")), "vendor")
-    if base_images_dir is not None and base_images_dir.is_dir():
-        for path in files_under(base_images_dir):
-            stored = _stored_name(path, root, ("base_images", base_images_dir))
-            files[stored] = path
-            if path.name == "Dockerfile":
-                images += _VENDOR_ARG.findall(path.read_text(encoding="utf-8"))
-            if re.fullmatch(r"requirements.*\.txt", path.name):
-                name = path.parent.name
-                if path.name != "requirements.txt":
-                    name += f"/{path.name}"
-                tools[name] = ToolSet(source=stored, packages=requirement_pins(path))
+            tools[name] = ToolSet(
+                source=_stored_name(requirements, root, ("base_images", base_dir)),
+                packages=requirement_pins(requirements),
+            )
     return LockInputs(
-        manifest=_stored_name(manifest, root),
+        manifest=_stored_name(parsed.file, root),
         files=dict(sorted(files.items())),
-        images=tuple(sorted(set(images))),
+        images=tuple(sorted({b.vendor for b in plan.bases})),
         vendor_map=dict(vendor_map or {}),
         tools=tools,
     )
-
-
-def load_vendor_map(path: Path) -> dict[str, str]:
-    """A YAML/JSON mapping vendor ref -> replacement ref."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise LockError(f"{path}: vendor map not found") from None
-    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-        raise LockError(f"{path}: a vendor map is a mapping of image ref -> replacement ref")
-    return {str(k): v for k, v in data.items()}
 
 
 # --- reading and writing -----------------------------------------------------------------------

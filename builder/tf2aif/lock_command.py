@@ -24,7 +24,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "content digest of every input (manifest, model, plug-ins, recipes, base image folders) "
         "in tf2aif.lock next to the manifest. With --check, exit 1 naming what changed.",
     )
-    p.add_argument("manifest", nargs="?", type=Path, default=Path("tf2aif.yaml"))
+    p.add_argument(
+        "manifest",
+        nargs="?",
+        type=Path,
+        default=Path("tf2aif.yaml"),
+        help="manifest file or its folder (default: tf2aif.yaml)",
+    )
     p.add_argument("--check", action="store_true", help="compare with tf2aif.lock, write nothing")
     p.add_argument(
         "--offline",
@@ -33,9 +39,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--vendor-map",
-        type=Path,
-        default=_env_path("TF2AIF_VENDOR_MAP"),
-        help="YAML/JSON map vendor ref -> replacement ref (default: $TF2AIF_VENDOR_MAP)",
+        help="YAML/JSON map vendor ref -> replacement ref, the one `tf2aif bake` gets "
+        "(default: $TF2AIF_VENDOR_MAP)",
     )
     p.add_argument(
         "--resolver",
@@ -58,21 +63,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also write the locked digests as a vendor map (ref -> ref@sha256:...)",
     )
-    p.add_argument(
-        "--recipes-dir", type=Path, help="recipe folders to use instead of the shipped ones"
-    )
-    p.add_argument(
-        "--base-images-dir",
-        type=Path,
-        help="base image folders to use instead of the shipped ones",
-    )
     p.add_argument("--print", action="store_true", help="print the lock instead of writing it")
     p.set_defaults(func=run)
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
 
 
 def _tool_images(specs: list[str]) -> dict[str, str]:
@@ -89,20 +81,13 @@ def _tool_images(specs: list[str]) -> dict[str, str]:
 
 def _inputs(args: argparse.Namespace, locked_tools: Mapping = ()):
     from tf2aif import lock
-    from tf2aif.resources import data_dir
+    from tf2aif.commands import read_vendor_map
 
-    def shipped(name: str) -> Path | None:
-        try:
-            return data_dir(name)
-        except FileNotFoundError:
-            return None
-
-    vendor_map = lock.load_vendor_map(args.vendor_map) if args.vendor_map else {}
-    inputs = lock.manifest_inputs(
+    env = dict(os.environ)
+    inputs = lock.plan_inputs(
         args.manifest,
-        recipes_dir=args.recipes_dir or shipped("recipes"),
-        base_images_dir=args.base_images_dir or shipped("base_images"),
-        vendor_map=vendor_map,
+        env=env,
+        vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
     )
     tools = dict(inputs.tools)
     probes = _tool_images(args.tools_from)
@@ -125,7 +110,8 @@ def _resolver(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tf2aif import lock
 
-    lock_path = args.manifest.parent / lock.LOCK_FILE
+    folder = args.manifest if args.manifest.is_dir() else args.manifest.parent
+    lock_path = folder / lock.LOCK_FILE
     if args.check:
         return _check(args, lock_path)
     if args.offline:
@@ -155,5 +141,7 @@ def _check(args: argparse.Namespace, lock_path: Path) -> int:
     print(f"{lock_path} is out of date ({len(changes)} change(s)):", file=sys.stderr)
     for line in changes:
         print(f"  {line}", file=sys.stderr)
+    if any(" now comes from " in line for line in changes):
+        print("(pass the vendor map the lock was written with: --vendor-map)", file=sys.stderr)
     print("run `tf2aif lock` and commit tf2aif.lock if these changes are intended", file=sys.stderr)
     return EXIT_INVALID

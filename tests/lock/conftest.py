@@ -11,8 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 REGISTRY = "127.0.0.1:5000"
+# The vendor images the demo-like project below resolves to (recipes/tflite).
+VENDOR_REFS = ("python:3.11-slim-bookworm", "tensorflow/tensorflow:2.21.0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,30 +47,18 @@ def docker_ready(request: pytest.FixtureRequest) -> None:
         pytest.skip(problem)
 
 
-def write_project(root: Path, *, vendor: str = "example.org/vendor/python:3.11") -> Path:
-    """A small project: manifest, model files, a plug-in folder, one base image folder."""
+def write_project(root: Path) -> Path:
+    """A valid project: tflite fp32 on cpu + arm, a stand-in SavedModel, a plug-in folder."""
     (root / "models" / "m" / "variables").mkdir(parents=True)
     (root / "models" / "m" / "saved_model.pb").write_bytes(b"graph-v1")
     (root / "models" / "m" / "variables" / "variables.index").write_bytes(b"index")
     (root / "app" / "__pycache__").mkdir(parents=True)
-    (root / "app" / "processing.py").write_text("from helpers import scale\n")
-    (root / "app" / "helpers.py").write_text("def scale(x):\n    return x / 16\n")
-    (root / "app" / "__pycache__" / "helpers.cpython-311.pyc").write_bytes(b"\0")
-    base = root / "base_images" / "serve-tiny"
-    base.mkdir(parents=True)
-    (base / "Dockerfile").write_text(f"ARG VENDOR_IMAGE={vendor}\nFROM ${{VENDOR_IMAGE}}\n")
-    (base / "requirements.txt").write_text(
-        textwrap.dedent(
-            """\
-            # pinned
-            numpy==2.4.6 ; python_version >= "3.11"  # import: numpy
-            numpy==2.2.6 ; python_version < "3.11"  # import: numpy
-            uvicorn[standard]==0.38.0
-            --only-binary :all:
-            starlette>=0.40
-            """
-        )
+    (root / "app" / "processing.py").write_text(
+        "from helpers import scale\n\n\ndef preprocess(payload, content_type):\n"
+        "    return {'image': scale(payload)}\n\n\ndef postprocess(outputs):\n    return outputs\n"
     )
+    (root / "app" / "helpers.py").write_text("def scale(x):\n    return x\n")
+    (root / "app" / "__pycache__" / "helpers.cpython-311.pyc").write_bytes(b"\0")
     manifest = root / "tf2aif.yaml"
     manifest.write_text(
         textwrap.dedent(
@@ -76,6 +67,8 @@ def write_project(root: Path, *, vendor: str = "example.org/vendor/python:3.11")
             name: tiny
             model: {path: models/m}
             processing: {module: app/processing.py}
+            targets: {platforms: [cpu, arm], runtimes: [tflite], precisions: [fp32]}
+            registry: 127.0.0.1:5000/tf2aif-test
             """
         )
     )
@@ -83,7 +76,18 @@ def write_project(root: Path, *, vendor: str = "example.org/vendor/python:3.11")
 
 
 @pytest.fixture
-def make_project() -> Callable[..., Path]:
+def pin_vendors() -> Callable[[Path, str], Path]:
+    """Write a vendor map pointing every vendor image of the project at one reference."""
+
+    def write(path: Path, target: str) -> Path:
+        path.write_text(yaml.safe_dump(dict.fromkeys(VENDOR_REFS, target)))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_project() -> Callable[[Path], Path]:
     return write_project
 
 

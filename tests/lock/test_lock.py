@@ -1,4 +1,4 @@
-"""Lock data, input collection, pins and diffs (no Docker, no registry)."""
+"""Lock data, inputs from the plan, requirement pins and diffs (no Docker, no registry)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,22 @@ from tf2aif.lock import (
     Lock,
     LockedImage,
     LockError,
+    LockInputs,
+    ToolSet,
     build_lock,
     check_lock,
     diff_locks,
     dump_lock,
     load_lock,
-    manifest_inputs,
+    plan_inputs,
     requirement_pins,
 )
 
-PINNED = "registry.example/vendor/base:1@sha256:" + "b" * 64
+DIGEST = "sha256:" + "b" * 64
+PINNED = {
+    "python:3.11-slim-bookworm": f"mirror.example/python:3.11@{DIGEST}",
+    "tensorflow/tensorflow:2.21.0": f"mirror.example/tensorflow:2.21.0@{DIGEST}",
+}
 
 
 def sha(data: bytes) -> str:
@@ -30,82 +36,83 @@ def sha(data: bytes) -> str:
 
 
 def no_registry(ref: str):
-    raise AssertionError(f"{ref} must not be resolved: it is pinned already")
+    raise AssertionError(f"{ref} must not be resolved: the vendor map pins it already")
 
 
-def inputs_of(manifest: Path, **kwargs):
-    return manifest_inputs(
-        manifest, recipes_dir=None, base_images_dir=manifest.parent / "base_images", **kwargs
-    )
-
-
-def test_inputs_cover_manifest_model_plugin_folder_and_base_images(project: Path) -> None:
-    inputs = inputs_of(project)
+def test_inputs_are_what_the_plan_builds_from(project: Path) -> None:
+    inputs = plan_inputs(project, env={}, vendor_map=PINNED)
     assert inputs.manifest == "tf2aif.yaml"
-    assert list(inputs.files) == [
-        "app/helpers.py",  # a sibling the plug-in imports: the whole folder is an input
+    own = [name for name in inputs.files if not name.startswith("tf2aif:")]
+    assert own == [
+        "app/helpers.py",  # a sibling the plug-in imports: the plug-in folder is the context
         "app/processing.py",
-        "base_images/serve-tiny/Dockerfile",
-        "base_images/serve-tiny/requirements.txt",
         "models/m/saved_model.pb",
         "models/m/variables/variables.index",
         "tf2aif.yaml",
     ]
-    assert inputs.images == ("example.org/vendor/python:3.11",)
-    assert inputs.tools["serve-tiny"].packages == {
-        "numpy": '2.4.6 (python_version >= "3.11"), 2.2.6 (python_version < "3.11")',
-        "uvicorn": "0.38.0",
-    }
-    assert inputs.tools["serve-tiny"].source == "base_images/serve-tiny/requirements.txt"
-
-
-def test_shipped_folders_outside_the_project_are_named_by_folder(tmp_path: Path, make_project):
-    manifest = make_project(tmp_path / "p")
-    shipped = tmp_path / "site" / "recipes" / "tflite"
-    shipped.mkdir(parents=True)
-    (shipped / "recipe.yaml").write_text(
-        "platforms:\n  cpu: {base: serve-tflite, vendor: 'python:3.11-slim-bookworm'}\n"
-        "  arm: {base: serve-tflite, vendor: 'python:3.11-slim-bookworm'}\n"
-        "convert: {base: convert-tf, vendor: 'tensorflow/tensorflow:2.21.0'}\n"
-    )
-    inputs = manifest_inputs(manifest, recipes_dir=shipped.parent, base_images_dir=None)
-    assert "tf2aif:recipes/tflite/recipe.yaml" in inputs.files
+    shipped = [name for name in inputs.files if name.startswith("tf2aif:")]
+    assert "tf2aif:recipes/platforms.yaml" in shipped
+    assert "tf2aif:recipes/tflite/recipe.yaml" in shipped
+    assert not any(name.startswith("tf2aif:recipes/openvino/") for name in shipped)
+    bases = {name.split("/")[1] for name in shipped if name.startswith("tf2aif:base_images/")}
+    assert bases == {"convert-tf", "serve-tflite"}  # only the folders the plan uses
+    assert "tf2aif:base_images/serve-tflite/Dockerfile" in shipped
     assert inputs.images == ("python:3.11-slim-bookworm", "tensorflow/tensorflow:2.21.0")
+    assert sorted(inputs.tools) == ["convert-tf", "serve-tflite"]
+    assert inputs.tools["convert-tf"].packages["tensorflow"] == "2.21.0"
+    assert inputs.tools["convert-tf"].source == "tf2aif:base_images/convert-tf/requirements.txt"
 
 
-def test_missing_model_is_an_error_that_says_what_to_do(project: Path) -> None:
-    project.write_text(project.read_text().replace("models/m", "models/absent"))
-    with pytest.raises(
-        LockError, match=r"model.path 'models/absent' does not exist; train or fetch"
-    ):
-        inputs_of(project)
+def test_a_model_in_the_manifest_folder_leaves_out_build_outputs(tmp_path: Path) -> None:
+    root = tmp_path / "flat"
+    root.mkdir()
+    (root / "digits.keras").write_bytes(b"PK keras")
+    (root / "tf2aif.yaml").write_text(
+        "version: 1\nname: flat\nmodel: {path: digits.keras}\n"
+        "targets: {platforms: [cpu], runtimes: [tflite], precisions: [fp32]}\n"
+    )
+    (root / ".tf2aif").mkdir()
+    (root / ".tf2aif" / "docker-bake.json").write_text("{}")
+    (root / "tf2aif.lock").write_text("format: 1\n")
+    (root / "tf2aif-record.json").write_text("{}")
+    inputs = plan_inputs(root / "tf2aif.yaml", env={})
+    assert [n for n in inputs.files if not n.startswith("tf2aif:")] == [
+        "digits.keras",
+        "tf2aif.yaml",
+    ]
 
 
 def test_requirement_pins(tmp_path: Path) -> None:
     path = tmp_path / "requirements.txt"
     path.write_text(
         "-r other.txt\nTensorflow_CPU==2.21.0\nfoo[bar]===1.0 # exact\nbaz>=2\n# qux==1\n"
+        'numpy==2.4.6 ; python_version >= "3.11"  # import: numpy\n'
+        'numpy==2.2.6 ; python_version < "3.11"  # import: numpy\n'
     )
-    assert requirement_pins(path) == {"foo": "1.0", "tensorflow-cpu": "2.21.0"}
+    assert requirement_pins(path) == {
+        "foo": "1.0",
+        "numpy": '2.4.6 (python_version >= "3.11"), 2.2.6 (python_version < "3.11")',
+        "tensorflow-cpu": "2.21.0",
+    }
 
 
 def test_lock_is_stable_and_round_trips(project: Path) -> None:
-    inputs = inputs_of(project, vendor_map={"example.org/vendor/python:3.11": PINNED})
+    inputs = plan_inputs(project, env={}, vendor_map=PINNED)
     first = build_lock(inputs, no_registry)
     text = dump_lock(first)
-    assert dump_lock(build_lock(inputs, no_registry)) == text  # byte-identical
+    assert (
+        dump_lock(build_lock(plan_inputs(project, env={}, vendor_map=PINNED), no_registry)) == text
+    )
     path = project.parent / "tf2aif.lock"
     path.write_text(text)
     assert load_lock(path) == first
     data = yaml.safe_load(text)
     assert list(data) == ["format", "manifest", "files", "images", "tools"]
     assert data["files"]["models/m/saved_model.pb"] == sha(b"graph-v1")
-    assert data["images"] == {
-        "example.org/vendor/python:3.11": {
-            "source": PINNED,
-            "digest": "sha256:" + "b" * 64,
-            "platforms": [],
-        }
+    assert data["images"]["python:3.11-slim-bookworm"] == {
+        "source": PINNED["python:3.11-slim-bookworm"],
+        "digest": DIGEST,
+        "platforms": [],
     }
     assert text.startswith("# Written by `tf2aif lock`")
 
@@ -131,46 +138,64 @@ def test_vendor_map_pins_each_reference() -> None:
     }
 
 
-def test_check_names_every_changed_added_and_removed_file(project: Path) -> None:
-    vendor_map = {"example.org/vendor/python:3.11": PINNED}
-    old = build_lock(inputs_of(project, vendor_map=vendor_map), no_registry)
+def test_check_names_changed_added_and_removed_files(project: Path) -> None:
+    old = build_lock(plan_inputs(project, env={}, vendor_map=PINNED), no_registry)
     root = project.parent
     (root / "models" / "m" / "saved_model.pb").write_bytes(b"graph-v2")
     (root / "app" / "extra.py").write_text("X = 1\n")
     (root / "models" / "m" / "variables" / "variables.index").unlink()
-    (root / "base_images" / "serve-tiny" / "requirements.txt").write_text("numpy==2.5.0\n")
-    changes = check_lock(old, inputs_of(project, vendor_map=vendor_map), None)
-    assert changes == (
+    assert check_lock(old, plan_inputs(project, env={}, vendor_map=PINNED), None) == (
         "added    app/extra.py",
-        "changed  base_images/serve-tiny/requirements.txt",
         "changed  models/m/saved_model.pb",
         "removed  models/m/variables/variables.index",
-        'tool     serve-tiny: numpy 2.4.6 (python_version >= "3.11"), 2.2.6 (python_version < "3.11") -> 2.5.0',
-        "tool     serve-tiny: uvicorn 0.38.0 -> absent",
     )
 
 
-def test_offline_check_sees_a_changed_image_source_and_an_unlocked_image(project: Path) -> None:
-    old = build_lock(
-        inputs_of(project, vendor_map={"example.org/vendor/python:3.11": PINNED}), no_registry
-    )
-    assert (
-        check_lock(
-            old, inputs_of(project, vendor_map={"example.org/vendor/python:3.11": PINNED}), None
+def test_check_sees_a_changed_base_image_folder_and_its_pins(tmp_path: Path) -> None:
+    folder = tmp_path / "base_images" / "serve-x"
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text("ARG VENDOR_IMAGE=r/x:1\nFROM ${VENDOR_IMAGE}\n")
+    (folder / "requirements.txt").write_text("numpy==2.4.6\nuvicorn==0.38.0\n")
+
+    def inputs() -> LockInputs:
+        req = folder / "requirements.txt"
+        return LockInputs(
+            manifest="tf2aif.yaml",
+            files={f"base_images/serve-x/{p.name}": p for p in folder.iterdir()},
+            images=("r/x:1",),
+            vendor_map={"r/x:1": f"r/x:1@{DIGEST}"},
+            tools={"serve-x": ToolSet(source="r", packages=requirement_pins(req))},
         )
-        == ()
+
+    old = build_lock(inputs(), no_registry)
+    (folder / "requirements.txt").write_text("numpy==2.5.0\n")
+    assert check_lock(old, inputs(), None) == (
+        "changed  base_images/serve-x/requirements.txt",
+        "tool     serve-x: numpy 2.4.6 -> 2.5.0",
+        "tool     serve-x: uvicorn 0.38.0 -> absent",
     )
-    assert check_lock(old, inputs_of(project), None) == (
-        "image    example.org/vendor/python:3.11 now comes from example.org/vendor/python:3.11 "
-        f"(locked {PINNED})",
+
+
+def test_offline_check_sees_changed_image_sources(project: Path) -> None:
+    old = build_lock(plan_inputs(project, env={}, vendor_map=PINNED), no_registry)
+    assert check_lock(old, plan_inputs(project, env={}, vendor_map=PINNED), None) == ()
+    moved = dict(PINNED, **{"python:3.11-slim-bookworm": "other.example/python:3.11"})
+    assert check_lock(old, plan_inputs(project, env={}, vendor_map=moved), None) == (
+        "image    python:3.11-slim-bookworm now comes from other.example/python:3.11 "
+        f"(locked {PINNED['python:3.11-slim-bookworm']})",
     )
-    dockerfile = project.parent / "base_images" / "serve-tiny" / "Dockerfile"
-    dockerfile.write_text("ARG VENDOR_IMAGE=example.org/other:2\nFROM ${VENDOR_IMAGE}\n")
-    assert check_lock(old, inputs_of(project), None) == (
-        "changed  base_images/serve-tiny/Dockerfile",
-        "image    example.org/other:2 is not locked",
-        "image    example.org/vendor/python:3.11 is no longer used",
+
+
+def test_a_new_runtime_adds_an_unlocked_image(project: Path) -> None:
+    old = build_lock(plan_inputs(project, env={}, vendor_map=PINNED), no_registry)
+    project.write_text(
+        project.read_text().replace("runtimes: [tflite]", "runtimes: [tflite, openvino]")
     )
+    changes = check_lock(old, plan_inputs(project, env={}, vendor_map=PINNED), None)
+    assert "image    openvino/ubuntu22_runtime:2025.3.0 is not locked" in changes
+    assert "changed  tf2aif.yaml" in changes
+    assert "added    tf2aif:recipes/openvino/recipe.yaml" in changes
+    assert any(line.startswith("added    tf2aif:base_images/serve-openvino/") for line in changes)
 
 
 def test_diff_reports_a_moved_digest() -> None:
@@ -191,15 +216,12 @@ def test_unresolvable_images_are_reported_together(project: Path) -> None:
     def unreachable(ref: str):
         raise LockError("dial tcp: lookup registry-1.docker.io: no such host")
 
-    base = project.parent / "base_images"
-    (base / "second").mkdir()
-    (base / "second" / "Dockerfile").write_text("ARG VENDOR_IMAGE=python:3.11\nFROM x\n")
     with pytest.raises(LockError) as exc:
-        build_lock(inputs_of(project), unreachable)
+        build_lock(plan_inputs(project, env={}), unreachable)
     assert str(exc.value) == (
         "cannot resolve 2 image reference(s) to a digest:\n"
-        "  example.org/vendor/python:3.11: dial tcp: lookup registry-1.docker.io: no such host\n"
-        "  python:3.11: dial tcp: lookup registry-1.docker.io: no such host\n"
+        "  python:3.11-slim-bookworm: dial tcp: lookup registry-1.docker.io: no such host\n"
+        "  tensorflow/tensorflow:2.21.0: dial tcp: lookup registry-1.docker.io: no such host\n"
         "point unreachable vendor images at a mirror with --vendor-map FILE"
     )
 
