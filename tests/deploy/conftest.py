@@ -23,9 +23,9 @@ def image(target: str, variants: list[str], runtime: str, precision: str, **extr
         "precision": precision,
         "platforms": [f"linux/{a}" for a in arches],
         "image": "127.0.0.1:5000/tf2aif/digits",
-        "tags": [
-            f"127.0.0.1:5000/tf2aif/digits:{runtime}-{precision}",
+        "tags": [  # the content tag first, as the plan lists them
             f"127.0.0.1:5000/tf2aif/digits:{runtime}-{precision}-c0ffee",
+            f"127.0.0.1:5000/tf2aif/digits:{runtime}-{precision}",
         ],
         "digest": DIGEST,
         "status": "success",

@@ -74,7 +74,7 @@ def test_not_a_record_exits_1(tmp_path: Path, capsys) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"name": "x"}))
     assert main(["deploy", "k8s", "--record", str(path)]) == 1
-    assert "not a tf2aif build record (no 'images' list)" in capsys.readouterr().err
+    assert "not a tf2aif build record (no 'images' field)" in capsys.readouterr().err
 
 
 def test_zero_replicas_is_a_usage_error(record_path: Path) -> None:
@@ -98,3 +98,49 @@ def test_kustomize_builds_the_output(record_path: Path, tmp_path: Path) -> None:
     ]
     assert len(documents) == 12
     assert {d["metadata"]["namespace"] for d in documents} == {"ml"}
+
+
+def test_a_record_written_by_the_build_stage_deploys(tmp_path: Path) -> None:
+    """The record contract end to end: plan -> make_record/save_record -> deploy k8s."""
+    from tf2aif.build import Result, Status
+    from tf2aif.manifest import load_manifest
+    from tf2aif.plan import make_plan
+    from tf2aif.recipes import load_recipes
+    from tf2aif.record import make_record, save_record
+    from tf2aif.resolve import resolve
+
+    root = tmp_path / "p"
+    (root / "models" / "m").mkdir(parents=True)
+    (root / "models" / "m" / "saved_model.pb").write_bytes(b"stand-in")
+    (root / "tf2aif.yaml").write_text(
+        "version: 1\nname: digits\nmodel: {path: models/m}\nregistry: 127.0.0.1:5000/team\n"
+        "targets: {platforms: [cpu, arm], runtimes: [tflite, openvino], precisions: [fp32]}\n"
+    )
+    manifest, _ = load_manifest(root / "tf2aif.yaml")
+    plan = make_plan(resolve(manifest, load_recipes(env={})), env={})
+    digest = "sha256:" + "7" * 64
+    results = [Result(target=c.name, status=Status.SUCCESS) for c in plan.converts]
+    for serve in plan.serves:
+        ok = serve.runtime == "tflite"
+        results.append(
+            Result(
+                target=serve.name,
+                status=Status.SUCCESS if ok else Status.FAILED,
+                digest=digest if ok else None,
+                reason="" if ok else "server stage failed",
+            )
+        )
+    record = save_record(
+        make_record(plan, results, fidelity={}, tools={}), root / "tf2aif-record.json"
+    )
+    out = tmp_path / "k8s"
+    assert main(["deploy", "k8s", "--record", str(record), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "digits-arm-tflite-fp32.yaml",
+        "digits-cpu-tflite-fp32.yaml",
+        "kustomization.yaml",
+    ]
+    deployment = next(yaml.safe_load_all((out / "digits-arm-tflite-fp32.yaml").read_text()))
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == f"127.0.0.1:5000/team/digits@{digest}"
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "arm64"}

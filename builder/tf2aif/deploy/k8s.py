@@ -14,8 +14,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from tf2aif.deploy.platforms import PlatformProfile, profile_for
-from tf2aif.deploy.records import RecordSummary
+from tf2aif.deploy.records import image_reference
 from tf2aif.errors import Tf2aifError
+from tf2aif.record import BuildRecord
 
 __all__ = [
     "CACHE_DIR",
@@ -84,7 +85,7 @@ def workload_name(model: str, variant: str) -> str:
 
 
 def workloads_from_record(
-    record: RecordSummary,
+    record: BuildRecord,
     *,
     replicas: int = 1,
     namespace: str | None = None,
@@ -117,7 +118,7 @@ def workloads_from_record(
                     name=workload_name(record.name, variant),
                     model=record.name,
                     variant=variant,
-                    image=image.reference,
+                    image=image_reference(image),
                     profile=profile,
                     replicas=replicas,
                     namespace=namespace,
