@@ -9,26 +9,28 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-PROCESSING = '''\
+PROCESSING = """\
 def preprocess(payload, content_type):
     return {"image": payload}
 
 
 def postprocess(outputs):
     return outputs
-'''
+"""
 
-CALIBRATION = '''\
+CALIBRATION = """\
 def samples():
     yield {"image": [[0.0]]}
 
 
 def held_out():
     yield {"image": [[0.0]]}, 0
-'''
+"""
 
 
-def write_project(root: Path, manifest: str, *, model: str = "models/m", keras: bool = False) -> Path:
+def write_project(
+    root: Path, manifest: str, *, model: str = "models/m", keras: bool = False
+) -> Path:
     """Create the project under `root` and return the manifest path."""
     model_path = root / model
     if keras:

@@ -172,14 +172,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     console = _console()
     image = plan.serves[0].image if plan.serves else plan.name
-    title = f"{plan.name}: {len(plan.variants)} variants -> {len(plan.serves)} images ({image}:<tag>)"
+    title = (
+        f"{plan.name}: {len(plan.variants)} variants -> {len(plan.serves)} images ({image}:<tag>)"
+    )
     table = Table(title=title, title_justify="left")
     for column in ("variant", "tag", "platforms", "conversion", "base image"):
         table.add_column(column, overflow="fold")
     for serve in plan.serves:
         base = next(b for b in plan.bases if b.name == serve.base)
         tag = serve.tags[1].rsplit(":", 1)[1]
-        rows = ("\n".join(serve.variants), tag, "\n".join(serve.platforms), serve.convert, base.vendor)
+        rows = (
+            "\n".join(serve.variants),
+            tag,
+            "\n".join(serve.platforms),
+            serve.convert,
+            base.vendor,
+        )
         table.add_row(*rows)
     console.print(table)
     if plan.skipped:

@@ -8,13 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from projects import write_project
 
 from tf2aif.bake import BAKE_FILE, bake_json, write_build_dir
 from tf2aif.manifest import load_manifest
 from tf2aif.plan import make_plan
 from tf2aif.recipes import load_recipes
 from tf2aif.resolve import resolve
+
+from projects import write_project
 
 CASES = Path(__file__).parents[1] / "golden" / "cases"
 
@@ -26,18 +27,26 @@ def _buildx() -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-pytestmark = pytest.mark.skipif(_buildx() is None, reason="docker buildx is not installed (scripts/docker-up.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    _buildx() is None, reason="docker buildx is not installed (scripts/docker-up.sh installs it)"
+)
 
 
 @pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
 def test_buildx_accepts_emitted_file(case, tmp_path):
     text = (CASES / case / "tf2aif.yaml").read_text()
     keras = "m.keras" in text
-    file = write_project(tmp_path, text, model="models/m.keras" if keras else "models/m", keras=keras)
+    file = write_project(
+        tmp_path, text, model="models/m.keras" if keras else "models/m", keras=keras
+    )
     plan = make_plan(resolve(load_manifest(file)[0], load_recipes(env={})), env={})
     write_build_dir(plan, bake_json(plan))
     # --print needs no daemon: point DOCKER_HOST at nothing to prove it
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "DOCKER_HOST": "unix:///nonexistent.sock"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DOCKER_HOST": "unix:///nonexistent.sock",
+    }
     groups = ["default", "convert"]
     proc = subprocess.run(
         ["docker", "buildx", "bake", "-f", BAKE_FILE, "--print", *groups],

@@ -10,13 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
-from projects import write_project
 
 from tf2aif.bake import EmitOptions, bake_json
 from tf2aif.manifest import load_manifest
 from tf2aif.plan import make_plan
 from tf2aif.recipes import load_recipes
 from tf2aif.resolve import resolve
+
+from projects import write_project
 
 CASES = Path(__file__).parent / "cases"
 OPTIONS = {"keras-cache": EmitOptions(cache="registry")}
@@ -25,7 +26,9 @@ OPTIONS = {"keras-cache": EmitOptions(cache="registry")}
 def emit(case: str, workdir: Path) -> str:
     manifest_text = (CASES / case / "tf2aif.yaml").read_text()
     keras = "m.keras" in manifest_text
-    file = write_project(workdir, manifest_text, model="models/m.keras" if keras else "models/m", keras=keras)
+    file = write_project(
+        workdir, manifest_text, model="models/m.keras" if keras else "models/m", keras=keras
+    )
     manifest, _ = load_manifest(file)
     plan = make_plan(resolve(manifest, load_recipes(env={})), env={})
     return bake_json(plan, OPTIONS.get(case, EmitOptions()))
@@ -49,7 +52,18 @@ def test_emission_is_deterministic_across_folders(case, tmp_path):
 def test_bake_file_uses_only_bake_keys(tmp_path):
     data = json.loads(emit("full", tmp_path))
     assert set(data) == {"group", "target"}
-    allowed = {"context", "contexts", "dockerfile", "args", "labels", "tags", "platforms", "output", "cache-from", "cache-to"}
+    allowed = {
+        "context",
+        "contexts",
+        "dockerfile",
+        "args",
+        "labels",
+        "tags",
+        "platforms",
+        "output",
+        "cache-from",
+        "cache-to",
+    }
     for name, target in data["target"].items():
         assert set(target) <= allowed, name
     for name, group in data["group"].items():

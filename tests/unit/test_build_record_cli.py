@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-from projects import BASIC, write_project
 
 from tf2aif.build import BuildOptions, Result, Status, _failing_targets, bake_argv, select_serves
 from tf2aif.cli import main
@@ -17,6 +16,8 @@ from tf2aif.recipes import load_recipes
 from tf2aif.record import load_record, make_record, save_record
 from tf2aif.resolve import resolve
 
+from projects import BASIC, write_project
+
 
 @pytest.fixture
 def plan(tmp_path):
@@ -25,8 +26,16 @@ def plan(tmp_path):
 
 
 def test_bake_argv_is_exact():
-    options = BuildOptions(builder="edge", set_values=("*.no-cache=true",), extra_args=("--provenance=mode=max",))
-    argv = bake_argv(".tf2aif/docker-bake.json", ["serve-a", "serve-b"], metadata_file="m.json", options=options, set_values=["serve-a.output=type=docker"])
+    options = BuildOptions(
+        builder="edge", set_values=("*.no-cache=true",), extra_args=("--provenance=mode=max",)
+    )
+    argv = bake_argv(
+        ".tf2aif/docker-bake.json",
+        ["serve-a", "serve-b"],
+        metadata_file="m.json",
+        options=options,
+        set_values=["serve-a.output=type=docker"],
+    )
     assert argv == [
         "docker", "buildx", "bake", "-f", ".tf2aif/docker-bake.json", "--metadata-file", "m.json",
         "--progress", "plain", "--builder", "edge",
@@ -37,9 +46,18 @@ def test_bake_argv_is_exact():
 
 def test_ca_goes_only_to_base_targets_as_a_secret(monkeypatch):
     monkeypatch.setattr("tf2aif.build._needs_allow", lambda: False)
-    argv = bake_argv("f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(ca_file="/tmp/ca/ca.pem"), base_targets=["base-a", "base-b"])
+    argv = bake_argv(
+        "f.json",
+        ["serve-x"],
+        metadata_file="m.json",
+        options=BuildOptions(ca_file="/tmp/ca/ca.pem"),
+        base_targets=["base-a", "base-b"],
+    )
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    assert sets == ["base-a.secrets=id=ca,src=/tmp/ca/ca.pem", "base-b.secrets=id=ca,src=/tmp/ca/ca.pem"]
+    assert sets == [
+        "base-a.secrets=id=ca,src=/tmp/ca/ca.pem",
+        "base-b.secrets=id=ca,src=/tmp/ca/ca.pem",
+    ]
 
 
 def test_failing_target_is_named_with_its_stage():
@@ -61,7 +79,11 @@ def test_only_selects_by_variant_or_target(plan):
     assert [s.name for s in select_serves(plan, ["arm/*"])] == [
         "serve-cpu-arm-tflite-fp32", "serve-cpu-arm-tflite-int8", "serve-arm-openvino-fp32", "serve-arm-openvino-int8",
     ]  # fmt: skip
-    assert [s.name for s in select_serves(plan, ["*-int8"])] == ["serve-cpu-arm-tflite-int8", "serve-cpu-openvino-int8", "serve-arm-openvino-int8"]
+    assert [s.name for s in select_serves(plan, ["*-int8"])] == [
+        "serve-cpu-arm-tflite-int8",
+        "serve-cpu-openvino-int8",
+        "serve-arm-openvino-int8",
+    ]
     with pytest.raises(PlanError, match="selects nothing"):
         select_serves(plan, ["gpu/*"])
 
@@ -69,10 +91,24 @@ def test_only_selects_by_variant_or_target(plan):
 def test_record_round_trip(plan, tmp_path):
     results = [
         Result(target="convert-tflite-fp32", status=Status.SUCCESS, duration=3.2),
-        Result(target="serve-cpu-arm-tflite-fp32", status=Status.SUCCESS, duration=10.0, digest="sha256:" + "a" * 64),
-        Result(target="serve-cpu-arm-tflite-int8", status=Status.ABORTED, reason="its conversion convert-tflite-int8 failed"),
+        Result(
+            target="serve-cpu-arm-tflite-fp32",
+            status=Status.SUCCESS,
+            duration=10.0,
+            digest="sha256:" + "a" * 64,
+        ),
+        Result(
+            target="serve-cpu-arm-tflite-int8",
+            status=Status.ABORTED,
+            reason="its conversion convert-tflite-int8 failed",
+        ),
     ]
-    record = make_record(plan, results, fidelity={"convert-tflite-fp32": {"top1_agreement": 1.0}}, tools={"buildx": "v0.13"})
+    record = make_record(
+        plan,
+        results,
+        fidelity={"convert-tflite-fp32": {"top1_agreement": 1.0}},
+        tools={"buildx": "v0.13"},
+    )
     path = save_record(record, tmp_path / "tf2aif-record.json")
     loaded = load_record(path)
     assert loaded == record
@@ -88,7 +124,10 @@ def test_cli_plan_json(tmp_path, capsys):
     file = write_project(tmp_path, BASIC)
     assert main(["plan", str(file), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [i["target"] for i in data["images"]][:2] == ["serve-cpu-arm-tflite-fp32", "serve-cpu-arm-tflite-int8"]
+    assert [i["target"] for i in data["images"]][:2] == [
+        "serve-cpu-arm-tflite-fp32",
+        "serve-cpu-arm-tflite-int8",
+    ]
     assert data["skipped"] == []
 
 

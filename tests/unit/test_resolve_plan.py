@@ -6,13 +6,14 @@ import json
 import re
 
 import pytest
-from projects import BASIC, write_project
 
 from tf2aif.errors import ManifestError, PlanError
 from tf2aif.manifest import load_manifest
 from tf2aif.plan import local_convert_spec, make_plan
 from tf2aif.recipes import load_recipes
 from tf2aif.resolve import resolve
+
+from projects import BASIC, write_project
 
 FULL = """\
 version: 1
@@ -48,7 +49,9 @@ def test_matrix_is_product_minus_exclude_plus_include(tmp_path, recipes):
     assert skipped["arm/openvino/fp32"] == "excluded by targets.exclude[0]"
     assert "arm/openvino/int8" not in skipped
     assert skipped["arm/tf/fp32"] == "no recipe serves tf on arm (tf runs on: cpu, gpu)"
-    assert skipped["alveo/vitis-ai/fp16"] == "the DPU executes int8 only; quantize with precision int8"
+    assert (
+        skipped["alveo/vitis-ai/fp16"] == "the DPU executes int8 only; quantize with precision int8"
+    )
     assert skipped["cpu/tf/int8"] == "recipe tf supports fp32, not int8"
     assert len(ids) + len(skipped) == 5 * 6 * 3
 
@@ -57,7 +60,11 @@ def test_conversions_are_shared_across_platforms(tmp_path, recipes):
     plan = plan_of(tmp_path, FULL, recipes)
     converts = {c.name: c.variants for c in plan.converts}
     assert converts["convert-tensorrt-fp16"] == ("gpu/tensorrt/fp16", "agx/tensorrt/fp16")
-    assert converts["convert-onnxruntime-int8"] == ("cpu/onnxruntime/int8", "arm/onnxruntime/int8", "gpu/onnxruntime/int8")
+    assert converts["convert-onnxruntime-int8"] == (
+        "cpu/onnxruntime/int8",
+        "arm/onnxruntime/int8",
+        "gpu/onnxruntime/int8",
+    )
     # one conversion per (runtime, precision) here: no duplicates, no per-arch conversions
     assert len(converts) == len({(c.runtime, c.precision) for c in plan.converts})
 
@@ -99,7 +106,12 @@ def test_content_tag_changes_with_the_model(tmp_path, recipes):
 def test_groups(tmp_path, recipes):
     plan = plan_of(tmp_path, BASIC, recipes)
     assert set(plan.groups) == {"default", "convert", "cpu", "arm", "tflite", "openvino"}
-    assert plan.groups["arm"] == ("serve-cpu-arm-tflite-fp32", "serve-cpu-arm-tflite-int8", "serve-arm-openvino-fp32", "serve-arm-openvino-int8")
+    assert plan.groups["arm"] == (
+        "serve-cpu-arm-tflite-fp32",
+        "serve-cpu-arm-tflite-int8",
+        "serve-arm-openvino-fp32",
+        "serve-arm-openvino-int8",
+    )
 
 
 def test_build_and_local_specs(tmp_path, recipes):
@@ -119,14 +131,21 @@ def test_build_and_local_specs(tmp_path, recipes):
 
 def test_keras_model_context_is_its_folder(tmp_path, recipes):
     manifest_text = BASIC.replace("models/m}", "models/m.keras}")
-    manifest, _ = load_manifest(write_project(tmp_path, manifest_text, model="models/m.keras", keras=True))
+    manifest, _ = load_manifest(
+        write_project(tmp_path, manifest_text, model="models/m.keras", keras=True)
+    )
     plan = make_plan(resolve(manifest, recipes), env={})
     assert plan.converts[0].contexts["model"] == "models"
     assert plan.converts[0].spec.model == "model/m.keras"
 
 
 def test_vendor_map_replaces_vendor_images(tmp_path, recipes):
-    plan = plan_of(tmp_path, BASIC, recipes, vendor_map={"python:3.11-slim-bookworm": "127.0.0.1:5000/stand-in/python:3.11"})
+    plan = plan_of(
+        tmp_path,
+        BASIC,
+        recipes,
+        vendor_map={"python:3.11-slim-bookworm": "127.0.0.1:5000/stand-in/python:3.11"},
+    )
     vendors = {b.name: b.vendor for b in plan.bases}
     assert vendors["base-serve-tflite"] == "127.0.0.1:5000/stand-in/python:3.11"
     assert vendors["base-convert-tf"] == "tensorflow/tensorflow:2.21.0"
