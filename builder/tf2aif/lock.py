@@ -531,6 +531,7 @@ def write_lock(path: Path, lock: Lock) -> None:
 
 def write_vendor_map(path: Path, lock: Lock) -> None:
     text = yaml.safe_dump(lock.vendor_map(), sort_keys=True, default_flow_style=False, width=300)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"# Vendor images pinned to the digests in {LOCK_FILE}\n{text}", encoding="utf-8"
     )

@@ -61,7 +61,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--write-vendor-map",
         type=Path,
         metavar="FILE",
-        help="also write the locked digests as a vendor map (ref -> ref@sha256:...)",
+        help="also write the locked digests as a vendor map (ref -> ref@sha256:...) for "
+        "`tf2aif bake --vendor-map`; with --check, only when the check passes",
     )
     p.add_argument("--print", action="store_true", help="print the lock instead of writing it")
     p.set_defaults(func=run)
@@ -137,6 +138,9 @@ def _check(args: argparse.Namespace, lock_path: Path) -> int:
     if not changes:
         what = "files and image sources" if args.offline else "files, images and tools"
         print(f"{lock_path} is up to date ({what} checked)")
+        if args.write_vendor_map:  # the locked digests, for `tf2aif bake --vendor-map`
+            lock.write_vendor_map(args.write_vendor_map, old)
+            print(f"wrote {args.write_vendor_map}")
         return EXIT_OK
     print(f"{lock_path} is out of date ({len(changes)} change(s)):", file=sys.stderr)
     for line in changes:

@@ -121,3 +121,14 @@ def test_the_pinned_vendor_map_feeds_bake(project: Path, capsys) -> None:
 def test_bad_tools_from_is_a_clear_error(project: Path, capsys) -> None:
     assert main(lock_argv(project, "--tools-from", "convert-tf")) == 1
     assert "--tools-from 'convert-tf': expected FOLDER=IMAGE" in capsys.readouterr().err
+
+
+def test_check_writes_the_locked_vendor_map_only_when_it_passes(project: Path) -> None:
+    assert main(lock_argv(project)) == 0
+    pinned = project.parent / ".tf2aif" / "vendor-pinned.yaml"
+    assert main(lock_argv(project, "--check", "--write-vendor-map", str(pinned))) == 0
+    assert yaml.safe_load(pinned.read_text())["tensorflow/tensorflow:2.21.0"] == PINNED
+    pinned.unlink()
+    (project.parent / "models" / "m" / "saved_model.pb").write_bytes(b"graph-v2")
+    assert main(lock_argv(project, "--check", "--write-vendor-map", str(pinned))) == 1
+    assert not pinned.exists()
