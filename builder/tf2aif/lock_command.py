@@ -31,7 +31,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         default=Path("tf2aif.yaml"),
         help="manifest file or its folder (default: tf2aif.yaml)",
     )
-    p.add_argument("--check", action="store_true", help="compare with tf2aif.lock, write nothing")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="compare with tf2aif.lock instead of writing it; exit 1 naming what changed",
+    )
     p.add_argument(
         "--offline",
         action="store_true",
