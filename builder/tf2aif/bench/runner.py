@@ -25,7 +25,7 @@ from tf2aif.bench.result import RunResult, Subject
 from tf2aif.bench.targets import Endpoint
 from tf2aif.errors import Tf2aifError
 
-__all__ = ["InputSpec", "bench_endpoint", "fetch_metadata", "make_payloads"]
+__all__ = ["Bench", "InputSpec", "Prepared", "bench_endpoint", "measure", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,14 @@ class Bench:
     on_run: Callable[[RunResult], None] = field(default=lambda run: None)
 
 
-async def bench_endpoint(bench: Bench) -> list[RunResult]:
-    endpoint = bench.endpoint
+async def prepare(bench: Bench) -> Prepared:
     async with _client(bench, 4) as client:
-        prepared = await make_payloads(client, endpoint.model, bench.inputs)
-    subject = _subject(endpoint, prepared)
+        return await make_payloads(client, bench.endpoint.model, bench.inputs)
+
+
+async def bench_endpoint(bench: Bench) -> list[RunResult]:
+    prepared = await prepare(bench)
+    subject = _subject(bench.endpoint, prepared)
     runs = []
     for load in bench.loads:
         measurement = await measure(bench, prepared, load)
