@@ -13,17 +13,7 @@ from tf2aif.bench.result import RunResult
 
 __all__ = ["LiveView"]
 
-COLUMNS = (
-    "variant",
-    "load",
-    "req/s",
-    "p50 ms",
-    "p90 ms",
-    "p99 ms",
-    "max ms",
-    "errors",
-    "server ms",
-)
+COLUMNS = ("load", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "srv infer ms")
 
 
 class LiveView:

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -90,6 +91,7 @@ class Measurement:
     scheduled: int  # open loop: arrivals scheduled during the measurement; closed loop: sends
     unfinished: int  # requests still in flight when the measurement ended
     client_cpu_s: float  # CPU time of this process during the measurement
+    loadavg_1m: float  # the host's 1-minute load average at the end: was the machine busy?
     probes: tuple[object, object] | None = None  # `probe()` at the start and end of the measurement
 
 
@@ -176,6 +178,7 @@ def _measurement(load, recorder, windows, stable, reason, cpu, unfinished) -> Me
         scheduled=recorder.scheduled if load.mode == "open" else recorder.measured,
         unfinished=unfinished if load.mode == "open" else 0,
         client_cpu_s=round(cpu, 4),
+        loadavg_1m=round(os.getloadavg()[0], 2),
     )
 
 

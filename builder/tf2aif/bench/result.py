@@ -100,6 +100,7 @@ class RunResult:
                 "http": self.http_client,
                 "cpu_s": m.client_cpu_s,
                 "cpu_per_request_ms": round(m.client_cpu_s / max(requests, 1) * 1e3, 4),
+                "loadavg_1m": m.loadavg_1m,
             },
             "server_stages": None
             if self.stages is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,11 @@ from tf2aif.bench.payloads import (
     sample_inputs,
 )
 from tf2aif.bench.result import RunResult, Subject
+from tf2aif.bench.stats import summarize
 from tf2aif.bench.targets import Endpoint
 from tf2aif.errors import Tf2aifError
 
-__all__ = ["Bench", "InputSpec", "Prepared", "bench_endpoint", "measure", "prepare"]
+__all__ = ["Bench", "InputSpec", "Prepared", "bench_endpoint", "measure", "prepare", "settle"]
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +110,35 @@ async def bench_endpoint(bench: Bench) -> list[RunResult]:
     prepared = await prepare(bench)
     subject = _subject(bench.endpoint, prepared)
     runs = []
+    quiet_ms = None
     for load in bench.loads:
         measurement = await measure(bench, prepared, load)
+        if quiet_ms is None and load.concurrency == 1:
+            quiet_ms = 3 * (summarize(measurement.latencies_ms).p50 or 0) + 5
+        if measurement.unfinished:
+            await settle(bench, prepared, quiet_ms=quiet_ms or 1000.0)
         run = _run_result(bench, subject, prepared, measurement)
         bench.on_run(run)
         runs.append(run)
     return runs
+
+
+async def settle(bench: Bench, prepared: Prepared, *, quiet_ms: float, timeout_s: float = 60.0):
+    """Wait until the server has worked off requests a finished run left queued.
+
+    Servers keep working on requests whose client went away, so after an open-loop run beyond
+    capacity the next run would start behind a backlog. Sends one request at a time until one is
+    answered within `quiet_ms` (or the timeout passes); returns the last latency in ms.
+    """
+    payload = prepared.payloads[0]
+    deadline = time.perf_counter() + timeout_s
+    latency_ms = float("inf")
+    async with _client(bench, 1) as client:
+        while latency_ms > quiet_ms and time.perf_counter() < deadline:
+            start = time.perf_counter()
+            await client.send(payload)
+            latency_ms = (time.perf_counter() - start) * 1e3
+    return latency_ms
 
 
 async def measure(bench: Bench, prepared: Prepared, load: Load) -> Measurement:
