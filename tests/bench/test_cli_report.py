@@ -12,6 +12,7 @@ from tf2aif.bench.result import load_result
 from tf2aif.cli import main
 
 from .conftest import toy_server
+from .test_units import record_document, record_image
 
 QUICK = ["--warmup", "0.2", "--window", "0.4", "--max-duration", "1.6", "--quiet"]
 
@@ -52,12 +53,12 @@ def test_bench_writes_valid_json_and_csv(results):
 
 def test_report_renders_plots_markdown_and_html(results, tmp_path):
     record = tmp_path / "tf2aif-record.json"
-    record.write_text(json.dumps({"version": 1, "name": "toy", "images": [
-        {"target": "serve-cpu-tf-fp32", "variants": ["cpu/tf/fp32"], "status": "success",
-         "tags": ["r/toy:tf"], "durations": {"convert": 0.0, "serve": 31.5}},
-        {"target": "serve-cpu-arm-tflite-fp32", "variants": ["cpu/tflite/fp32", "arm/tflite/fp32"],
-         "status": "success", "tags": ["r/toy:tflite"], "durations": {"convert": 12.5, "serve": 20.0}},
-    ]}))  # fmt: skip
+    record.write_text(json.dumps(record_document("toy", [
+        record_image("serve-cpu-tf-fp32", ["cpu/tf/fp32"], tags=["r/toy:tf"],
+                     durations={"convert": 0.0, "serve": 31.5}),
+        record_image("serve-cpu-arm-tflite-fp32", ["cpu/tflite/fp32", "arm/tflite/fp32"],
+                     tags=["r/toy:tflite"], durations={"convert": 12.5, "serve": 20.0}),
+    ])))  # fmt: skip
     out = tmp_path / "report"
     assert run_cli("report", *results, "--record", record, "--out", out) == 0
     markdown = (out / "report.md").read_text()

@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from tf2aif.bench.metrics import stage_deltas, stage_totals
 from tf2aif.bench.payloads import encode_infer, random_inputs
-from tf2aif.bench.record import load_record_images, pick_variant
+from tf2aif.bench.record import image_reference, pick_variant, read_record
 from tf2aif.bench.stats import HISTOGRAM_BOUNDS_MS, histogram, keep_samples, summarize, within
+from tf2aif.errors import Tf2aifError
 
 
 def test_summarize_matches_numpy_and_orders_percentiles():
@@ -80,12 +81,29 @@ def test_binary_request_layout():
 
 def test_record_reader_and_variant_choice(tmp_path):
     path = tmp_path / "tf2aif-record.json"
-    path.write_text(json.dumps({"name": "digits", "images": [
-        {"target": "t", "variants": ["cpu/tflite/int8", "arm/tflite/int8"], "status": "success",
-         "image": "r/digits", "tags": [], "digest": "sha256:ab", "durations": {"convert": 1.5},
-         "unknown": "ignored"}]}))  # fmt: skip
-    name, (image,) = load_record_images(path)
-    assert name == "digits" and image.reference == "r/digits@sha256:ab"
-    assert pick_variant(image.variants, "arm") == "arm/tflite/int8"
+    path.write_text(json.dumps(record_document("digits", [
+        record_image("serve-cpu-arm-tflite-int8", ["cpu/tflite/int8", "arm/tflite/int8"],
+                     tags=[], digest="sha256:ab", durations={"convert": 1.5, "serve": 2.0})])))  # fmt: skip
+    record = read_record(path)
+    assert record.name == "digits" and image_reference(record.images[0]) == "r/digits@sha256:ab"
+    assert pick_variant(record.images[0].variants, "arm") == "arm/tflite/int8"
     assert pick_variant(("agx/tensorrt/fp16",), "arm") == "agx/tensorrt/fp16"
     assert pick_variant(("gpu/tensorrt/fp16",), "arm") is None
+    path.write_text('{"images": 3}')
+    with pytest.raises(Tf2aifError, match="not a readable tf2aif build record"):
+        read_record(path)
+
+
+def record_image(target, variants, *, tags, digest=None, durations=None) -> dict:
+    runtime, precision = variants[0].split("/")[1:]
+    return {
+        "target": target, "variants": variants, "runtime": runtime, "precision": precision,
+        "platforms": ["linux/amd64"], "image": "r/digits", "tags": tags, "digest": digest,
+        "status": "success", "reason": "", "convert_target": f"convert-{runtime}-{precision}",
+        "fidelity": {}, "durations": durations or {}, "base_images": {}, "labels": {},
+    }  # fmt: skip
+
+
+def record_document(name, images) -> dict:
+    return {"version": 1, "manifest": "tf2aif.yaml", "name": name, "model_digest": "sha256:00",
+            "registry": "r", "created": "2026-11-23T15:00:00Z", "tools": {}, "images": images}  # fmt: skip

@@ -168,7 +168,7 @@ def _expand(patterns) -> Iterator[Path]:
 def _endpoints(args) -> Iterator[contextlib.AbstractContextManager]:
     """One context manager per thing to measure, started one after the other."""
     from tf2aif.bench import targets
-    from tf2aif.bench.record import load_record_images, pick_variant
+    from tf2aif.bench.record import image_reference, pick_variant, read_record
 
     kinds = sum(bool(x) for x in (args.url, args.image, args.record, args.artifact))
     if kinds != 1:
@@ -182,12 +182,12 @@ def _endpoints(args) -> Iterator[contextlib.AbstractContextManager]:
         )  # fmt: skip
     images = [(image, args.variant, args.model) for image in args.image]
     if args.record:
-        name, entries = load_record_images(args.record)
+        record = read_record(args.record)
         here = targets.host_platform()
-        for entry in entries:
+        for entry in record.images:
             variant = pick_variant(entry.variants, here)
-            if entry.status == "success" and entry.reference and variant:
-                images.append((entry.reference, variant, args.model or name))
+            if entry.status == "success" and image_reference(entry) and variant:
+                images.append((image_reference(entry), variant, args.model or record.name))
     for image, variant, model in images:
         yield targets.image_endpoint(
             image, variant=variant, model=model, container_port=args.container_port,

@@ -145,10 +145,12 @@ def _open(runs) -> list[Block]:
 
 
 def _generation(record: Path, out: Path, images: list[Path]) -> list[Block]:
-    from tf2aif.bench.record import load_record_images
+    from tf2aif.bench.record import read_record
 
-    _, entries = load_record_images(record)
-    rows = [(", ".join(e.variants) or e.target, dict(e.durations)) for e in entries if e.durations]
+    images_built = read_record(record).images
+    rows = [
+        (", ".join(i.variants) or i.target, dict(i.durations)) for i in images_built if i.durations
+    ]
     if not rows:
         return [Paragraph(text=f"{record}: the build record holds no stage durations.")]
     path = plots.generation_plot(rows, out / "generation-time.png")
