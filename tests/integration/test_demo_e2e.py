@@ -99,10 +99,10 @@ def test_record_has_every_image_with_a_digest(build):
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", images[target]["digest"] or "")
 
 
-def _vertices(log: str, target: str, needle: str) -> dict[str, str]:
-    """Step id -> label of the steps of `target` whose command contains `needle`."""
+def _steps_running(log: str, needle: str) -> dict[str, str]:
+    """Step id -> label of the steps whose command contains `needle`."""
     found = {}
-    for match in re.finditer(rf"^#(\d+) \[({re.escape(target)}[^\]]*)\] (.*)$", log, re.M):
+    for match in re.finditer(r"^#(\d+) \[([^\]]*)\] (.*)$", log, re.M):
         if needle in match[3]:
             found[match[1]] = match[2]
     return found
@@ -110,14 +110,20 @@ def _vertices(log: str, target: str, needle: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("convert", CONVERTS)
 def test_each_conversion_ran_once_on_the_build_platform(build, convert):
-    # each bake run (conversions, then servers) numbers its steps from #1; per run, the
-    # conversion is one step, not one per target platform
-    phases = re.split(r"(?m)^#1 \[internal\] load local bake definitions", build.log)
-    steps = _vertices(build.log, convert, "tf2aif.convert")
-    assert steps, f"no conversion step of {convert} in the log"
-    assert not any("linux/arm64" in label for label in steps.values()), steps
-    per_run = [len(_vertices(p, convert, "tf2aif.convert")) for p in phases if convert in p]
-    assert max(per_run) == 1
+    bake = json.loads((build.root / ".tf2aif" / "docker-bake.json").read_text())
+    spec = bake["target"][convert]["args"]["CONVERT_SPEC"]
+    # each bake run (conversions, then servers) numbers its steps from #1
+    runs = re.split(r"(?m)^#1 \[internal\] load local bake definitions", build.log)[1:]
+    per_run = [_steps_running(run, spec) for run in runs]
+    assert per_run[0], f"{convert} did not run in the conversion phase"
+    for steps in per_run:
+        # one step per run however many platforms consume it, and never a foreign platform
+        assert len(steps) <= 1, steps
+        assert not any("linux/" in label for label in steps.values()), steps
+    # the server phase reuses the conversion: it shows up CACHED, never executed again
+    for run, steps in zip(runs[1:], per_run[1:], strict=True):
+        for step in steps:
+            assert re.search(rf"(?m)^#{step} CACHED$", run), f"{convert} ran again: #{step}"
     artifact = build.root / ".tf2aif" / "artifacts" / convert
     assert (artifact / "tf2aif-artifact.json").is_file()  # one artifact, no per-platform dirs
     assert not list(artifact.glob("linux_*"))
