@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,10 +67,12 @@ def digits_model() -> Path:
     return model
 
 
-def demo_project(root: Path, model: Path) -> Path:
-    """A copy of the demo (manifest, plug-ins, model) in `root`, built there by the tests."""
+def demo_project(root: Path, model: Path, registry: str) -> Path:
+    """A copy of the demo (manifest, plug-ins, model) in `root`, built there by the tests and
+    published to `registry` (a repository of its own: others may push the demo meanwhile)."""
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "tf2aif.yaml", root / "tf2aif.yaml")
+    text = (REPO / "tf2aif.yaml").read_text()
+    (root / "tf2aif.yaml").write_text(re.sub(r"(?m)^registry: .*$", f"registry: {registry}", text))
     shutil.copytree(REPO / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "models").mkdir(exist_ok=True)
     shutil.copytree(model, root / "models" / "digits")

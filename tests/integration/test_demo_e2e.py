@@ -20,6 +20,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from .conftest import REGISTRY, REPO, STATE, demo_project, tf2aif
 
 pytestmark = pytest.mark.docker
 
-REPOSITORY = f"{REGISTRY}/tf2aif/digits"
+SESSION_REGISTRY = f"{REGISTRY}/tf2aif-it/e2e-{uuid.uuid4().hex[:8]}"
+REPOSITORY = f"{SESSION_REGISTRY}/digits"
 SERVES = {  # target -> platforms (the demo manifest's four images)
     "serve-cpu-tf-fp32": ("linux/amd64",),
     "serve-cpu-arm-tflite-fp32": ("linux/amd64", "linux/arm64"),
@@ -67,7 +69,7 @@ def _bake(root: Path, vendor_map: Path, *args: str) -> tuple[subprocess.Complete
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, digits_model) -> Path:
-    return demo_project(tmp_path_factory.mktemp("demo"), digits_model)
+    return demo_project(tmp_path_factory.mktemp("demo"), digits_model, SESSION_REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +379,7 @@ def test_push_tags_point_at_the_recorded_digests_and_pull_back(pushed, docker_cl
 
 
 def test_failed_fidelity_gate_publishes_nothing(pushed, tmp_path, digits_model, stand_in_map):
-    root = demo_project(tmp_path / "strict", digits_model)
+    root = demo_project(tmp_path / "strict", digits_model, SESSION_REGISTRY)
     manifest = root / "tf2aif.yaml"
     manifest.write_text(re.sub(r"(?m)^  atol: .*$", "  atol: 0", manifest.read_text()))
     before = _registry_tags()
