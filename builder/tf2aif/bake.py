@@ -48,6 +48,15 @@ def bake_dict(plan: Plan, options: EmitOptions = EmitOptions()) -> dict[str, Any
         targets[convert.name] = _convert(convert)
     for serve in plan.serves:
         targets[serve.name] = _serve(serve)
+    if plan.client:
+        targets[plan.client.name] = {
+            "context": CONTEXT_DIR,
+            "dockerfile": "client.Dockerfile",
+            "contexts": {"base": f"target:{plan.client.base}"},
+            "labels": dict(plan.client.labels),
+            "platforms": list(plan.client.platforms),
+            "tags": list(plan.client.tags),
+        }
     if options.cache:
         for name, target in targets.items():
             target.update(_cache(plan, name, options))
@@ -111,7 +120,7 @@ def write_build_dir(plan: Plan, text: str) -> Path:
     _replace_tree(
         _PACKAGE, context / "tf2aif", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_data")
     )
-    for name in ("convert.Dockerfile", "serve.Dockerfile"):
+    for name in ("convert.Dockerfile", "serve.Dockerfile", "client.Dockerfile"):
         shutil.copyfile(_PACKAGE / "dockerfiles" / name, context / name)
     (root / EMPTY_CONTEXT).mkdir(parents=True, exist_ok=True)
     for base in {b.folder for b in plan.bases}:
