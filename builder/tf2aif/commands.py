@@ -61,6 +61,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--no-load", action="store_true", help="do not load the images into the local image store"
     )
     p.add_argument(
+        "--changed",
+        action="store_true",
+        help="skip images whose content tag is already in the registry",
+    )
+    p.add_argument(
         "--set",
         dest="set_values",
         action="append",
