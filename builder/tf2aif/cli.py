@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "tf2aif.bench.command",
     "tf2aif.deploy.command",
     "tf2aif.place.command",
+    "tf2aif.bases_command",
 )
 
 

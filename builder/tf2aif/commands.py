@@ -145,7 +145,7 @@ def read_vendor_map(path: str | None) -> dict[str, str]:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 # -- validate --------------------------------------------------------------------------------
@@ -171,21 +171,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = _console()
-    table = Table(
-        title=f"{plan.name}: {len(plan.variants)} variants -> {len(plan.serves)} images",
-        title_justify="left",
+    image = plan.serves[0].image if plan.serves else plan.name
+    title = (
+        f"{plan.name}: {len(plan.variants)} variants -> {len(plan.serves)} images ({image}:<tag>)"
     )
-    for column in ("variant", "image", "platforms", "conversion", "base image"):
-        table.add_column(column)
+    table = Table(title=title, title_justify="left")
+    for column in ("variant", "tag", "platforms", "conversion", "base image"):
+        table.add_column(column, overflow="fold")
     for serve in plan.serves:
         base = next(b for b in plan.bases if b.name == serve.base)
-        table.add_row(
+        tag = serve.tags[1].rsplit(":", 1)[1]
+        rows = (
             "\n".join(serve.variants),
-            serve.tags[1],
+            tag,
             "\n".join(serve.platforms),
             serve.convert,
             base.vendor,
         )
+        table.add_row(*rows)
     console.print(table)
     if plan.skipped:
         skipped = Table(title="skipped cells", title_justify="left")
@@ -246,6 +249,7 @@ def cmd_bake(args: argparse.Namespace) -> int:
     write_build_dir(plan, text)
     options = BuildOptions(
         only=tuple(args.only),
+        changed=args.changed,
         push=args.push,
         load=not args.no_load,
         set_values=tuple(args.set_values),

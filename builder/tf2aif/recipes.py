@@ -95,7 +95,11 @@ def load_recipes(
     for folder in dirs:
         platforms.update(_load_platforms(folder, known=platforms))
         recipes += [_load_recipe(f) for f in sorted(folder.glob("*/recipe.yaml"))]
-    folders = {p.name: p for p in data_dir("base_images").iterdir() if (p / "Dockerfile").is_file()}
+    folders = {
+        p.name: tree_digest(p)
+        for p in data_dir("base_images").iterdir()
+        if (p / "Dockerfile").is_file()
+    }
     recipes = [_with_folder_digests(r, folders) for r in recipes]
     recipe_set = RecipeSet(
         platforms=MappingProxyType(platforms),
@@ -149,10 +153,9 @@ def _load_recipe(file: Path) -> Recipe:
     )
 
 
-def _with_folder_digests(recipe: Recipe, folders: Mapping[str, Path]) -> Recipe:
+def _with_folder_digests(recipe: Recipe, digests: Mapping[str, str]) -> Recipe:
     def digested(ref: ImageRef) -> ImageRef:
-        folder = folders.get(ref.base)
-        return replace(ref, folder_digest=tree_digest(folder)) if folder else ref
+        return replace(ref, folder_digest=digests.get(ref.base, ""))
 
     platforms = MappingProxyType({p: digested(ref) for p, ref in recipe.platforms.items()})
     return replace(recipe, converter=digested(recipe.converter), platforms=platforms)

@@ -200,17 +200,19 @@ def _thresholds_for(manifest: Manifest, cell: tuple[str, str, str]) -> Threshold
 def _needs_calibration(manifest: Manifest, variants) -> list[ManifestIssue]:
     if manifest.calibration is not None:
         return []
-    int8 = sorted(v.id for v in variants if v.precision == "int8")
+    int8 = sorted((v for v in variants if v.precision == "int8"), key=lambda v: _order(manifest, v))
     if not int8:
         return []
-    return [
-        _issue(
-            manifest,
-            "targets",
-            f"int8 variants ({', '.join(int8)}) need calibration data: add "
-            "`calibration: {module: <file.py>, function: <name>, count: 200}`",
-        )
-    ]
+    path = "targets"
+    if "int8" in manifest.targets.precisions:
+        path = f"targets.precisions[{manifest.targets.precisions.index('int8')}]"
+    else:
+        path = next((p.path for p in manifest.targets.include if p.precision == "int8"), path)
+    message = (
+        f"int8 variants ({', '.join(v.id for v in int8)}) need calibration data: add "
+        "`calibration: {module: <file.py>, function: <name>, count: 200}`"
+    )
+    return [_issue(manifest, path, message)]
 
 
 def _issue(manifest: Manifest, dotted_path: str, message: str) -> ManifestIssue:

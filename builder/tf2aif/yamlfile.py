@@ -87,7 +87,9 @@ def _construct(node: yaml.Node, path: Path_, marks: dict, issues: list, file: st
                     path=dotted(child),
                 )
                 issues.append(ManifestIssue(location=where, message=f"duplicate key {key!r}"))
-            marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            # Scalars are located at their value, collections at their key (the value starts a line later).
+            at = value_node if isinstance(value_node, yaml.ScalarNode) else key_node
+            marks[child] = (at.start_mark.line + 1, at.start_mark.column + 1)
             out[key] = _construct(value_node, child, marks, issues, file)
         return out
     if isinstance(node, yaml.SequenceNode):
