@@ -93,6 +93,7 @@ def test_broken_calibration_module_names_the_file(project, tmp_path, source, fun
     text = str(caught.value)
     assert "broken_calibration.py" in text
     assert expected in text
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-written is left behind
 
 
 def test_calibration_is_required_for_int8(project, tmp_path):

@@ -17,6 +17,8 @@ from tf2aif.convert.samples import Samples, load_samples
 from tf2aif.convert.spec import ConvertSpec, PluginRef, Thresholds
 from tf2aif.errors import ConversionError, PluginError
 
+pytestmark = pytest.mark.conversion  # fast, but part of the conversion session
+
 IMAGE = (TensorSpec(name="image", datatype="FP32", shape=(-1, 8, 8, 1)),)
 
 
