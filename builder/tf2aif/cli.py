@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tf2aif.deploy.command",
     "tf2aif.place.command",
     "tf2aif.bases_command",
+    "tf2aif.lock_command",
 )
 
 
