@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -179,3 +180,16 @@ def test_convert_spec_json_round_trip():
         options={"int8_io": True},
     )
     assert ConvertSpec.from_json(spec.to_json()) == spec
+
+
+def test_openvino_telemetry_is_declined_only_inside(monkeypatch):
+    from tf2aif.convert.backends.openvino_ir import telemetry_declined
+
+    monkeypatch.delenv("CI", raising=False)
+    with telemetry_declined():
+        assert os.environ["CI"] == "true"
+    assert "CI" not in os.environ
+    monkeypatch.setenv("CI", "false")
+    with telemetry_declined():
+        assert os.environ["CI"] == "true"
+    assert os.environ["CI"] == "false"
