@@ -77,9 +77,7 @@ def base_folders(root: Path) -> tuple[BaseFolder, ...]:
         if match is None:
             raise Tf2aifError(f"{dockerfile}: no 'ARG VENDOR_IMAGE=<default>' line")
         folders.append(
-            BaseFolder(
-                name=dockerfile.parent.name, path=dockerfile.parent, vendor_default=match[1]
-            )
+            BaseFolder(name=dockerfile.parent.name, path=dockerfile.parent, vendor_default=match[1])
         )
     return tuple(folders)
 
@@ -209,7 +207,9 @@ def vendor_map(plan: StandInPlan) -> dict[str, str]:
 
 def render_vendor_map(mapping: Mapping[str, str]) -> str:
     """YAML (every value is a JSON string, which YAML reads as-is), sorted, one ref a line."""
-    lines = ["# vendor image -> replacement, read by `tf2aif bake --vendor-map` / TF2AIF_VENDOR_MAP"]
+    lines = [
+        "# vendor image -> replacement, read by `tf2aif bake --vendor-map` / TF2AIF_VENDOR_MAP"
+    ]
     lines += [f"{json.dumps(ref)}: {json.dumps(mapping[ref])}" for ref in sorted(mapping)]
     return "\n".join(lines) + "\n"
 

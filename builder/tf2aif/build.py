@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE
-from tf2aif.errors import BuildError, ToolMissingError
+from tf2aif.errors import BuildError, PlanError, ToolMissingError
 from tf2aif.plan import BUILD_DIR, Plan, ServeTarget
 
 __all__ = [
@@ -64,6 +65,7 @@ class Result:
 @dataclass(frozen=True, kw_only=True)
 class BuildOptions:
     only: tuple[str, ...] = ()  # fnmatch patterns over variant ids or target names
+    changed: bool = False  # skip images whose content tag already exists in the registry
     push: bool = False
     load: bool = True  # load server images into the local image store when not pushing
     set_values: tuple[str, ...] = ()  # extra bake --set values
@@ -85,11 +87,44 @@ def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...
         if any(fnmatch.fnmatch(x, p) for p in patterns for x in (s.name, *s.variants))
     )
     if not chosen:
-        from tf2aif.errors import PlanError
-
         ids = ", ".join(v.id for v in plan.variants)
         raise PlanError(f"--only {' '.join(patterns)} selects nothing; variants: {ids}")
     return chosen
+
+
+def registry_digest(reference: str) -> str | None:
+    """Digest of a remote tag (the sha256 of its raw manifest), or None if it does not exist."""
+    import hashlib
+
+    argv = ["docker", "buildx", "imagetools", "inspect", "--raw", reference]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return "sha256:" + hashlib.sha256(proc.stdout).hexdigest() if proc.returncode == 0 else None
+
+
+def split_unchanged(
+    serves: Sequence[ServeTarget], lookup: Callable[[str], str | None]
+) -> tuple[tuple[ServeTarget, ...], tuple[Result, ...]]:
+    """(images to build, results of images whose content tag is already published)."""
+    changed, unchanged = [], []
+    for serve in serves:
+        digest = lookup(serve.tags[0])
+        if digest is None:
+            changed.append(serve)
+        else:
+            reason = f"unchanged: {serve.tags[0]} is already published"
+            unchanged.append(
+                Result(
+                    target=serve.name,
+                    status=Status.SUCCESS,
+                    reason=reason,
+                    digest=digest,
+                    image=serve.tags[0],
+                )
+            )
+    return tuple(changed), tuple(unchanged)
 
 
 def bake_argv(
@@ -164,6 +199,13 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     """Phase 1 (conversions) then phase 2 (server images); raises BuildError on failure."""
     root = Path(plan.root)
     serves = select_serves(plan, options.only)
+    unchanged: tuple[Result, ...] = ()
+    if options.changed:
+        serves, unchanged = split_unchanged(serves, registry_digest)
+        for result in unchanged:
+            sink(f"{result.target}: {result.reason}")
+        if not serves:
+            return unchanged
     converts = tuple(dict.fromkeys(s.convert for s in serves))
     bases = tuple(b.name for b in plan.bases)
     results = list(_phase(root, converts, options, base_targets=bases, sink=sink, label="convert"))
@@ -175,7 +217,11 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     for serve in serves:
         for key, value in fidelity_labels(root / ARTIFACTS_DIR / serve.convert).items():
             set_values.append(f"{serve.name}.labels.{key}={value}")
-        set_values.append(f"{serve.name}.output={_serve_output(options)}")
+    publish = _publish_targets(plan, serves) if options.push else ()
+    if publish:
+        set_values += _staging_sets(publish)
+    else:
+        set_values += [f"{serve.name}.output={_serve_output(options)}" for serve in serves]
     results += _phase(
         root,
         [s.name for s in serves],
@@ -187,7 +233,34 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     )
     if any(not r for r in results):
         raise _build_error(plan, results)
-    return tuple(results)
+    if publish:
+        _tag_published(root, publish, sink)
+    return (*results, *unchanged)
+
+
+def _publish_targets(plan: Plan, serves: Sequence[ServeTarget]):
+    from tf2aif.publish import PublishTarget
+
+    if not plan.registry:
+        raise PlanError("--push needs `registry:` in the manifest (e.g. registry.example.com/team)")
+    return tuple(PublishTarget(name=s.name, repository=s.image, final_tags=s.tags) for s in serves)
+
+
+def _staging_sets(publish) -> list[str]:
+    """Push under staging tags only: final tags move after every target has pushed."""
+    from tf2aif.publish import staging_overrides
+
+    run_id = f"{int(time.time())}-{os.getpid()}"
+    argv = staging_overrides(publish, run_id)
+    return [argv[i + 1] for i in range(0, len(argv), 2)]
+
+
+def _tag_published(root: Path, publish, sink: LineSink) -> None:
+    from tf2aif.publish import apply_tags, plan_tags, read_metadata
+
+    pushed = read_metadata(root / BUILD_DIR / "metadata-serve.json")
+    for tag in apply_tags(plan_tags(publish, pushed, bake_ok=True)):
+        sink(f"tagged {tag}")
 
 
 def _serve_output(options: BuildOptions) -> str:

@@ -249,6 +249,7 @@ def cmd_bake(args: argparse.Namespace) -> int:
     write_build_dir(plan, text)
     options = BuildOptions(
         only=tuple(args.only),
+        changed=args.changed,
         push=args.push,
         load=not args.no_load,
         set_values=tuple(args.set_values),

@@ -86,7 +86,9 @@ def split_tag(reference: str) -> tuple[str, str]:
     return name, tag
 
 
-def publish_targets(bake: Mapping[str, Any], names: Sequence[str] = ()) -> tuple[PublishTarget, ...]:
+def publish_targets(
+    bake: Mapping[str, Any], names: Sequence[str] = ()
+) -> tuple[PublishTarget, ...]:
     """Targets of a bake file that carry tags (serve images), optionally only `names`."""
     targets = bake.get("target", {})
     chosen = names or sorted(name for name, spec in targets.items() if spec.get("tags"))
@@ -97,7 +99,9 @@ def publish_targets(bake: Mapping[str, Any], names: Sequence[str] = ()) -> tuple
             raise BuildError(f"target {name} has no tags to publish")
         repositories = {split_tag(tag)[0] for tag in tags}
         if len(repositories) != 1:
-            raise BuildError(f"target {name}: tags span several repositories {sorted(repositories)}")
+            raise BuildError(
+                f"target {name}: tags span several repositories {sorted(repositories)}"
+            )
         result.append(PublishTarget(name=name, repository=repositories.pop(), final_tags=tags))
     return tuple(result)
 

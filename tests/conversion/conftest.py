@@ -36,6 +36,9 @@ def project(tmp_path_factory, digits_train) -> Path:
     assert abs(accuracy - 0.9633) < 0.02, accuracy
     shutil.copytree(REPO / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "examples").mkdir()
-    shutil.copytree(REPO / "examples" / "digits", root / "examples" / "digits",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "examples" / "digits",
+        root / "examples" / "digits",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     return root

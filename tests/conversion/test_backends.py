@@ -93,7 +93,9 @@ def test_variant_converts_and_passes_the_gate(converted, key):
 def test_runtime_tools_are_recorded(converted):
     assert "openvino" in converted(("openvino", "openvino", "fp32"))[0].tools
     assert {"openvino", "nncf"} <= set(converted(("openvino", "openvino", "int8"))[0].tools)
-    assert {"tf2onnx", "onnx", "onnxruntime"} <= set(converted(("onnxruntime", "onnx", "int8"))[0].tools)
+    assert {"tf2onnx", "onnx", "onnxruntime"} <= set(
+        converted(("onnxruntime", "onnx", "int8"))[0].tools
+    )
     assert converted(("onnxruntime", "onnx", "fp32"))[0].options["opset"] == 17
 
 

@@ -179,3 +179,14 @@ def test_vendor_map_file(tmp_path, capsys):
     bases = {b["target"]: b["vendor"] for b in json.loads(capsys.readouterr().out)["bases"]}
     assert bases["base-serve-tflite"] == "127.0.0.1:5000/stand-in/python:3.11"
     assert main(["plan", str(file), "--vendor-map", str(tmp_path / "none.yaml")]) == 1
+
+
+def test_changed_skips_images_already_published(plan):
+    published = {plan.serves[0].tags[0]: "sha256:" + "b" * 64}
+    from tf2aif.build import split_unchanged
+
+    changed, unchanged = split_unchanged(plan.serves, published.get)
+    assert [s.name for s in changed] == [s.name for s in plan.serves[1:]]
+    assert unchanged[0].target == plan.serves[0].name
+    assert unchanged[0].digest == "sha256:" + "b" * 64
+    assert "already published" in unchanged[0].reason

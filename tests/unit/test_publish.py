@@ -62,7 +62,10 @@ def test_publish_targets_rejects_untagged_and_mixed_repositories():
 
 def test_staging_tag_is_valid_and_unique_per_run():
     target = publish_targets(BAKE)[0]
-    assert staging_tag(target, "20261123T1500") == f"{REPO}:tf2aif-staging-20261123T1500-serve-cpu-tf-fp32"
+    assert (
+        staging_tag(target, "20261123T1500")
+        == f"{REPO}:tf2aif-staging-20261123T1500-serve-cpu-tf-fp32"
+    )
     long = PublishTarget(name="serve-" + "x" * 200, repository=REPO, final_tags=(f"{REPO}:a",))
     tag = staging_tag(long, "r1").rpartition(":")[2]
     assert len(tag) == 128
@@ -90,7 +93,10 @@ def test_read_metadata_keeps_targets_with_a_digest(tmp_path):
         tmp_path,
         {
             "serve-cpu-tf-fp32": {"containerimage.digest": DIGEST_A, "image.name": f"{REPO}:s"},
-            "convert-tflite-fp32": {"containerimage.digest": DIGEST_B, "image.name": "moby-dangling@x"},
+            "convert-tflite-fp32": {
+                "containerimage.digest": DIGEST_B,
+                "image.name": "moby-dangling@x",
+            },
             "base-serve-tf": {"buildx.build.ref": "default/default/abc"},
             "buildx.build.warnings": [],
         },

@@ -1,0 +1,46 @@
+"""Fixtures: real digits artifacts for every runtime, TF reference outputs, digit PNGs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .artifacts import make_artifacts
+
+
+@pytest.fixture(scope="session")
+def digits_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """runtime -> artifact dir, all converted from one freshly trained digits SavedModel."""
+    return make_artifacts(tmp_path_factory.mktemp("digits-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def held_out() -> tuple[np.ndarray, np.ndarray]:
+    from .artifacts import digits_train
+
+    _, _, images, labels = digits_train.load_digits_split()
+    return images[:32], labels[:32]
+
+
+@pytest.fixture(scope="session")
+def tf_reference(digits_artifacts: dict[str, Path], held_out: tuple) -> np.ndarray:
+    """Softmax outputs of the native TF SavedModel for the held-out images."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(digits_artifacts["tf"] / "model" / "saved_model"))
+    images, _ = held_out
+    return loaded.signatures["serving_default"](image=tf.constant(images))["output_0"].numpy()
+
+
+def digit_png(image: np.ndarray) -> bytes:
+    """An 8x8 digit (light ink, [0, 1]) as a 64x64 PNG with dark ink on white paper."""
+    from PIL import Image
+
+    pixels = (255 * (1.0 - image.reshape(8, 8))).round().astype(np.uint8)
+    picture = Image.fromarray(pixels, mode="L").resize((64, 64), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
