@@ -1,8 +1,9 @@
 """Kubernetes objects for tf2aif images: pure functions from frozen values to plain dicts.
 
 Every image serves the Open Inference Protocol on port 8080 (health at /v2/health/{live,ready},
-Prometheus metrics at /metrics) as uid 10001 and writes nothing but an optional TensorRT engine
-cache, so the root filesystem is read-only and only /tmp and /var/cache/tf2aif are writable.
+Prometheus metrics at /metrics) as uid 10001 and writes nothing but temp files and an optional
+TensorRT engine cache, so the root filesystem is read-only and only /tmp and /var/cache/tf2aif
+are writable.
 """
 
 from __future__ import annotations
@@ -221,8 +222,8 @@ def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
 
 
 def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts): /tmp always (Python libraries may need a scratch dir), the engine
-    cache only for runtimes that build one at start."""
+    """(volumes, mounts): /tmp always (loading a SavedModel needs a temp dir; Keras keeps its
+    config there), the engine cache only for runtimes that build one at start."""
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     if workload.runtime in _CACHE_RUNTIMES:
