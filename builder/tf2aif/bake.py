@@ -48,6 +48,15 @@ def bake_dict(plan: Plan, options: EmitOptions = EmitOptions()) -> dict[str, Any
         targets[convert.name] = _convert(convert)
     for serve in plan.serves:
         targets[serve.name] = _serve(serve)
+    if plan.client:
+        targets[plan.client.name] = {
+            "context": CONTEXT_DIR,
+            "dockerfile": "client.Dockerfile",
+            "contexts": {"base": f"target:{plan.client.base}"},
+            "labels": dict(plan.client.labels),
+            "platforms": list(plan.client.platforms),
+            "tags": list(plan.client.tags),
+        }
     if options.cache:
         for name, target in targets.items():
             target.update(_cache(plan, name, options))
@@ -64,6 +73,8 @@ def _base(base: BaseTarget) -> dict[str, Any]:
         "context": f"{BUILD_DIR}/base_images/{base.folder}",
         "dockerfile": "Dockerfile",
         "args": {"VENDOR_IMAGE": base.vendor},
+        # Used only as a build context: keep it in the build cache, do not export a multi-GB image.
+        "output": ["type=cacheonly"],
     }
     if base.platforms:
         target["platforms"] = list(base.platforms)
@@ -111,7 +122,7 @@ def write_build_dir(plan: Plan, text: str) -> Path:
     _replace_tree(
         _PACKAGE, context / "tf2aif", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_data")
     )
-    for name in ("convert.Dockerfile", "serve.Dockerfile"):
+    for name in ("convert.Dockerfile", "serve.Dockerfile", "client.Dockerfile"):
         shutil.copyfile(_PACKAGE / "dockerfiles" / name, context / name)
     (root / EMPTY_CONTEXT).mkdir(parents=True, exist_ok=True)
     for base in {b.folder for b in plan.bases}:

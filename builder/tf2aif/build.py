@@ -12,6 +12,7 @@ the stage that failed.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 
 from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE
 from tf2aif.errors import BuildError, PlanError, ToolMissingError
-from tf2aif.plan import BUILD_DIR, Plan, ServeTarget
+from tf2aif.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
 
 __all__ = [
     "BuildOptions",
@@ -77,19 +78,27 @@ class BuildOptions:
 
 def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
     """Server targets whose name or any variant id matches a pattern (`gpu/*`, `*-int8`)."""
-    import fnmatch
+    serves, _ = select_images(plan, patterns)
+    return serves
 
+
+def select_images(
+    plan: Plan, patterns: Sequence[str]
+) -> tuple[tuple[ServeTarget, ...], tuple[ClientTarget, ...]]:
+    """(server targets, client targets) selected by --only patterns; no pattern selects all."""
+    clients = (plan.client,) if plan.client else ()
     if not patterns:
-        return plan.serves
-    chosen = tuple(
-        s
-        for s in plan.serves
-        if any(fnmatch.fnmatch(x, p) for p in patterns for x in (s.name, *s.variants))
-    )
-    if not chosen:
+        return plan.serves, clients
+
+    def hit(*names: str) -> bool:
+        return any(fnmatch.fnmatch(x, p) for p in patterns for x in names)
+
+    serves = tuple(s for s in plan.serves if hit(s.name, *s.variants))
+    clients = tuple(c for c in clients if hit(c.name))
+    if not serves and not clients:
         ids = ", ".join(v.id for v in plan.variants)
         raise PlanError(f"--only {' '.join(patterns)} selects nothing; variants: {ids}")
-    return chosen
+    return serves, clients
 
 
 def registry_digest(reference: str) -> str | None:
@@ -198,13 +207,13 @@ def fidelity_labels(artifact_dir: Path) -> dict[str, str]:
 def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> tuple[Result, ...]:
     """Phase 1 (conversions) then phase 2 (server images); raises BuildError on failure."""
     root = Path(plan.root)
-    serves = select_serves(plan, options.only)
+    serves, clients = select_images(plan, options.only)
     unchanged: tuple[Result, ...] = ()
     if options.changed:
         serves, unchanged = split_unchanged(serves, registry_digest)
         for result in unchanged:
             sink(f"{result.target}: {result.reason}")
-        if not serves:
+        if not serves and not clients:
             return unchanged
     converts = tuple(dict.fromkeys(s.convert for s in serves))
     bases = tuple(b.name for b in plan.bases)
@@ -217,14 +226,15 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     for serve in serves:
         for key, value in fidelity_labels(root / ARTIFACTS_DIR / serve.convert).items():
             set_values.append(f"{serve.name}.labels.{key}={value}")
-    publish = _publish_targets(plan, serves) if options.push else ()
+    images = (*serves, *clients)
+    publish = _publish_targets(plan, images) if options.push else ()
     if publish:
         set_values += _staging_sets(publish)
     else:
-        set_values += [f"{serve.name}.output={_serve_output(options)}" for serve in serves]
+        set_values += [f"{image.name}.output={_serve_output(options)}" for image in images]
     results += _phase(
         root,
-        [s.name for s in serves],
+        [image.name for image in images],
         options,
         base_targets=bases,
         sink=sink,
@@ -238,12 +248,12 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     return (*results, *unchanged)
 
 
-def _publish_targets(plan: Plan, serves: Sequence[ServeTarget]):
+def _publish_targets(plan: Plan, images: Sequence[ServeTarget | ClientTarget]):
     from tf2aif.publish import PublishTarget
 
     if not plan.registry:
         raise PlanError("--push needs `registry:` in the manifest (e.g. registry.example.com/team)")
-    return tuple(PublishTarget(name=s.name, repository=s.image, final_tags=s.tags) for s in serves)
+    return tuple(PublishTarget(name=i.name, repository=i.image, final_tags=i.tags) for i in images)
 
 
 def _staging_sets(publish) -> list[str]:

@@ -100,6 +100,7 @@ class Manifest:
     tags: tuple[str, ...]
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    client: bool = False  # also build the bench client image
     loaded: LoadedYaml | None = field(
         default=None, compare=False, repr=False
     )  # for located errors later
@@ -279,6 +280,7 @@ def _build(loaded: LoadedYaml, file: Path) -> Manifest:
             {k: MappingProxyType(dict(v)) for k, v in sorted(data.get("options", {}).items())}
         ),
         serve=ServeSettings(**data.get("serve", {})),
+        client=bool(data.get("client", {}).get("enabled", False)),
         loaded=loaded,
     )
 

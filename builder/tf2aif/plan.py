@@ -36,6 +36,8 @@ __all__ = [
     "target_name",
 ]
 
+CLIENT_BASE = "bench-client"
+CLIENT_VENDOR = "python:3.11-slim-bookworm"
 BUILD_DIR = ".tf2aif"  # next to the manifest: bake file, Dockerfiles, artifacts, metadata
 CONTEXT_DIR = f"{BUILD_DIR}/context"
 EMPTY_CONTEXT = f"{CONTEXT_DIR}/empty"
@@ -81,6 +83,18 @@ class ServeTarget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientTarget:
+    """The bench client image: tf2aif's load generator, for every platform the servers run on."""
+
+    name: str
+    base: str
+    platforms: tuple[str, ...]
+    image: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     name: str
     manifest_file: str
@@ -93,9 +107,11 @@ class Plan:
     groups: Mapping[str, tuple[str, ...]]
     variants: tuple[Variant, ...]
     skipped: tuple[SkippedCell, ...]
+    client: ClientTarget | None = None
 
     def target_names(self) -> tuple[str, ...]:
-        return tuple(t.name for t in (*self.bases, *self.converts, *self.serves))
+        client = (self.client,) if self.client else ()
+        return tuple(t.name for t in (*self.bases, *self.converts, *self.serves, *client))
 
 
 def target_name(*parts: str) -> str:
@@ -114,6 +130,19 @@ def make_plan(resolution: Resolution, *, env: Mapping[str, str] | None = None) -
     bases = _bases(resolution.variants)
     converts = _converts(manifest, resolution.variants, bases)
     serves = _serves(manifest, resolution.variants, bases, converts, env)
+    client = None
+    if manifest.client:
+        vendor = resolution.vendor_map.get(CLIENT_VENDOR, CLIENT_VENDOR)
+        platforms = tuple(sorted({p for s in serves for p in s.platforms}))
+        base = BaseTarget(
+            name=target_name("base", CLIENT_BASE),
+            folder=CLIENT_BASE,
+            vendor=vendor,
+            platforms=platforms,
+            folder_digest=resolution.base_digests.get(CLIENT_BASE, ""),
+        )
+        bases[(CLIENT_BASE, vendor)] = base
+        client = _client(manifest, base)
     plan = Plan(
         name=manifest.name,
         manifest_file=manifest.file.name,
@@ -123,9 +152,10 @@ def make_plan(resolution: Resolution, *, env: Mapping[str, str] | None = None) -
         bases=tuple(sorted(bases.values(), key=lambda b: b.name)),
         converts=tuple(converts.values()),
         serves=serves,
-        groups=_groups(manifest, serves, converts.values()),
+        groups=_groups(manifest, serves, converts.values(), client),
         variants=resolution.variants,
         skipped=resolution.skipped,
+        client=client,
     )
     _check_links(plan)
     return plan
@@ -399,13 +429,49 @@ def _source(env: Mapping[str, str]) -> tuple[str, str]:
     return source, revision
 
 
+def _client(manifest: Manifest, base: BaseTarget) -> ClientTarget:
+    image = (
+        f"{manifest.registry}/{manifest.name}-bench"
+        if manifest.registry
+        else f"{manifest.name}-bench"
+    )
+    content = json_digest(
+        {
+            "tf2aif": __version__,
+            "base": [base.folder, base.vendor, base.folder_digest],
+            "platforms": list(base.platforms),
+        }
+    )
+    labels = {
+        "org.opencontainers.image.title": f"{manifest.name} bench client",
+        "org.opencontainers.image.description": f"tf2aif bench: load generator for the {manifest.name} images",
+        "org.opencontainers.image.base.name": base.vendor,
+        "io.tf2aif.version": __version__,
+        "io.tf2aif.content-digest": content,
+    }
+    return ClientTarget(
+        name=target_name("client", "bench"),
+        base=base.name,
+        platforms=base.platforms,
+        image=image,
+        tags=(f"{image}:{__version__}-{content[7:19]}", f"{image}:{__version__}"),
+        labels=MappingProxyType(dict(sorted(labels.items()))),
+    )
+
+
 # -- groups and link checks ----------------------------------------------------------------
 
 
 def _groups(
-    manifest: Manifest, serves: tuple[ServeTarget, ...], converts: Iterable[ConvertTarget]
+    manifest: Manifest,
+    serves: tuple[ServeTarget, ...],
+    converts: Iterable[ConvertTarget],
+    client: ClientTarget | None,
 ) -> Mapping[str, tuple[str, ...]]:
-    groups: dict[str, tuple[str, ...]] = {"default": tuple(s.name for s in serves)}
+    clients = (client.name,) if client else ()
+    groups: dict[str, tuple[str, ...]] = {"default": tuple(s.name for s in serves) + clients}
+    if client:
+        groups["client"] = clients
     groups["convert"] = tuple(c.name for c in converts)
     for platform in dict.fromkeys(p for s in serves for p in s.platform_names):
         groups[platform] = tuple(s.name for s in serves if platform in s.platform_names)

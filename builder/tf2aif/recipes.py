@@ -66,6 +66,7 @@ class RecipeSet:
     platforms: Mapping[str, Platform]
     recipes: tuple[Recipe, ...]
     base_images: frozenset[str]  # folders available in base_images/
+    base_digests: Mapping[str, str] = field(default_factory=dict)  # folder -> content digest
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -105,6 +106,7 @@ def load_recipes(
         platforms=MappingProxyType(platforms),
         recipes=tuple(recipes),
         base_images=frozenset(folders),
+        base_digests=MappingProxyType(folders),
     )
     _check(recipe_set)
     return recipe_set

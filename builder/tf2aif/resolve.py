@@ -64,6 +64,7 @@ class Resolution:
     variants: tuple[Variant, ...]
     skipped: tuple[SkippedCell, ...]
     vendor_map: Mapping[str, str] = field(default_factory=dict)
+    base_digests: Mapping[str, str] = field(default_factory=dict)  # base_images folder -> digest
 
 
 def resolve(
@@ -121,7 +122,11 @@ def resolve(
     ordered = tuple(sorted(variants.values(), key=lambda v: _order(manifest, v)))
     skipped_sorted = tuple(sorted(skipped, key=lambda s: _order(manifest, s)))
     return Resolution(
-        manifest=manifest, variants=ordered, skipped=skipped_sorted, vendor_map=vendor_map
+        manifest=manifest,
+        variants=ordered,
+        skipped=skipped_sorted,
+        vendor_map=vendor_map,
+        base_digests=recipes.base_digests,
     )
 
 

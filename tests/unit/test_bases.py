@@ -121,6 +121,7 @@ def test_vendor_map_is_yaml_mapping_every_demo_ref_to_the_stand_in(tmp_path):
 def test_base_folders_lists_every_shipped_base_with_its_vendor_default():
     folders = {f.name: f.vendor_default for f in base_folders(data_dir("base_images"))}
     assert folders == {
+        "bench-client": "python:3.11-slim-bookworm",
         "convert-tf": "tensorflow/tensorflow:2.21.0",
         "convert-vitis-ai": "xilinx/vitis-ai-tensorflow2-cpu:3.5.0",
         "serve-onnxruntime": "python:3.11-slim-bookworm",
