@@ -81,11 +81,6 @@ def pin_vendors() -> Callable[[Path, str], Path]:
 
 
 @pytest.fixture
-def make_project() -> Callable[[Path], Path]:
-    return write_project
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Path:
     return write_project(tmp_path / "proj")
 
