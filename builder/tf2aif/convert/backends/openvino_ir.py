@@ -1,0 +1,50 @@
+"""`openvino`: `openvino.convert_model` on the SavedModel, saved as IR (model.xml + model.bin).
+
+fp32 keeps fp32 weights; fp16 compresses weights to fp16; int8 is NNCF post-training
+quantization over the calibration samples. `options["inference_precision_hint"]` pins the CPU
+plugin's compute precision, which otherwise follows the CPU (bf16 wherever AVX512-BF16/AMX exist,
+even for an fp32 model): f32 for fp32 and for the layers int8 leaves in float, f16 for fp16
+(the plugin runs that as bf16 on CPUs without native fp16).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tf2aif.convert.backends._common import require_precision
+from tf2aif.convert.job import ConvertJob, ConvertResult
+
+__all__ = ["INFERENCE_PRECISION", "convert"]
+
+INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
+
+
+def convert(job: ConvertJob) -> ConvertResult:
+    import openvino as ov
+
+    require_precision(job, "openvino", ("fp32", "fp16", "int8"))
+    model = ov.convert_model(str(job.saved_model))
+    tools = ("openvino",)
+    if job.spec.precision == "int8":
+        model = _quantize(model, job)
+        tools = ("openvino", "nncf")
+    ov.save_model(model, job.model_dir / "model.xml", compress_to_fp16=job.spec.precision == "fp16")
+    return ConvertResult(
+        model_file="model/model.xml",
+        options={
+            "device": "CPU",
+            "weights": "model/model.bin",
+            "inference_precision_hint": INFERENCE_PRECISION[job.spec.precision],
+        },
+        tools=tools,
+        check_with="openvino",
+    )
+
+
+def _quantize(model, job: ConvertJob):
+    import nncf
+
+    nncf.set_log_level(logging.WARNING)
+    samples = job.calibration()
+    dataset = nncf.Dataset(list(samples.inputs))
+    return nncf.quantize(model, dataset, subset_size=len(samples))
