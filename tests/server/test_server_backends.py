@@ -102,7 +102,7 @@ def test_openvino_device_and_precision():
     assert pick_device("gpu", ["CPU"]) == "GPU"
     assert inference_precision("fp32", {}) == "f32"
     assert inference_precision("int8", {}) is None
-    assert inference_precision("fp16", {"inference_precision": "f16"}) == "f16"
+    assert inference_precision("fp16", {"inference_precision_hint": "f16"}) == "f16"
 
 
 def test_int8_io_quantization_round_trip():

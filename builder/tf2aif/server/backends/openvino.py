@@ -21,9 +21,10 @@ def pick_device(device: str, available: list[str]) -> str:
 
 
 def inference_precision(precision: str, options: Mapping[str, Any]) -> str | None:
-    """fp32 artifacts run in f32: OpenVINO's CPU default is bf16 on CPUs with AVX512-BF16/AMX,
-    which moved digits softmax outputs by 1.3e-3. Others keep the device default."""
-    return options.get("inference_precision") or {"fp32": "f32"}.get(precision)
+    """The converter's `inference_precision_hint` (what its fidelity gate measured), else f32 for
+    fp32: OpenVINO's CPU default is bf16 on CPUs with AVX512-BF16/AMX, which moved the digits
+    softmax outputs by 1.3e-3. Without either, the device default."""
+    return options.get("inference_precision_hint") or {"fp32": "f32"}.get(precision)
 
 
 class OpenVINOBackend(Backend):
