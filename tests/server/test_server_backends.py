@@ -10,7 +10,7 @@ import pytest
 
 from tf2aif.artifact import ArtifactInfo, TensorSpec
 from tf2aif.server.backends import BACKENDS, BackendSettings, backend_class, create_backend
-from tf2aif.server.backends.base import match_names, zeros_for
+from tf2aif.server.backends.base import bucket_for, bucket_sizes, match_names, zeros_for
 from tf2aif.server.backends.onnxruntime import choose_providers
 from tf2aif.server.backends.openvino import inference_precision, pick_device
 from tf2aif.server.backends.tensorrt import EngineKey, engine_paths, load_or_build
@@ -125,3 +125,10 @@ def test_zero_inputs_and_name_matching():
         ServerError, match=r"declares outputs \['y'\] but the model has \['a', 'b'\]"
     ):
         match_names(["y"], ["a", "b"], "outputs")
+
+
+def test_batch_buckets():
+    assert bucket_sizes(32) == [1, 2, 4, 8, 16, 32]
+    assert bucket_sizes(12) == [1, 2, 4, 8, 12]
+    assert bucket_sizes(1) == [1]
+    assert [bucket_for(rows, 12) for rows in (1, 3, 5, 9, 12, 13)] == [1, 4, 8, 12, 12, 13]
