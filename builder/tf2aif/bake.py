@@ -73,6 +73,8 @@ def _base(base: BaseTarget) -> dict[str, Any]:
         "context": f"{BUILD_DIR}/base_images/{base.folder}",
         "dockerfile": "Dockerfile",
         "args": {"VENDOR_IMAGE": base.vendor},
+        # Used only as a build context: keep it in the build cache, do not export a multi-GB image.
+        "output": ["type=cacheonly"],
     }
     if base.platforms:
         target["platforms"] = list(base.platforms)

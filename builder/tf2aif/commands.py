@@ -58,6 +58,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="push to the manifest's registry; tags move only when every target succeeded",
     )
     p.add_argument(
+        "--changed",
+        action="store_true",
+        help="build only images whose content tag is not in the registry yet",
+    )
+    p.add_argument(
         "--no-load", action="store_true", help="do not load the images into the local image store"
     )
     p.add_argument(

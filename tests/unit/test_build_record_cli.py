@@ -190,3 +190,37 @@ def test_changed_skips_images_already_published(plan):
     assert unchanged[0].target == plan.serves[0].name
     assert unchanged[0].digest == "sha256:" + "b" * 64
     assert "already published" in unchanged[0].reason
+
+
+def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
+    """Parse a full bake command line and stop at the build: every option lands where it should."""
+    seen = {}
+
+    def fake_run(plan, options, args, buildx):
+        seen["options"] = options
+        return ()
+
+    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
+    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
+    file = write_project(tmp_path, BASIC)
+    argv = [
+        "bake",
+        str(file),
+        "--only",
+        "cpu/*",
+        "--push",
+        "--changed",
+        "--no-load",
+        "--set",
+        "a.b=c",
+    ]
+    argv += ["--builder", "k8s", "--ca-cert", "/ca.pem", "--", "--provenance=mode=max"]
+    assert main(argv) == 0
+    options = seen["options"]
+    assert options.only == ("cpu/*",) and options.push and options.changed and not options.load
+    assert (
+        options.set_values == ("a.b=c",)
+        and options.builder == "k8s"
+        and options.ca_file == "/ca.pem"
+    )
+    assert options.extra_args == ("--provenance=mode=max",)
