@@ -65,8 +65,7 @@ async def fetch_metadata(client: HttpClient, model: str) -> dict[str, Any]:
 async def make_payloads(client: HttpClient, model: str | None, spec: InputSpec) -> Prepared:
     if spec.kind == "health":
         return Prepared(model=model or "", metadata={}, payloads=(health_payload(),))
-    if not model:
-        raise Tf2aifError("which model? pass --model NAME (served at /v2/models/NAME)")
+    model = model or await discover_model(client)
     metadata = await fetch_metadata(client, model)
     if spec.kind == "files":
         return Prepared(
@@ -78,6 +77,19 @@ async def make_payloads(client: HttpClient, model: str | None, spec: InputSpec) 
         tensors = [random_inputs(metadata, seed=spec.seed + i) for i in range(spec.count)]
     payloads = tuple(encode_infer(model, t, binary=spec.binary) for t in tensors)
     return Prepared(model=model, metadata=metadata, payloads=payloads)
+
+
+async def discover_model(client: HttpClient) -> str:
+    """The one model a server serves, from the repository extension (POST /v2/repository/index)."""
+    try:
+        status, body = await client.post("/v2/repository/index", b"{}")
+        names = sorted({entry["name"] for entry in json.loads(body)}) if status == 200 else []
+    except (OSError, ValueError, KeyError, TypeError):
+        names = []
+    if len(names) == 1:
+        return names[0]
+    found = f"; it serves {', '.join(names)}" if names else ""
+    raise Tf2aifError(f"which model? pass --model NAME (served at /v2/models/NAME){found}")
 
 
 def _sample_function(reference: str | None) -> Callable[[], Any]:
