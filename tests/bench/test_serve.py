@@ -82,8 +82,8 @@ def test_predict_endpoint_with_image_files(artifact, tmp_path):
 
 def test_profile_reports_the_server_memory(artifact, tmp_path):
     out = tmp_path / "p.json"
-    assert main(["bench", "--profile", "--artifact", str(artifact), "--json", str(out),
-                 *QUICK]) == 0  # fmt: skip
+    assert main(["bench", "--profile", "--profile-requests", "200", "--artifact", str(artifact),
+                 "--json", str(out), *QUICK]) == 0  # fmt: skip
     (profile,) = json.loads(out.read_text())["profiles"]
     assert profile["memory"]["source"] == "proc"
     assert profile["memory"]["rss_bytes"] > 30 * 2**20  # python + numpy + LiteRT at least

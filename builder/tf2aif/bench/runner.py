@@ -135,22 +135,34 @@ async def bench_endpoint(bench: Bench) -> list[RunResult]:
     return runs
 
 
-async def settle(bench: Bench, prepared: Prepared, *, quiet_ms: float, timeout_s: float = 60.0):
+async def settle(bench: Bench, prepared: Prepared, *, quiet_ms: float, timeout_s: float = 30.0):
     """Wait until the server has worked off requests a finished run left queued.
 
     Servers keep working on requests whose client went away, so after an open-loop run beyond
     capacity the next run would start behind a backlog. Sends one request at a time until one is
-    answered within `quiet_ms` (or the timeout passes); returns the last latency in ms.
+    answered within `quiet_ms`, or latencies stop falling (the backlog is gone and the machine is
+    merely slower than when `quiet_ms` was measured), or the timeout passes.
     """
     payload = prepared.payloads[0]
     deadline = time.perf_counter() + timeout_s
-    latency_ms = float("inf")
+    latencies: list[float] = []
     async with _client(bench, 1) as client:
-        while latency_ms > quiet_ms and time.perf_counter() < deadline:
+        while time.perf_counter() < deadline:
             start = time.perf_counter()
             await client.send(payload)
-            latency_ms = (time.perf_counter() - start) * 1e3
-    return latency_ms
+            latencies.append((time.perf_counter() - start) * 1e3)
+            if latencies[-1] <= quiet_ms or _levelled(latencies):
+                break
+    return latencies[-1] if latencies else float("nan")
+
+
+def _levelled(latencies: Sequence[float], span: int = 5) -> bool:
+    """The last `span` latencies are no better than the `span` before them (median, 10%)."""
+    if len(latencies) < 2 * span:
+        return False
+    recent = sorted(latencies[-span:])[span // 2]
+    before = sorted(latencies[-2 * span : -span])[span // 2]
+    return recent >= 0.9 * before
 
 
 async def measure(bench: Bench, prepared: Prepared, load: Load) -> Measurement:
