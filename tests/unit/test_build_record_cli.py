@@ -217,10 +217,21 @@ def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
     argv += ["--builder", "k8s", "--ca-cert", "/ca.pem", "--", "--provenance=mode=max"]
     assert main(argv) == 0
     options = seen["options"]
-    assert options.only == ("cpu/*",) and options.push and options.changed and not options.load
+    assert options.only == ("cpu/*",) and options.push and options.changed and options.sbom
+    assert not options.load
     assert (
         options.set_values == ("a.b=c",)
         and options.builder == "k8s"
         and options.ca_file == "/ca.pem"
     )
     assert options.extra_args == ("--provenance=mode=max",)
+
+
+def test_push_asks_for_provenance():
+    argv = bake_argv(
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(push=True, sbom=True)
+    )
+    assert "--provenance=mode=max" in argv and "--sbom=true" in argv
+    assert "--provenance=mode=max" not in bake_argv(
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions()
+    )
