@@ -210,6 +210,7 @@ def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
         "cpu/*",
         "--push",
         "--changed",
+        "--sbom",
         "--no-load",
         "--set",
         "a.b=c",
