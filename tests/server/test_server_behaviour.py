@@ -336,13 +336,18 @@ def test_not_ready_until_loaded_and_warmed_up(digits_artifacts, held_out):
                 time.sleep(0.02)
                 continue
             seen.append((live, ready.status_code, model_ready.status_code, infer.status_code))
-            if ready.status_code == 200:
+            if model_ready.status_code == 503:
+                assert model_ready.json()["state"] == "loading"
+            if infer.status_code == 503:
+                assert infer.json()["error"] == "model 'digits' is not ready: loading"
+                assert infer.headers["retry-after"] == "1"
+            if seen[-1] == (200, 200, 200, 200):
                 break
-            assert model_ready.json()["state"] == "loading"
-            assert infer.json()["error"] == "model 'digits' is not ready: loading"
-            assert infer.headers["retry-after"] == "1"
         assert seen[0] == (200, 503, 503, 503), seen[:3]
-        assert seen[-1] == (200, 200, 200, 200)
+        assert seen[-1] == (200, 200, 200, 200), f"not ready after 90 s: {seen[-3:]}"
+        for column in range(4):  # once ready, never not ready again
+            statuses = [row[column] for row in seen]
+            assert statuses == sorted(statuses, key=lambda status: status != 503), column
     finally:
         server.terminate()
 
