@@ -7,8 +7,8 @@ bake succeeded and every published target has a digest are the final tags create
 `docker buildx imagetools create -t <final tag> <repo>@<digest>`, which points the tag at the
 very manifest (index) that was built. If anything failed, no final tag is touched.
 
-Pure: `publish_targets`, `staging_tag`, `staging_overrides`, `read_metadata`, `plan_tags`,
-`imagetools_argv`, `failed_steps`. Edge: `apply_tags`.
+Pure: `publish_targets`, `staging_tag`, `staging_set_values`, `staging_overrides`,
+`read_metadata`, `plan_tags`, `imagetools_argv`, `failed_steps`. Edge: `apply_tags`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "read_metadata",
     "split_tag",
     "staging_overrides",
+    "staging_set_values",
     "staging_tag",
 ]
 
@@ -115,13 +116,18 @@ def staging_tag(target: PublishTarget, run_id: str) -> str:
     return f"{target.repository}:{tag}"
 
 
-def staging_overrides(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
-    """`docker buildx bake` arguments that push each target under its staging tag only."""
-    argv: list[str] = []
+def staging_set_values(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
+    """bake `--set` values that push each target under its staging tag only."""
+    values: list[str] = []
     for target in targets:
-        argv += ["--set", f"{target.name}.tags={staging_tag(target, run_id)}"]
-        argv += ["--set", f"{target.name}.output=type=image,push=true"]
-    return argv
+        values.append(f"{target.name}.tags={staging_tag(target, run_id)}")
+        values.append(f"{target.name}.output=type=image,push=true")
+    return values
+
+
+def staging_overrides(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
+    """The same as `docker buildx bake` arguments."""
+    return [arg for value in staging_set_values(targets, run_id) for arg in ("--set", value)]
 
 
 def read_metadata(path: Path) -> dict[str, PushedImage]:
@@ -170,18 +176,22 @@ def imagetools_argv(plan: TagPlan) -> list[str]:
     return [*argv, plan.source]
 
 
-# buildx plain progress: "#12 [convert-tflite-int8 3/3] RUN python -m ..." ... "#12 ERROR: ..."
-_STEP = re.compile(r"^#(\d+) \[(?P<target>[A-Za-z0-9_-]+)(?: [^\]]*)?\] (?P<step>.+)$")
+# buildx plain progress: "#12 [convert-tflite-int8 3/3] RUN python -m ..." ... "#12 ERROR: ...".
+# bake prefixes step names with the target only when it builds more than one target.
+_STEP = re.compile(r"^#(\d+) \[(?P<label>[^\]]+)\] (?P<step>.+)$")
 _ERROR = re.compile(r"^#(\d+) ERROR: (?P<error>.+)$")
 
 
-def failed_steps(progress: str) -> tuple[FailedStep, ...]:
-    """Failed steps named by bake target, from `--progress=plain` output."""
+def failed_steps(progress: str, targets: Sequence[str]) -> tuple[FailedStep, ...]:
+    """Failed steps of `targets`, from `--progress=plain` output."""
     names: dict[str, tuple[str, str]] = {}
     failed = []
     for line in progress.splitlines():
         if match := _STEP.match(line):
-            names.setdefault(match[1], (match["target"], match["step"]))
+            first = match["label"].split(" ", 1)[0]
+            target = first if first in targets else targets[0] if len(targets) == 1 else ""
+            if target:
+                names.setdefault(match[1], (target, match["step"]))
         elif (match := _ERROR.match(line)) and match[1] in names:
             target, step = names[match[1]]
             failed.append(FailedStep(target=target, step=step, error=match["error"]))

@@ -190,7 +190,8 @@ PROGRESS = """\
 
 
 def test_failed_steps_names_target_and_step():
-    assert failed_steps(PROGRESS) == (
+    targets = ["base-serve-tflite", "convert-tflite-int8"]
+    assert failed_steps(PROGRESS, targets) == (
         FailedStep(
             target="convert-tflite-int8",
             step='RUN python -m tf2aif.convert --spec "$CONVERT_SPEC" --root /src --out /out',
@@ -198,3 +199,14 @@ def test_failed_steps_names_target_and_step():
             "exit code: 1",
         ),
     )
+
+
+def test_failed_steps_of_a_single_target_build_have_no_prefix():
+    progress = (
+        '#8 [linux/amd64 2/2] RUN test "1" != 1\n'
+        '#8 ERROR: process "/bin/sh -c test" did not complete successfully: exit code: 1\n'
+        "#9 [stage-0 1/4] FROM x\n"
+    )
+    (step,) = failed_steps(progress, ["b"])
+    assert (step.target, step.step) == ("b", 'RUN test "1" != 1')
+    assert failed_steps(progress, ["a", "b"]) == ()

@@ -4,7 +4,7 @@ fp32 keeps fp32 weights; fp16 compresses weights to fp16; int8 is NNCF post-trai
 quantization over the calibration samples. `options["inference_precision_hint"]` pins the CPU
 plugin's compute precision, which otherwise follows the CPU (bf16 wherever AVX512-BF16/AMX exist,
 even for an fp32 model): f32 for fp32 and for the layers int8 leaves in float, f16 for fp16
-(the plugin runs that as bf16 on CPUs without native fp16).
+(the plugin runs that as bf16 on CPUs without native fp16). `spec.options` may set another hint.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def convert(job: ConvertJob) -> ConvertResult:
         options={
             "device": "CPU",
             "weights": "model/model.bin",
-            "inference_precision_hint": INFERENCE_PRECISION[job.spec.precision],
+            "inference_precision_hint": job.spec.options.get(
+                "inference_precision_hint", INFERENCE_PRECISION[job.spec.precision]
+            ),
         },
         tools=tools,
         check_with="openvino",
