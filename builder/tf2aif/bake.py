@@ -91,8 +91,31 @@ def _convert(convert: ConvertTarget) -> dict[str, Any]:
     }
 
 
+# Labels also written as OCI annotations on the image index, where registries and
+# `imagetools inspect` show them without pulling a platform's config. Values have no commas.
+INDEX_ANNOTATIONS = (
+    "org.opencontainers.image.title",
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.revision",
+    "io.tf2aif.model.digest",
+    "io.tf2aif.content-digest",
+    "io.tf2aif.runtime",
+    "io.tf2aif.precision",
+)
+
+
+def _annotations(labels: Mapping[str, str]) -> list[str]:
+    return [
+        f"index:{key}={labels[key]}"
+        for key in INDEX_ANNOTATIONS
+        if key in labels and "," not in labels[key]
+    ]
+
+
 def _serve(serve: ServeTarget) -> dict[str, Any]:
     return {
+        "annotations": _annotations(serve.labels),
         "context": CONTEXT_DIR,
         "dockerfile": "serve.Dockerfile",
         "contexts": {"artifact": f"target:{serve.convert}", "base": f"target:{serve.base}"},

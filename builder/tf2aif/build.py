@@ -67,6 +67,7 @@ class Result:
 class BuildOptions:
     only: tuple[str, ...] = ()  # fnmatch patterns over variant ids or target names
     changed: bool = False  # skip images whose content tag already exists in the registry
+    sbom: bool = False  # BuildKit SBOM attestation (needs the docker/buildkit-syft-scanner image)
     push: bool = False
     load: bool = True  # load server images into the local image store when not pushing
     set_values: tuple[str, ...] = ()  # extra bake --set values
@@ -153,6 +154,10 @@ def bake_argv(
         secret = f"id=ca,src={options.ca_file}"
         argv += [a for base in base_targets for a in ("--set", f"{base}.secrets={secret}")]
         argv += ["--allow", f"fs.read={Path(options.ca_file).parent}"] if _needs_allow() else []
+    if options.push:
+        argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
+    if options.sbom:
+        argv.append("--sbom=true")
     for value in (*set_values, *options.set_values):
         argv += ["--set", value]
     argv += list(options.extra_args)

@@ -58,12 +58,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="push to the manifest's registry; tags move only when every target succeeded",
     )
     p.add_argument(
-        "--no-load", action="store_true", help="do not load the images into the local image store"
+        "--sbom",
+        action="store_true",
+        help="attach BuildKit SBOM attestations (pulls docker/buildkit-syft-scanner)",
     )
     p.add_argument(
         "--changed",
         action="store_true",
-        help="skip images whose content tag is already in the registry",
+        help="build only images whose content tag is not in the registry yet",
+    )
+    p.add_argument(
+        "--no-load", action="store_true", help="do not load the images into the local image store"
     )
     p.add_argument(
         "--set",
@@ -255,6 +260,7 @@ def cmd_bake(args: argparse.Namespace) -> int:
     options = BuildOptions(
         only=tuple(args.only),
         changed=args.changed,
+        sbom=args.sbom,
         push=args.push,
         load=not args.no_load,
         set_values=tuple(args.set_values),

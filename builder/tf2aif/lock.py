@@ -298,7 +298,10 @@ def _scheme(host: str) -> str:
 
 def resolve_with_registry(ref: str, *, client: Any = None) -> ResolvedImage:
     """Resolve with the registry HTTP API (anonymous; loopback registries over plain HTTP)."""
-    import httpx
+    try:
+        import httpx
+    except ImportError:
+        raise LockError("--resolver registry needs httpx (pip install httpx)") from None
 
     host, repo, reference = _split_ref(ref)
     url = f"{_scheme(host)}://{host}/v2/{repo}/manifests/{reference}"

@@ -39,6 +39,10 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"ready": True})
 
 
+async def index(request: Request) -> Response:
+    return JSONResponse([{"name": "toy", "version": "1", "state": "READY"}])
+
+
 async def metadata(request: Request) -> Response:
     if request.path_params["model"] != "toy":
         return JSONResponse({"error": "unknown model"}, status_code=404)
@@ -82,6 +86,7 @@ async def metrics(request: Request) -> Response:
 app = Starlette(
     routes=[
         Route("/v2/health/ready", ready),
+        Route("/v2/repository/index", index, methods=["POST"]),
         Route("/v2/models/{model}", metadata),
         Route("/v2/models/{model}/infer", infer, methods=["POST"]),
         Route("/metrics", metrics),

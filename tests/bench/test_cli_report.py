@@ -6,10 +6,12 @@ import csv
 import json
 import re
 
+import jsonschema
 import pytest
 
 from tf2aif.bench.result import load_result
 from tf2aif.cli import main
+from tf2aif.resources import data_dir
 
 from .conftest import toy_server
 from .test_units import record_document, record_image
@@ -96,7 +98,8 @@ def test_profile_mode_measures_service_time_capacity_and_rate(start_toy, tmp_pat
     assert run_cli("bench", "--profile", "--url", url, "--model", "toy", "--variant",
                    "cpu/toy/fp32", "--json", out, *QUICK) == 0  # fmt: skip
     document = json.loads(out.read_text())
-    assert document["schema"] == "tf2aif-bench-profile" and document["version"] == 1
+    schema = json.loads((data_dir("schema") / "bench-profile.schema.json").read_text())
+    jsonschema.validate(document, schema)
     profile = document["profiles"][0]
     service = profile["service_time"]
     assert service["requests"] == 500 and service["errors"] == 0

@@ -15,9 +15,9 @@ from tf2aif.bench.targets import free_port, url_endpoint
 FAST = LoadSettings(warmup_s=0.3, window_s=0.5, max_duration_s=3.0, timeout_s=5.0)
 
 
-def bench(url: str, loads, settings=FAST, *, client="aiohttp", inputs=None) -> dict:
+def bench(url, loads, settings=FAST, *, client="aiohttp", inputs=None, model="toy") -> dict:
     inputs = inputs or InputSpec()
-    with url_endpoint(url, model="toy", variant="cpu/toy/fp32") as endpoint:
+    with url_endpoint(url, model=model, variant="cpu/toy/fp32") as endpoint:
         job = Bench(endpoint=endpoint, inputs=inputs, loads=loads, settings=settings,
                     http_client=client)  # fmt: skip
         runs = asyncio.run(bench_endpoint(job))
@@ -132,5 +132,6 @@ def test_json_tensors_and_samples_payloads(start_toy, tmp_path):
     )
     url = start_toy()
     inputs = InputSpec(kind="samples", samples=f"{module}:samples", binary=False)
-    run = bench(url, [Load(concurrency=1)], inputs=inputs)["runs"][0]
+    run = bench(url, [Load(concurrency=1)], inputs=inputs, model=None)["runs"][0]
+    assert run["model"] == "toy"  # found through POST /v2/repository/index
     assert run["request_kind"] == "infer-json" and run["errors"] == {} and run["ok"] > 0

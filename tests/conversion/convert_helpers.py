@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tf2aif.convert.spec import ConvertSpec, PluginRef, Thresholds
@@ -25,3 +26,6 @@ def digits_spec(runtime: str, precision: str, *, backend: str | None = None, **c
         "thresholds": GATE,
     }
     return ConvertSpec(**(fields | changes))
+
+
+REPO_BUILDER = Path(__file__).resolve().parents[2] / "builder"

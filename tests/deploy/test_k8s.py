@@ -273,3 +273,21 @@ def test_malformed_variant_is_an_error(write_record, record_data: dict) -> None:
     record_data["images"][0]["variants"] = ["cpu-tflite-fp32"]
     with pytest.raises(Tf2aifError, match="is not <platform>/<runtime>/<precision>"):
         workloads_from_record(read_record(write_record(record_data)))
+
+
+def test_workload_for_pins_one_record_variant_to_a_node(record_path: Path) -> None:
+    from tf2aif.deploy import workload_for
+
+    record = read_record(record_path)
+    image = next(i for i in record.images if i.target == "serve-cpu-arm-tflite-fp32")
+    workload = workload_for(record.name, image, "arm/tflite/fp32", node="pi-3", replicas=2)
+    deployment = deployment_for(workload)
+    spec = deployment["spec"]["template"]["spec"]
+    assert deployment["metadata"]["name"] == "digits-arm-tflite-fp32"
+    assert deployment["spec"]["replicas"] == 2
+    assert spec["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["pi-3"]
+    kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    with pytest.raises(Tf2aifError, match="does not serve 'gpu/tflite/fp32'"):
+        workload_for(record.name, image, "gpu/tflite/fp32")

@@ -58,6 +58,7 @@ def test_bake_file_uses_only_bake_keys(tmp_path):
         "dockerfile",
         "args",
         "labels",
+        "annotations",
         "tags",
         "platforms",
         "output",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -18,13 +17,6 @@ REGISTRY = "127.0.0.1:5000"
 VENDOR_REFS = ("python:3.11-slim-bookworm", "tensorflow/tensorflow:2.21.0")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    with contextlib.suppress(ValueError):  # another test folder's conftest already added it
-        parser.addoption(
-            "--run-docker", action="store_true", default=False, help="run tests that need Docker"
-        )
-
-
 def _docker_problem() -> str | None:
     if shutil.which("docker") is None:
         return "the docker CLI is not installed"
@@ -40,6 +32,8 @@ def _docker_problem() -> str | None:
 
 @pytest.fixture(scope="session")
 def docker_ready(request: pytest.FixtureRequest) -> None:
+    """tests/conftest.py skips `docker`-marked tests without --run-docker; this also needs the
+    registry."""
     if not request.config.getoption("--run-docker", default=False):
         pytest.skip("needs Docker and the local registry: pass --run-docker")
     problem = _docker_problem()
@@ -84,11 +78,6 @@ def pin_vendors() -> Callable[[Path, str], Path]:
         return path
 
     return write
-
-
-@pytest.fixture
-def make_project() -> Callable[[Path], Path]:
-    return write_project
 
 
 @pytest.fixture

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .artifacts import make_artifacts
+from tf2aif.artifact import ARTIFACT_FILE
+
+from .artifacts import RUNTIMES, make_artifacts
 
 
 @pytest.fixture(scope="session")
 def digits_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """runtime -> artifact dir, all converted from one freshly trained digits SavedModel."""
-    return make_artifacts(tmp_path_factory.mktemp("digits-artifacts"))
+    """runtime -> artifact dir, all converted from one freshly trained digits SavedModel.
+
+    TF2AIF_TEST_SERVER_ARTIFACTS=DIR keeps them in DIR and reuses them on the next run.
+    """
+    keep = os.environ.get("TF2AIF_TEST_SERVER_ARTIFACTS")
+    if keep and all((Path(keep) / runtime / ARTIFACT_FILE).is_file() for runtime in RUNTIMES):
+        return {runtime: Path(keep) / runtime for runtime in RUNTIMES}
+    root = Path(keep) if keep else tmp_path_factory.mktemp("digits-artifacts")
+    if keep:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+    return make_artifacts(root)
 
 
 @pytest.fixture(scope="session")

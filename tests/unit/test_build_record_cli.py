@@ -190,3 +190,49 @@ def test_changed_skips_images_already_published(plan):
     assert unchanged[0].target == plan.serves[0].name
     assert unchanged[0].digest == "sha256:" + "b" * 64
     assert "already published" in unchanged[0].reason
+
+
+def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
+    """Parse a full bake command line and stop at the build: every option lands where it should."""
+    seen = {}
+
+    def fake_run(plan, options, args, buildx):
+        seen["options"] = options
+        return ()
+
+    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
+    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
+    file = write_project(tmp_path, BASIC)
+    argv = [
+        "bake",
+        str(file),
+        "--only",
+        "cpu/*",
+        "--push",
+        "--changed",
+        "--sbom",
+        "--no-load",
+        "--set",
+        "a.b=c",
+    ]
+    argv += ["--builder", "k8s", "--ca-cert", "/ca.pem", "--", "--provenance=mode=max"]
+    assert main(argv) == 0
+    options = seen["options"]
+    assert options.only == ("cpu/*",) and options.push and options.changed and options.sbom
+    assert not options.load
+    assert (
+        options.set_values == ("a.b=c",)
+        and options.builder == "k8s"
+        and options.ca_file == "/ca.pem"
+    )
+    assert options.extra_args == ("--provenance=mode=max",)
+
+
+def test_push_asks_for_provenance():
+    argv = bake_argv(
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(push=True, sbom=True)
+    )
+    assert "--provenance=mode=max" in argv and "--sbom=true" in argv
+    assert "--provenance=mode=max" not in bake_argv(
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions()
+    )

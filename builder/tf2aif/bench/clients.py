@@ -22,6 +22,9 @@ class HttpClient(Protocol):
     async def get(self, path: str) -> tuple[int, bytes]:
         """GET a path: (status, body); raises on connection errors."""
 
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST a JSON body: (status, body); raises on connection errors."""
+
 
 @contextlib.asynccontextmanager
 async def open_client(
@@ -77,6 +80,11 @@ class _Aiohttp:
         async with self._session.get(self._base + path) as response:
             return response.status, await response.read()
 
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"}
+        async with self._session.post(self._base + path, data=body, headers=headers) as response:
+            return response.status, await response.read()
+
     async def close(self) -> None:
         await self._session.close()
 
@@ -112,6 +120,11 @@ class _Httpx:
 
     async def get(self, path: str) -> tuple[int, bytes]:
         response = await self._client.get(path)
+        return response.status_code, response.content
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"}
+        response = await self._client.post(path, content=body, headers=headers)
         return response.status_code, response.content
 
     async def close(self) -> None:

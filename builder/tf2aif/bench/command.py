@@ -94,6 +94,10 @@ def _add_bench(subparsers) -> None:
         action="store_true",
         help="placement profile: E[S], E[S^2], capacity, sustainable rate, memory (JSON to --json)",
     )
+    out.add_argument(
+        "--profile-requests", type=int, default=500, metavar="N",
+        help="isolated requests for the profile's service time (default 500)",
+    )  # fmt: skip
     p.set_defaults(func=run_bench)
 
 
@@ -240,7 +244,8 @@ def _run_profile(args, settings, inputs) -> int:
                 endpoint=endpoint, inputs=inputs, loads=(), settings=settings,
                 http_client=args.http_client,
             )  # fmt: skip
-            profile = asyncio.run(profile_endpoint(bench, ProfileSettings(), note=console.log))
+            options = ProfileSettings(service_requests=args.profile_requests)
+            profile = asyncio.run(profile_endpoint(bench, options, note=console.log))
             profiles.append(profile)
             console.print_json(dumps(_headline(profile)))
     document = profile_document(profiles, settings)

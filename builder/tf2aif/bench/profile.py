@@ -35,7 +35,7 @@ class ProfileSettings:
     service_requests: int = 500  # isolated requests for E[S] and E[S^2]
     max_concurrency: int = 32
     growth: float = 0.05  # stop the capacity sweep when throughput grows less than this
-    fractions: Sequence[float] = (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
+    fractions: Sequence[float] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
     min_served: float = 0.95  # answered / arrived during the measurement, to count as sustainable
     max_trend: float = 1.5  # mean latency of the last third / first third: a growing queue fails
 

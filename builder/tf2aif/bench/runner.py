@@ -65,8 +65,7 @@ async def fetch_metadata(client: HttpClient, model: str) -> dict[str, Any]:
 async def make_payloads(client: HttpClient, model: str | None, spec: InputSpec) -> Prepared:
     if spec.kind == "health":
         return Prepared(model=model or "", metadata={}, payloads=(health_payload(),))
-    if not model:
-        raise Tf2aifError("which model? pass --model NAME (served at /v2/models/NAME)")
+    model = model or await discover_model(client)
     metadata = await fetch_metadata(client, model)
     if spec.kind == "files":
         return Prepared(
@@ -78,6 +77,19 @@ async def make_payloads(client: HttpClient, model: str | None, spec: InputSpec) 
         tensors = [random_inputs(metadata, seed=spec.seed + i) for i in range(spec.count)]
     payloads = tuple(encode_infer(model, t, binary=spec.binary) for t in tensors)
     return Prepared(model=model, metadata=metadata, payloads=payloads)
+
+
+async def discover_model(client: HttpClient) -> str:
+    """The one model a server serves, from the repository extension (POST /v2/repository/index)."""
+    try:
+        status, body = await client.post("/v2/repository/index", b"{}")
+        names = sorted({entry["name"] for entry in json.loads(body)}) if status == 200 else []
+    except (OSError, ValueError, KeyError, TypeError):
+        names = []
+    if len(names) == 1:
+        return names[0]
+    found = f"; it serves {', '.join(names)}" if names else ""
+    raise Tf2aifError(f"which model? pass --model NAME (served at /v2/models/NAME){found}")
 
 
 def _sample_function(reference: str | None) -> Callable[[], Any]:
@@ -123,22 +135,34 @@ async def bench_endpoint(bench: Bench) -> list[RunResult]:
     return runs
 
 
-async def settle(bench: Bench, prepared: Prepared, *, quiet_ms: float, timeout_s: float = 60.0):
+async def settle(bench: Bench, prepared: Prepared, *, quiet_ms: float, timeout_s: float = 30.0):
     """Wait until the server has worked off requests a finished run left queued.
 
     Servers keep working on requests whose client went away, so after an open-loop run beyond
     capacity the next run would start behind a backlog. Sends one request at a time until one is
-    answered within `quiet_ms` (or the timeout passes); returns the last latency in ms.
+    answered within `quiet_ms`, or latencies stop falling (the backlog is gone and the machine is
+    merely slower than when `quiet_ms` was measured), or the timeout passes.
     """
     payload = prepared.payloads[0]
     deadline = time.perf_counter() + timeout_s
-    latency_ms = float("inf")
+    latencies: list[float] = []
     async with _client(bench, 1) as client:
-        while latency_ms > quiet_ms and time.perf_counter() < deadline:
+        while time.perf_counter() < deadline:
             start = time.perf_counter()
             await client.send(payload)
-            latency_ms = (time.perf_counter() - start) * 1e3
-    return latency_ms
+            latencies.append((time.perf_counter() - start) * 1e3)
+            if latencies[-1] <= quiet_ms or _levelled(latencies):
+                break
+    return latencies[-1] if latencies else float("nan")
+
+
+def _levelled(latencies: Sequence[float], span: int = 5) -> bool:
+    """The last `span` latencies are no better than the `span` before them (median, 10%)."""
+    if len(latencies) < 2 * span:
+        return False
+    recent = sorted(latencies[-span:])[span // 2]
+    before = sorted(latencies[-2 * span : -span])[span // 2]
+    return recent >= 0.9 * before
 
 
 async def measure(bench: Bench, prepared: Prepared, load: Load) -> Measurement:

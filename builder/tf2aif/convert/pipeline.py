@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -51,9 +52,29 @@ def run_conversion(spec: ConvertSpec, *, root: Path, out: Path) -> ArtifactInfo:
     FidelityError; raises ConversionError/PluginError when conversion itself fails.
     """
     root, out = Path(root), Path(out)
-    variant = variant_of(spec)
     backend = registry.lookup(spec.backend)
     _prepare_out(out)
+    try:
+        info = _convert(spec, backend, root=root, out=out)
+    except BaseException:
+        _clear(out)  # everything in `out` is ours: it was empty or an earlier artifact
+        raise
+    (out / FIDELITY_FILE).write_text(json.dumps(info.fidelity, indent=2, sort_keys=True) + "\n")
+    write_artifact(out, info)
+    if not info.fidelity["passed"]:
+        rows = [(variant_of(spec), check) for check in fidelity.checks_of(info.fidelity)]
+        samples = info.fidelity["samples"]
+        raise FidelityError(
+            f"fidelity gate failed ({samples['count']} samples from {samples['source']}):\n"
+            f"{fidelity.format_table(rows)}",
+            variant=variant_of(spec),
+        )
+    return info
+
+
+def _convert(
+    spec: ConvertSpec, backend: registry.Backend, *, root: Path, out: Path
+) -> ArtifactInfo:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tf2aif-convert-") as scratch:
         workdir = Path(scratch)
@@ -73,17 +94,7 @@ def run_conversion(spec: ConvertSpec, *, root: Path, out: Path) -> ArtifactInfo:
         seconds = time.perf_counter() - started
         info = _artifact_info(spec, root, out, source, result, seconds)
         report = _fidelity(spec, root, out, info, result, source, calibration)
-    info = replace(info, fidelity=report)
-    (out / FIDELITY_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    write_artifact(out, info)
-    if not report["passed"]:
-        rows = [(variant, check) for check in fidelity.checks_of(report)]
-        raise FidelityError(
-            f"fidelity gate failed ({report['samples']['count']} samples from "
-            f"{report['samples']['source']}):\n{fidelity.format_table(rows)}",
-            variant=variant,
-        )
-    return info
+    return replace(info, fidelity=report)
 
 
 def _prepare_out(out: Path) -> None:
@@ -93,9 +104,13 @@ def _prepare_out(out: Path) -> None:
             raise ConversionError(
                 f"{out} is not empty and holds no {ARTIFACT_FILE}; give an empty output folder"
             )
-        for child in out.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        _clear(out)
     (out / "model").mkdir(parents=True, exist_ok=True)
+
+
+def _clear(out: Path) -> None:
+    for child in out.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def _calibration_samples(spec: ConvertSpec, root: Path, source: SourceModel) -> Samples:
@@ -155,7 +170,7 @@ def _copy_plugins(spec: ConvertSpec, root: Path, out: Path) -> str | None:
         folder = root / spec.plugins_dir
         if not folder.is_dir():
             raise PluginError(f"{spec.plugins_dir}: plug-in folder not found under {root}")
-        shutil.copytree(folder, plugins, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(folder, plugins, ignore=_plugin_ignore(out))
     if spec.processing is None:
         return None
     module = root / spec.processing
@@ -167,6 +182,23 @@ def _copy_plugins(spec: ConvertSpec, root: Path, out: Path) -> str | None:
     plugins.mkdir(exist_ok=True)  # a processing module outside plugins_dir travels alone
     shutil.copy2(module, plugins / module.name)
     return f"plugins/{module.name}"
+
+
+_NOT_PLUGINS = {"__pycache__", ".git", ".venv", ".nox", ".tf2aif"}
+
+
+def _plugin_ignore(out: Path):
+    """Skip caches, tool folders and the output itself (it may sit inside the plug-in folder)."""
+    out = out.resolve()
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return {
+            n
+            for n in names
+            if n in _NOT_PLUGINS or n.endswith(".pyc") or Path(directory, n).resolve() == out
+        }
+
+    return ignore
 
 
 def tool_versions(names: tuple[str, ...]) -> dict[str, str]:
@@ -186,7 +218,7 @@ def _fidelity(
     info: ArtifactInfo,
     result: ConvertResult,
     source: SourceModel,
-    calibration: Any,
+    calibration: Callable[[], Samples],
 ) -> dict[str, Any]:
     variant = variant_of(spec)
     if result.check_with is None:
@@ -215,7 +247,7 @@ def _fidelity(
 
 
 def _fidelity_samples(
-    spec: ConvertSpec, root: Path, source: SourceModel, calibration: Any
+    spec: ConvertSpec, root: Path, source: SourceModel, calibration: Callable[[], Samples]
 ) -> Samples:
     if spec.fidelity_samples is not None:
         return load_samples(

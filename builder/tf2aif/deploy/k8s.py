@@ -1,8 +1,9 @@
 """Kubernetes objects for tf2aif images: pure functions from frozen values to plain dicts.
 
 Every image serves the Open Inference Protocol on port 8080 (health at /v2/health/{live,ready},
-Prometheus metrics at /metrics) as uid 10001 and writes nothing but an optional TensorRT engine
-cache, so the root filesystem is read-only and only /tmp and /var/cache/tf2aif are writable.
+Prometheus metrics at /metrics) as uid 10001 and writes nothing but temp files and an optional
+TensorRT engine cache, so the root filesystem is read-only and only /tmp and /var/cache/tf2aif
+are writable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from tf2aif.deploy.platforms import PlatformProfile, profile_for
 from tf2aif.deploy.records import image_reference
 from tf2aif.errors import Tf2aifError
-from tf2aif.record import BuildRecord
+from tf2aif.record import BuildRecord, ImageRecord
 
 __all__ = [
     "CACHE_DIR",
@@ -27,6 +28,7 @@ __all__ = [
     "kustomization_for",
     "manifest_files",
     "service_for",
+    "workload_for",
     "workload_name",
     "workloads_from_record",
 ]
@@ -84,6 +86,34 @@ def workload_name(model: str, variant: str) -> str:
     return text[:_NAME_LIMIT].rstrip("-")
 
 
+def workload_for(
+    model: str,
+    image: ImageRecord,
+    variant: str,
+    *,
+    node: str | None = None,
+    fpga_resource: str | None = None,
+    **settings: Any,
+) -> Workload:
+    """The workload serving `variant` from one record image; `settings` are further Workload
+    fields (replicas, namespace, resources, extra_labels, name)."""
+    _check_variant(variant, image.target)
+    if variant not in image.variants:
+        raise Tf2aifError(f"record image {image.target!r} does not serve {variant!r}")
+    profile = profile_for(
+        variant.split("/")[0], image_platforms=image.platforms, fpga_resource=fpga_resource
+    )
+    settings.setdefault("name", workload_name(model, variant))
+    return Workload(
+        model=model,
+        variant=variant,
+        image=image_reference(image),
+        profile=profile,
+        node=node,
+        **settings,
+    )
+
+
 def workloads_from_record(
     record: BuildRecord,
     *,
@@ -109,17 +139,12 @@ def workloads_from_record(
             if image.status != "success":
                 skipped.append(f"{variant}: image {image.target} has status {image.status}")
                 continue
-            platform = variant.split("/")[0]
-            profile = profile_for(
-                platform, image_platforms=image.platforms, fpga_resource=fpga_resource
-            )
             workloads.append(
-                Workload(
-                    name=workload_name(record.name, variant),
-                    model=record.name,
-                    variant=variant,
-                    image=image_reference(image),
-                    profile=profile,
+                workload_for(
+                    record.name,
+                    image,
+                    variant,
+                    fpga_resource=fpga_resource,
                     replicas=replicas,
                     namespace=namespace,
                     resources=resources or Resources(),
@@ -197,8 +222,8 @@ def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
 
 
 def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts): /tmp always (Python libraries may need a scratch dir), the engine
-    cache only for runtimes that build one at start."""
+    """(volumes, mounts): /tmp always (loading a SavedModel needs a temp dir; Keras keeps its
+    config there), the engine cache only for runtimes that build one at start."""
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     if workload.runtime in _CACHE_RUNTIMES:

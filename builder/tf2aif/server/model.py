@@ -116,7 +116,7 @@ class ModelServer:
 
     def _make_batcher(self, backend: Backend) -> Batcher:
         return Batcher(
-            backend.infer,
+            backend.run,
             metrics=self.metrics,
             max_batch_size=self.options.max_batch_size if backend.batchable else 1,
             max_queue_delay_s=self.options.max_queue_delay_ms / 1000.0,

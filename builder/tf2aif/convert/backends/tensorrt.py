@@ -28,6 +28,7 @@ __all__ = ["DEFAULT_TENSORRT_VERSION", "cache_header", "calibration_cache_text",
 
 DEFAULT_TENSORRT_VERSION = "8.6.1"
 CACHE_FILE = "calibration.cache"
+CHUNK = 16  # calibration samples per collection pass
 
 
 def convert(job: ConvertJob) -> ConvertResult:
@@ -66,8 +67,12 @@ def entropy_ranges(onnx_path: Path, job: ConvertJob) -> dict[str, tuple[float, f
         augmented_model_path=str(job.workdir / "augmented.onnx"),
         calibrate_method=CalibrationMethod.Entropy,
     )
+    samples = job.calibration().inputs
     with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints progress
-        calibrator.collect_data(sample_reader(job.calibration().inputs))
+        # in chunks: the calibrator keeps every tensor of every sample until it folds them
+        # into its histograms, which for an image model is gigabytes for 100 samples
+        for start in range(0, len(samples), CHUNK):
+            calibrator.collect_data(sample_reader(samples[start : start + CHUNK]))
         data = calibrator.compute_data()
     return {name: tuple(float(v) for v in item.range_value) for name, item in data.data.items()}
 

@@ -22,6 +22,8 @@ __all__ = [
     "Arrays",
     "Backend",
     "BackendSettings",
+    "bucket_for",
+    "bucket_sizes",
     "cpu_count",
     "match_names",
     "require",
@@ -50,6 +52,9 @@ class Backend(abc.ABC):
     """
 
     runtime: ClassVar[str]
+    # Pad batches up to a few fixed sizes (1, 2, 4, ... max): runtimes that pay for every new
+    # input shape (re-planning, re-allocation) then see only shapes prepared during warm-up.
+    shape_buckets: ClassVar[bool] = False
 
     def __init__(self, info: ArtifactInfo, directory: Path, settings: BackendSettings) -> None:
         self.info = info
@@ -69,11 +74,24 @@ class Backend(abc.ABC):
         """Runtime facts shown in the model metadata (versions, device, threads)."""
         return {}
 
+    def run(self, inputs: Arrays) -> dict[str, np.ndarray]:
+        """What the batcher calls: `infer`, on rows padded up to a bucket size if the runtime
+        wants fixed shapes; the padding rows are cut off the outputs."""
+        if not (self.shape_buckets and self.batchable):
+            return self.infer(inputs)
+        rows = next(iter(inputs.values())).shape[0]
+        size = bucket_for(rows, self.settings.max_batch_size)
+        if size == rows:
+            return self.infer(inputs)
+        padded = {name: _pad_rows(array, size) for name, array in inputs.items()}
+        return {name: array[:rows] for name, array in self.infer(padded).items()}
+
     def warm_up(self) -> None:
-        """Run batch 1 and, if the batch dimension is free, the largest batch, on zeros."""
-        self.infer(zeros_for(self.info.inputs, 1))
-        if self.batchable and self.settings.max_batch_size > 1:
-            self.infer(zeros_for(self.info.inputs, self.settings.max_batch_size))
+        """Run every batch size the server will use (buckets, or 1 and the largest) on zeros."""
+        largest = self.settings.max_batch_size if self.batchable else 1
+        sizes = bucket_sizes(largest) if self.shape_buckets else sorted({1, largest})
+        for size in sizes:
+            self.infer(zeros_for(self.info.inputs, size))
 
     @property
     def batchable(self) -> bool:
@@ -127,6 +145,27 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def bucket_sizes(largest: int) -> list[int]:
+    """1, 2, 4, ... below `largest`, then `largest`."""
+    sizes, size = [], 1
+    while size < largest:
+        sizes.append(size)
+        size *= 2
+    return [*sizes, max(1, largest)]
+
+
+def bucket_for(rows: int, largest: int) -> int:
+    """The smallest bucket holding `rows`; a request above the largest batch runs as it is."""
+    if rows >= largest:
+        return rows
+    return next(size for size in bucket_sizes(largest) if size >= rows)
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    padding = np.zeros((rows - array.shape[0], *array.shape[1:]), dtype=array.dtype)
+    return np.concatenate([array, padding])
 
 
 def element_count(shape: Sequence[int]) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2aif.server.backends.base import Arrays, Backend, match_names, require
+from tf2aif.server.backends.base import Arrays, Backend, bucket_sizes, match_names, require
 
 __all__ = ["OpenVINOBackend", "inference_precision", "pick_device"]
 
@@ -21,41 +21,81 @@ def pick_device(device: str, available: list[str]) -> str:
 
 
 def inference_precision(precision: str, options: Mapping[str, Any]) -> str | None:
-    """fp32 artifacts run in f32: OpenVINO's CPU default is bf16 on CPUs with AVX512-BF16/AMX,
-    which moved digits softmax outputs by 1.3e-3. Others keep the device default."""
-    return options.get("inference_precision") or {"fp32": "f32"}.get(precision)
+    """The converter's `inference_precision_hint` (what its fidelity gate measured), else f32 for
+    fp32: OpenVINO's CPU default is bf16 on CPUs with AVX512-BF16/AMX, which moved the digits
+    softmax outputs by 1.3e-3. Without either, the device default."""
+    return options.get("inference_precision_hint") or {"fp32": "f32"}.get(precision)
 
 
 class OpenVINOBackend(Backend):
+    """A model compiled with a dynamic batch pays ~5 ms whenever the input shape changes (digits,
+    CPU), so each batch bucket gets its own static-shape compiled model, built during warm-up;
+    other batch sizes use the dynamic one."""
+
     runtime = "openvino"
+    shape_buckets = True
 
     def load(self) -> None:
         ov = require("openvino", self.runtime)
-        core = ov.Core()
-        self._device = pick_device(self.settings.device, core.available_devices)
+        self._core = ov.Core()
+        self._device = pick_device(self.settings.device, self._core.available_devices)
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.settings.performance_hint.upper()}
         if self.settings.threads and self._device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.settings.threads
         precision = inference_precision(self.info.precision, self.info.options)
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
-        self._compiled = core.compile_model(core.read_model(self.model_path), self._device, config)
+        self._config = config
+        self._model = self._core.read_model(self.model_path)
+        self._compiled = self._core.compile_model(self._model, self._device, config)
         self._version = ov.get_version()
-        self._input_ports = _ports(
-            [t.name for t in self.info.inputs], self._compiled.inputs, "inputs"
+        ports = list(self._compiled.inputs)
+        self._inputs = {
+            name: ports.index(port)
+            for name, port in _ports([t.name for t in self.info.inputs], ports, "inputs").items()
+        }
+        ports = list(self._compiled.outputs)
+        self._outputs = {
+            name: ports.index(port)
+            for name, port in _ports([t.name for t in self.info.outputs], ports, "outputs").items()
+        }
+        self._static: dict[int, Any] = {}  # batch bucket -> static-shape compiled model
+        self._static_ok = self.batchable and all(
+            port.get_partial_shape()[1:].is_static for port in self._model.inputs
         )
-        self._output_ports = _ports(
-            [t.name for t in self.info.outputs], self._compiled.outputs, "outputs"
-        )
+        self._buckets = set(bucket_sizes(self.settings.max_batch_size))
+        self._compile_lock = threading.Lock()
         self._local = threading.local()
 
+    def _compiled_for(self, rows: int) -> Any:
+        if not self._static_ok or rows not in self._buckets:
+            return self._compiled
+        compiled = self._static.get(rows)
+        if compiled is None:
+            with self._compile_lock:
+                compiled = self._static.get(rows)
+                if compiled is None:
+                    model = self._model.clone()
+                    model.reshape(
+                        {port: [rows, *port.get_partial_shape()[1:]] for port in model.inputs}
+                    )
+                    compiled = self._core.compile_model(model, self._device, self._config)
+                    self._static[rows] = compiled
+        return compiled
+
     def infer(self, inputs: Arrays) -> dict[str, np.ndarray]:
-        request = getattr(self._local, "request", None)
-        if request is None:  # infer requests are not thread-safe; one per worker thread
-            request = self._local.request = self._compiled.create_infer_request()
-        results = request.infer({port: inputs[name] for name, port in self._input_ports.items()})
+        rows = next(iter(inputs.values())).shape[0]
+        compiled = self._compiled_for(rows)
+        requests = getattr(self._local, "requests", None)
+        if requests is None:  # infer requests are not thread-safe; one set per worker thread
+            requests = self._local.requests = {}
+        request = requests.get(id(compiled))
+        if request is None:
+            request = requests[id(compiled)] = compiled.create_infer_request()
+        request.infer({index: inputs[name] for name, index in self._inputs.items()})
         return {
-            name: np.array(results[port], copy=True) for name, port in self._output_ports.items()
+            name: np.array(request.get_output_tensor(index).data, copy=True)
+            for name, index in self._outputs.items()
         }
 
     def details(self) -> dict[str, Any]:

@@ -66,8 +66,8 @@ def default_cache_dir(env: dict[str, str] | os._Environ[str] = os.environ) -> Pa
 
 def engine_paths(cache_dir: Path, key: EngineKey) -> tuple[Path, Path]:
     """The engine file and the JSON describing it."""
-    stem = cache_dir / key.stem()
-    return stem.with_suffix(".engine"), stem.with_suffix(".json")
+    stem = key.stem()  # holds dots (10.3.0): append suffixes, never with_suffix
+    return cache_dir / f"{stem}.engine", cache_dir / f"{stem}.json"
 
 
 def load_or_build(cache_dir: Path, key: EngineKey, build: Callable[[], bytes]) -> bytes:
