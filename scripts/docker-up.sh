@@ -9,7 +9,7 @@ mkdir -p "$STATE"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 install_packages() {
-  if command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
+  if command -v dockerd >/dev/null && docker buildx version 2>/dev/null | grep -q " 0\.29\." \
      && command -v docker-registry >/dev/null && command -v mmdebstrap >/dev/null; then
     return
   fi
@@ -26,6 +26,15 @@ install_packages() {
   (cd "$STATE/debs" && rm -f ./*.deb && apt-get "${opts[@]}" download docker.io docker-cli containerd docker-buildx)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "$STATE"/debs/*.deb qemu-user-static binfmt-support mmdebstrap arch-test docker-registry iptables >/dev/null
+  # buildx 0.13 exports every linked target (multi-GB base images) even with type=cacheonly;
+  # sid's 0.29 keeps them in the cache. It needs only libc6 >= 2.34.
+  local sid="$STATE/apt-sid"
+  mkdir -p "$sid/lists/partial" "$STATE/debs-sid"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main" > "$sid/sources.list"
+  local sid_opts=(-o "Dir::Etc::SourceList=$sid/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$sid/lists")
+  $SUDO apt-get "${sid_opts[@]}" update -qq
+  (cd "$STATE/debs-sid" && rm -f ./*.deb && apt-get "${sid_opts[@]}" download docker-buildx)
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$STATE"/debs-sid/docker-buildx_*.deb >/dev/null
 }
 
 start_engine() {
