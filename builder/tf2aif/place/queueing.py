@@ -186,32 +186,56 @@ def shared_device_ps(loads: Sequence[Load], cores: int = 1) -> tuple[Prediction,
     )
 
 
-def _speed(others: Sequence[float], cores: int) -> float:
-    """E[min(1, c / (1 + K))] with K ~ PoissonBinomial(others): the share of a core one busy
-    process gets when each other process is busy independently with its probability."""
+def _poisson_binomial(probabilities: Sequence[float]) -> list[float]:
+    """P(K = k) for K a sum of independent Bernoulli(probabilities)."""
     dist = [1.0]
-    for b in others:
+    for b in probabilities:
         nxt = [0.0] * (len(dist) + 1)
         for k, p in enumerate(dist):
             nxt[k] += p * (1.0 - b)
             nxt[k + 1] += p * b
         dist = nxt
+    return dist
+
+
+def _leave_one_out(dist: Sequence[float], b: float) -> list[float]:
+    """Divide the Poisson-binomial polynomial by (1 - b + b x): the law without one Bernoulli.
+    Forward recursion when b <= 1/2, backward otherwise, so the division stays stable."""
+    n = len(dist) - 1
+    q = [0.0] * n
+    if b <= 0.5:
+        carry = 0.0
+        for i in range(n):
+            carry = (dist[i] - b * carry) / (1.0 - b)
+            q[i] = carry
+    else:
+        carry = 0.0
+        for i in range(n, 0, -1):
+            carry = (dist[i] - (1.0 - b) * carry) / b
+            q[i - 1] = carry
+    return [max(x, 0.0) for x in q]
+
+
+def _speed(dist: Sequence[float], cores: int) -> float:
+    """E[min(1, c / (1 + K))] for K with law `dist`: the share of a core one busy process gets."""
     return sum(p * min(1.0, cores / (1.0 + k)) for k, p in enumerate(dist))
+
+
+def _speeds(busy: Sequence[float], cores: int) -> list[float]:
+    full = _poisson_binomial(busy)
+    return [_speed(_leave_one_out(full, b), cores) for b in busy]
 
 
 def _busy_fixed_point(rhos: Sequence[float], cores: int) -> list[float] | None:
     """Busy probabilities b_k = rho_k / s_k(b); None when some process cannot keep up."""
     busy = list(rhos)
-    for _ in range(200):
-        nxt = []
-        for k, rho in enumerate(rhos):
-            speed = _speed(busy[:k] + busy[k + 1 :], cores)
-            nxt.append(rho / speed)
+    for _ in range(100):
+        nxt = [rho / speed for rho, speed in zip(rhos, _speeds(busy, cores), strict=True)]
         if any(b >= 1.0 for b in nxt):
             return None
         delta = max((abs(a - b) for a, b in zip(nxt, busy, strict=True)), default=0.0)
-        busy = [0.5 * a + 0.5 * b for a, b in zip(nxt, busy, strict=True)]
-        if delta < 1e-9:
+        busy = nxt
+        if delta < 1e-6:
             break
     return busy
 
@@ -252,8 +276,7 @@ def shared_device_independent(loads: Sequence[Load], cores: int = 1) -> tuple[Pr
             Prediction(mean=INFINITE, p99=INFINITE, utilisation=rho / cores) for rho in rhos
         )
     return tuple(
-        _slowed_fcfs(load, _speed(busy[:k] + busy[k + 1 :], cores), cores)
-        for k, load in enumerate(loads)
+        _slowed_fcfs(load, speed, cores) for load, speed in zip(loads, _speeds(busy, cores), strict=True)
     )
 
 
