@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .inputs import App, Node, Profile
-from .queueing import Load, Prediction, exclusive_device, shared_device
+from .queueing import Load, Prediction, exclusive_device, shared_device, shared_device_lower
 
-__all__ = ["Instance", "NodeView", "cpu_work", "evaluate", "violation"]
+__all__ = ["Instance", "NodeView", "cpu_work", "evaluate", "surely_too_slow", "violation"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,3 +119,21 @@ def violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
             if app.p99_slo is not None and prediction.p99 > app.p99_slo:
                 return f"{app.name}: predicted p99 {prediction.p99 * 1e3:.1f} ms > {app.p99_slo * 1e3:g} ms"
     return ""
+
+
+def surely_too_slow(node: Node, instances: Sequence[Instance], model: str = "fcfs-ps") -> bool:
+    """True when cheap lower bounds of the mean latencies already break an app's SLO, so the
+    full prediction (a fixed point per shared device) can be skipped."""
+    cpu_loads = [Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]]
+    lower = list(shared_device_lower(cpu_loads, node.cores, model))
+    if node.accelerator is not None:
+        loads = [
+            Load(rate=i.rate, mean=i.profile.service, m2=i.profile.service_m2, switch=i.profile.switch)
+            for i in instances
+        ]
+        if node.accelerator.sharing == "exclusive":
+            device = [p.mean for p in exclusive_device(loads)]
+        else:
+            device = list(shared_device_lower(loads, node.accelerator.units, model))
+        lower = [a + b for a, b in zip(lower, device, strict=True)]
+    return any(bound > app.slo for instance, bound in zip(instances, lower, strict=True) for app in instance.apps)
