@@ -106,7 +106,9 @@ def load_cluster(path: str | Path) -> tuple[Node, ...]:
     nodes: list[Node] = []
     for raw in document.data["nodes"]:
         count = raw.get("count")
-        names = [raw["name"]] if count is None else [f"{raw['name']}-{i}" for i in range(1, count + 1)]
+        names = (
+            [raw["name"]] if count is None else [f"{raw['name']}-{i}" for i in range(1, count + 1)]
+        )
         nodes.extend(_node(raw, name, cap) for name in names)
     _check_unique(document, [n.name for n in nodes], ("nodes",), "node name")
     return tuple(nodes)
@@ -163,7 +165,9 @@ def load_profiles(path: str | Path) -> tuple[str, dict[str, Profile]]:
             accelerator_memory_mb=float(raw.get("accelerator_memory_mb", 0.0)),
             switch=raw.get("switch_ms", 0.0) / 1e3,
         )
-    _check_unique(document, [p["variant"] for p in document.data["profiles"]], ("profiles",), "variant")
+    _check_unique(
+        document, [p["variant"] for p in document.data["profiles"]], ("profiles",), "variant"
+    )
     return document.data["model"], profiles
 
 
@@ -191,7 +195,11 @@ def load_record_images(path: str | Path) -> tuple[str, tuple[RecordImage, ...]]:
     for entry in record.get("images", []):
         tags = entry.get("tags") or []
         digest = entry.get("digest")
-        reference = f"{entry['image']}@{digest}" if digest and entry.get("image") else (tags[0] if tags else "")
+        reference = (
+            f"{entry['image']}@{digest}"
+            if digest and entry.get("image")
+            else (tags[0] if tags else "")
+        )
         images.append(
             RecordImage(
                 variants=tuple(entry.get("variants", ())),
@@ -220,7 +228,9 @@ def _fidelity_passed(fidelity: Any) -> bool | None:
     return None if status is None else str(status).lower() in ("pass", "passed", "ok", "success")
 
 
-def model_spec(name: str, profiles: Mapping[str, Profile], images: tuple[RecordImage, ...]) -> ModelSpec:
+def model_spec(
+    name: str, profiles: Mapping[str, Profile], images: tuple[RecordImage, ...]
+) -> ModelSpec:
     """Keep the variants the build record says were built, and int8 only where fidelity passed."""
     built = {variant: image for image in images for variant in image.variants}
     eligible, excluded, refs = {}, {}, {}
@@ -250,13 +260,17 @@ def load_apps(path: str | Path) -> tuple[tuple[App, ...], dict[str, ModelSpec]]:
         record_model, images = load_record_images(base / spec["record"])
         for what, found in (("profiles", profile_model), ("record", record_model)):
             if found and found != name:
-                issues.append(document.issue(("models", name, what), f"is for model {found!r}, not {name!r}"))
+                issues.append(
+                    document.issue(("models", name, what), f"is for model {found!r}, not {name!r}")
+                )
         models[name] = model_spec(name, profiles, images)
     apps = []
     for i, raw in enumerate(document.data["apps"]):
         if raw["model"] not in models:
             hint = did_you_mean(raw["model"], models)
-            issues.append(document.issue(("apps", i, "model"), f"unknown model {raw['model']!r}{hint}"))
+            issues.append(
+                document.issue(("apps", i, "model"), f"unknown model {raw['model']!r}{hint}")
+            )
             continue
         apps.append(
             App(

@@ -39,7 +39,11 @@ def _node_streams(node: Node, instances: Sequence[Instance]):
             stages = (SimStage(station=0, mean=mean, m2=m2),)
         else:
             device = SimStage(station=1, mean=p.service, m2=p.service_m2, switch=p.switch)
-            cpu = (SimStage(station=0, mean=p.processing, m2=p.processing_m2),) if p.processing > 0 else ()
+            cpu = (
+                (SimStage(station=0, mean=p.processing, m2=p.processing_m2),)
+                if p.processing > 0
+                else ()
+            )
             stages = (*cpu, device)
         streams.append(SimStream(name=str(k), rate=instance.rate, stages=stages))
     return stations, streams
@@ -73,5 +77,9 @@ def judge(
                 strict += result.mean > app.slo
                 violations += result.mean - result.half_width > app.slo
     return Verdict(
-        apps=len(details), violations=violations, strict_violations=strict, worst_ratio=worst, details=details
+        apps=len(details),
+        violations=violations,
+        strict_violations=strict,
+        worst_ratio=worst,
+        details=details,
     )

@@ -50,8 +50,16 @@ def deployment(node: Node, instance: Instance, image: str, predicted_ms: float) 
     }
     if node.platform in DEVICE_RESOURCES:
         resources["limits"][DEVICE_RESOURCES[node.platform]] = 1
-    probe = {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
-    ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
+    probe = {
+        "httpGet": {"path": "/v2/health/live", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
+    ready = {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -84,7 +92,11 @@ def deployment(node: Node, instance: Instance, image: str, predicted_ms: float) 
                                 "nodeSelectorTerms": [
                                     {
                                         "matchExpressions": [
-                                            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node.name]}
+                                            {
+                                                "key": "kubernetes.io/hostname",
+                                                "operator": "In",
+                                                "values": [node.name],
+                                            }
                                         ]
                                     }
                                 ]
@@ -113,7 +125,10 @@ def service(app_name: str, instance: str, slo_ms: float) -> dict[str, Any]:
         "kind": "Service",
         "metadata": {
             "name": app_name,
-            "labels": {"app.kubernetes.io/managed-by": "tf2aif", "app.kubernetes.io/instance": instance},
+            "labels": {
+                "app.kubernetes.io/managed-by": "tf2aif",
+                "app.kubernetes.io/instance": instance,
+            },
             "annotations": {"tf2aif.dev/slo-ms": f"{slo_ms:g}"},
         },
         "spec": {

@@ -21,6 +21,7 @@ from tf2aif.resources import data_dir
 __all__ = ["Document", "load_document"]
 
 Path_ = tuple[str | int, ...]
+_KEY = object()  # marks[(*path, _KEY)]: where the key of a mapping entry was written
 
 
 class Document:
@@ -31,16 +32,19 @@ class Document:
         self.data = data
         self.marks = marks
 
-    def locate(self, path: Path_) -> SourceLocation:
-        """The location of `path`, or of its nearest written ancestor."""
+    def locate(self, path: Path_, key: bool = False) -> SourceLocation:
+        """The location of `path`'s value (or key), or of its nearest written ancestor."""
+        if key and (*path, _KEY) in self.marks:
+            line, column = self.marks[(*path, _KEY)]
+            return SourceLocation(file=self.file, line=line, column=column, path=format_path(path))
         probe = tuple(path)
         while probe not in self.marks and probe:
             probe = probe[:-1]
         line, column = self.marks.get(probe, (None, None))
         return SourceLocation(file=self.file, line=line, column=column, path=format_path(path))
 
-    def issue(self, path: Path_, message: str) -> ManifestIssue:
-        return ManifestIssue(location=self.locate(path), message=message)
+    def issue(self, path: Path_, message: str, key: bool = False) -> ManifestIssue:
+        return ManifestIssue(location=self.locate(path, key), message=message)
 
 
 def format_path(path: Path_) -> str:
@@ -57,7 +61,10 @@ def _construct(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]]
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
             out[key] = _construct(value_node, (*path, key), marks)
-            marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            marks[(*path, key, _KEY)] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*path, i), marks) for i, item in enumerate(node.value)]
@@ -76,7 +83,11 @@ def load_document(path: str | Path, schema_name: str) -> Document:
         text = Path(path).read_text()
     except OSError as exc:
         raise ManifestError(
-            [ManifestIssue(location=SourceLocation(file=file), message=f"cannot read: {exc.strerror}")],
+            [
+                ManifestIssue(
+                    location=SourceLocation(file=file), message=f"cannot read: {exc.strerror}"
+                )
+            ],
             file=file,
         ) from exc
     try:
@@ -102,13 +113,17 @@ def load_document(path: str | Path, schema_name: str) -> Document:
 
 def _schema_issues(document: Document, schema: dict[str, Any]) -> Iterator[ManifestIssue]:
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(document.data), key=lambda e: (list(map(str, e.path)), e.message))
+    errors = sorted(
+        validator.iter_errors(document.data), key=lambda e: (list(map(str, e.path)), e.message)
+    )
     for error in errors:
         path: Path_ = tuple(error.absolute_path)
         yield from _humanise(document, error, path)
 
 
-def _humanise(document: Document, error: jsonschema.ValidationError, path: Path_) -> Iterator[ManifestIssue]:
+def _humanise(
+    document: Document, error: jsonschema.ValidationError, path: Path_
+) -> Iterator[ManifestIssue]:
     kind, expected = error.validator, error.validator_value
     if kind == "required":
         missing = [name for name in expected if name not in (error.instance or {})]
@@ -119,7 +134,7 @@ def _humanise(document: Document, error: jsonschema.ValidationError, path: Path_
         allowed = error.schema.get("properties", {})
         for name in sorted(set(error.instance) - set(allowed)):
             hint = did_you_mean(name, allowed)
-            yield document.issue((*path, name), f"unknown field {name!r}{hint}")
+            yield document.issue((*path, name), f"unknown field {name!r}{hint}", key=True)
         return
     if kind == "enum":
         hint = did_you_mean(str(error.instance), map(str, expected))
@@ -135,4 +150,6 @@ def _humanise(document: Document, error: jsonschema.ValidationError, path: Path_
 def _article(kind: Any) -> str:
     if isinstance(kind, list):
         return " or ".join(_article(k) for k in kind)
-    return {"integer": "an integer", "object": "a mapping", "array": "a list"}.get(kind, f"a {kind}")
+    return {"integer": "an integer", "object": "a mapping", "array": "a list"}.get(
+        kind, f"a {kind}"
+    )

@@ -128,15 +128,26 @@ class _NodeState:
     def with_app(self, model: str, app: App, profile: Profile, join: int | None) -> list[Instance]:
         instances = list(self.instances)
         if join is None:
-            instances.append(Instance(model=model, variant=profile.variant, profile=profile, apps=(app,)))
+            instances.append(
+                Instance(model=model, variant=profile.variant, profile=profile, apps=(app,))
+            )
         else:
             old = instances[join]
-            instances[join] = Instance(model=model, variant=old.variant, profile=old.profile, apps=(*old.apps, app))
+            instances[join] = Instance(
+                model=model, variant=old.variant, profile=old.profile, apps=(*old.apps, app)
+            )
         return instances
 
     def kind(self) -> tuple:
         node = self.node
-        return (node.platform, node.cores, node.memory_mb, node.accelerator, tuple(sorted(node.labels.items())), node.cap)
+        return (
+            node.platform,
+            node.cores,
+            node.memory_mb,
+            node.accelerator,
+            tuple(sorted(node.labels.items())),
+            node.cap,
+        )
 
     def dominated(self, app: App, profile: Profile, join: int | None) -> bool:
         """True when a cheap bound or an earlier failure proves this option infeasible."""
@@ -148,12 +159,18 @@ class _NodeState:
                 return True
         return False
 
-    def remember_failure(self, app: App, profile: Profile, join: int | None, others: bool = False) -> bool:
+    def remember_failure(
+        self, app: App, profile: Profile, join: int | None, others: bool = False
+    ) -> bool:
         """Record a failed option; True when the node's FreeIndex entry changed."""
         p99 = app.p99_slo if app.p99_slo is not None else math.inf
         key = (app.model, profile.variant, join is not None)
         entry = (app.rate, app.slo, p99)
-        frontier = [f for f in self.failed.get(key, ()) if not (f[0] >= entry[0] and f[1] <= entry[1] and f[2] <= entry[2])]
+        frontier = [
+            f
+            for f in self.failed.get(key, ())
+            if not (f[0] >= entry[0] and f[1] <= entry[1] and f[2] <= entry[2])
+        ]
         self.failed[key] = [*frontier, entry]  # keep only failures no other one implies
         if others and join is None:
             load = app.rate * self.device_work(profile)
@@ -171,7 +188,11 @@ class _NodeState:
 
     def device_work(self, profile: Profile) -> float:
         """Mean time a request occupies the device the model runs on."""
-        return profile.service if self.node.accelerator is not None else profile.service + profile.processing
+        return (
+            profile.service
+            if self.node.accelerator is not None
+            else profile.service + profile.processing
+        )
 
     def free(self) -> tuple[float, ...]:
         """Free memory, CPU cores and accelerator units under the cap, and the best speed s a
@@ -190,12 +211,20 @@ class _NodeState:
                 speed = self._speed(self.accelerator_offered, node.accelerator.units)
         else:
             speed = self._speed(self.cpu, node.cores)
-        return (node.memory_mb - self.memory, node.cap * node.cores - self.cpu, accelerator, speed, self.fail_load)
+        return (
+            node.memory_mb - self.memory,
+            node.cap * node.cores - self.cpu,
+            accelerator,
+            speed,
+            self.fail_load,
+        )
 
     def _speed(self, offered: float, units: int) -> float:
         return 1.0 - erlang_c(units, offered) if len(self.instances) >= units else 1.0
 
-    def commit(self, instances: list[Instance], app: App, profile: Profile, join: int | None, view) -> None:
+    def commit(
+        self, instances: list[Instance], app: App, profile: Profile, join: int | None, view
+    ) -> None:
         self.instances = instances
         self.means = [p.mean for p in view.predictions]
         self.process_load = list(view.instance_utilisation)
@@ -220,7 +249,9 @@ class _Option:
     order: int  # node position in the cluster
 
 
-def _node_options(app: App, variants: Sequence[Profile], state: _NodeState, order: int) -> list[_Option]:
+def _node_options(
+    app: App, variants: Sequence[Profile], state: _NodeState, order: int
+) -> list[_Option]:
     """This node's options for `app` that pass the cheap memory/utilisation precheck."""
     if any(state.node.labels.get(k) != v for k, v in app.node_selector.items()):
         return []
@@ -232,7 +263,15 @@ def _node_options(app: App, variants: Sequence[Profile], state: _NodeState, orde
         for choice in (join, None) if join is not None else (None,):
             utilisation = state.precheck(app, profile, choice is not None)
             if utilisation is not None:
-                out.append(_Option(state=state, profile=profile, join=choice, utilisation=utilisation, order=order))
+                out.append(
+                    _Option(
+                        state=state,
+                        profile=profile,
+                        join=choice,
+                        utilisation=utilisation,
+                        order=order,
+                    )
+                )
     # join before starting a new server (no extra memory), then the least added utilisation
     return sorted(out, key=lambda o: (o.join is None, o.utilisation))
 
@@ -250,7 +289,9 @@ class _Cluster:
             platform: FreeIndex([self.states[o].free() for o in orders])
             for platform, orders in self.platform_orders.items()
         }
-        self.position = {o: i for orders in self.platform_orders.values() for i, o in enumerate(orders)}
+        self.position = {
+            o: i for orders in self.platform_orders.values() for i, o in enumerate(orders)
+        }
         self.hosting: dict[tuple[str, str], list[int]] = {}
 
     def refresh(self, order: int) -> None:
@@ -267,7 +308,9 @@ class _Cluster:
         hosts = self.hosting.get((app.model, profile.variant), ())
         return (o for o in hosts if self.states[o].may_join(app, profile))
 
-    def first_fit_orders(self, app: App, variants: Sequence[Profile], queue_model: str) -> Iterator[int]:
+    def first_fit_orders(
+        self, app: App, variants: Sequence[Profile], queue_model: str
+    ) -> Iterator[int]:
         """Node positions that may fit `app`, in cluster order, each once."""
         streams = []
         for platform in sorted({p.platform for p in variants}):
@@ -279,7 +322,10 @@ class _Cluster:
             device_time = [p.service if accelerated else p.service + p.processing for p in mine]
             need = (
                 min(p.memory_mb for p in mine),
-                min(app.rate * (p.processing if accelerated else p.service + p.processing) for p in mine),
+                min(
+                    app.rate * (p.processing if accelerated else p.service + p.processing)
+                    for p in mine
+                ),
                 min(app.rate * p.service for p in mine) if accelerated else 0.0,
                 min(device_time) ** 2 / app.slo**2 if queue_model == "fcfs-ps" else 0.0,
                 min(app.rate * t for t in device_time) * (1.0 + 1e-9) if queue_model else 0.0,
@@ -300,7 +346,9 @@ def _others_fail(app: App, instances: Sequence[Instance], view: NodeView) -> boo
         for other in instance.apps:
             if other is app:
                 continue
-            if prediction.mean > other.slo or (other.p99_slo is not None and prediction.p99 > other.p99_slo):
+            if prediction.mean > other.slo or (
+                other.p99_slo is not None and prediction.p99 > other.p99_slo
+            ):
                 return True
     return False
 
@@ -309,13 +357,17 @@ def _mapped(orders: Sequence[int], positions: Iterator[int]) -> Iterator[int]:
     return (orders[i] for i in positions)
 
 
-def _candidates(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue_model: str) -> Iterator[_Option]:
+def _candidates(
+    app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue_model: str
+) -> Iterator[_Option]:
     """Options in the order the policy tries them (lazily for first-fit)."""
     variants = [p for v, p in model.profiles.items() if app.allows(v)]
     platforms = {p.platform for p in variants}
     states = cluster.states
     if policy in ("first-fit", "knapsack"):
-        for order in cluster.first_fit_orders(app, variants, "" if policy == "knapsack" else queue_model):
+        for order in cluster.first_fit_orders(
+            app, variants, "" if policy == "knapsack" else queue_model
+        ):
             yield from _node_options(app, variants, states[order], order)
         return
     options = []
@@ -357,7 +409,9 @@ def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue
             state.commit(instances, app, option.profile, option.join, view)
             cluster.committed(option.order, app.model, option.profile.variant)
             return ""
-        if state.remember_failure(app, option.profile, option.join, _others_fail(app, instances, view)):
+        if state.remember_failure(
+            app, option.profile, option.join, _others_fail(app, instances, view)
+        ):
             cluster.refresh(option.order)
     if not tried:
         return _no_option_reason(app, model, cluster.states)
@@ -434,7 +488,9 @@ def _freeze(policy, mode, apps, models, states, unplaced, queue_model) -> Placem
                     accelerator_utilisation=view.accelerator_utilisation,
                 )
     ordered = tuple(by_app[a.name] for a in apps if a.name in by_app)
-    return Placement(policy=policy, mode=mode, assignments=ordered, unplaced=tuple(unplaced), instances=instances)
+    return Placement(
+        policy=policy, mode=mode, assignments=ordered, unplaced=tuple(unplaced), instances=instances
+    )
 
 
 def instance_name(instance: Instance, node: Node) -> str:

@@ -52,20 +52,33 @@ def cpu_work(node: Node, profile: Profile) -> tuple[float, float]:
 
 
 def _utilisation_only(loads: Sequence[Load], cores: int) -> tuple[Prediction, ...]:
-    return tuple(Prediction(mean=0.0, p99=0.0, utilisation=load.rate * load.mean / cores) for load in loads)
+    return tuple(
+        Prediction(mean=0.0, p99=0.0, utilisation=load.rate * load.mean / cores) for load in loads
+    )
 
 
-def evaluate(node: Node, instances: Sequence[Instance], model: str = "fcfs-ps", latency: bool = True) -> NodeView:
+def evaluate(
+    node: Node, instances: Sequence[Instance], model: str = "fcfs-ps", latency: bool = True
+) -> NodeView:
     """Predict the node; with latency=False only utilisation and memory (the knapsack's view)."""
-    cpu_loads = [Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]]
-    shared = shared_device if latency else lambda loads, units, _model: _utilisation_only(loads, units)
+    cpu_loads = [
+        Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
+    ]
+    shared = (
+        shared_device if latency else lambda loads, units, _model: _utilisation_only(loads, units)
+    )
     cpu = shared(cpu_loads, node.cores, model)
     if node.accelerator is None:
         device = [Prediction(mean=0.0, p99=0.0, utilisation=0.0) for _ in instances]
         per_process = [load.rate * load.mean for load in cpu_loads]
     else:
         loads = [
-            Load(rate=i.rate, mean=i.profile.service, m2=i.profile.service_m2, switch=i.profile.switch)
+            Load(
+                rate=i.rate,
+                mean=i.profile.service,
+                m2=i.profile.service_m2,
+                switch=i.profile.switch,
+            )
             for i in instances
         ]
         if node.accelerator.sharing == "exclusive":
@@ -75,7 +88,9 @@ def evaluate(node: Node, instances: Sequence[Instance], model: str = "fcfs-ps", 
             device = list(shared(loads, node.accelerator.units, model))
             per_process = [load.rate * load.mean for load in loads]
     predictions = tuple(
-        Prediction(mean=c.mean + d.mean, p99=c.p99 + d.p99, utilisation=c.utilisation + d.utilisation)
+        Prediction(
+            mean=c.mean + d.mean, p99=c.p99 + d.p99, utilisation=c.utilisation + d.utilisation
+        )
         for c, d in zip(cpu, device, strict=True)
     )
     return NodeView(
@@ -124,11 +139,18 @@ def violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
 def surely_too_slow(node: Node, instances: Sequence[Instance], model: str = "fcfs-ps") -> bool:
     """True when cheap lower bounds of the mean latencies already break an app's SLO, so the
     full prediction (a fixed point per shared device) can be skipped."""
-    cpu_loads = [Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]]
+    cpu_loads = [
+        Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
+    ]
     lower = list(shared_device_lower(cpu_loads, node.cores, model))
     if node.accelerator is not None:
         loads = [
-            Load(rate=i.rate, mean=i.profile.service, m2=i.profile.service_m2, switch=i.profile.switch)
+            Load(
+                rate=i.rate,
+                mean=i.profile.service,
+                m2=i.profile.service_m2,
+                switch=i.profile.switch,
+            )
             for i in instances
         ]
         if node.accelerator.sharing == "exclusive":
@@ -136,4 +158,8 @@ def surely_too_slow(node: Node, instances: Sequence[Instance], model: str = "fcf
         else:
             device = list(shared_device_lower(loads, node.accelerator.units, model))
         lower = [a + b for a, b in zip(lower, device, strict=True)]
-    return any(bound > app.slo for instance, bound in zip(instances, lower, strict=True) for app in instance.apps)
+    return any(
+        bound > app.slo
+        for instance, bound in zip(instances, lower, strict=True)
+        for app in instance.apps
+    )

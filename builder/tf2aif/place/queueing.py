@@ -280,7 +280,8 @@ def shared_device_independent(loads: Sequence[Load], cores: int = 1) -> tuple[Pr
             Prediction(mean=INFINITE, p99=INFINITE, utilisation=rho / cores) for rho in rhos
         )
     return tuple(
-        _slowed_fcfs(load, speed, cores) for load, speed in zip(loads, _speeds(busy, cores), strict=True)
+        _slowed_fcfs(load, speed, cores)
+        for load, speed in zip(loads, _speeds(busy, cores), strict=True)
     )
 
 
@@ -293,7 +294,9 @@ def _pk_mean(rate: float, mean: float, m2: float, speed: float) -> float:
     return INFINITE if busy >= 1.0 else mean + rate * m2 / (2.0 * (1.0 - busy))
 
 
-def shared_device_lower(loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps") -> tuple[float, ...]:
+def shared_device_lower(
+    loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps"
+) -> tuple[float, ...]:
     """Cheap lower bounds of shared_device's mean latencies: the independent bound replaced by
     each process running alone (speed 1), so no fixed point is solved."""
     offered = sum(load.rate * load.mean for load in loads)

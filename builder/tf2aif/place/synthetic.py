@@ -65,12 +65,36 @@ _SWITCH_MS = {"alveo": 20.0}
 NODE_TYPES = {
     "cpu": (0.4, Node(name="", platform="cpu", memory_mb=8192, cores=4)),
     "arm": (0.3, Node(name="", platform="arm", memory_mb=4096, cores=4)),
-    "gpu": (0.1, Node(name="", platform="gpu", memory_mb=16384, cores=8,
-                      accelerator=Accelerator(name="nvidia-t4", sharing="time", memory_mb=16384))),
-    "agx": (0.1, Node(name="", platform="agx", memory_mb=16384, cores=8,
-                      accelerator=Accelerator(name="jetson-agx-xavier", sharing="time"))),
-    "alveo": (0.1, Node(name="", platform="alveo", memory_mb=16384, cores=8,
-                        accelerator=Accelerator(name="alveo-u250", sharing="exclusive"))),
+    "gpu": (
+        0.1,
+        Node(
+            name="",
+            platform="gpu",
+            memory_mb=16384,
+            cores=8,
+            accelerator=Accelerator(name="nvidia-t4", sharing="time", memory_mb=16384),
+        ),
+    ),
+    "agx": (
+        0.1,
+        Node(
+            name="",
+            platform="agx",
+            memory_mb=16384,
+            cores=8,
+            accelerator=Accelerator(name="jetson-agx-xavier", sharing="time"),
+        ),
+    ),
+    "alveo": (
+        0.1,
+        Node(
+            name="",
+            platform="alveo",
+            memory_mb=16384,
+            cores=8,
+            accelerator=Accelerator(name="alveo-u250", sharing="exclusive"),
+        ),
+    ),
 }
 
 
@@ -91,7 +115,9 @@ def catalogue() -> dict[str, ModelSpec]:
                 memory_mb=memory,
                 switch=_SWITCH_MS.get(platform, 0.0) / 1e3,
             )
-        images = {vid: f"registry.example/tf2aif/{name}:{vid.replace('/', '-')}" for vid in profiles}
+        images = {
+            vid: f"registry.example/tf2aif/{name}:{vid.replace('/', '-')}" for vid in profiles
+        }
         models[name] = ModelSpec(name=name, profiles=profiles, images=images)
     return models
 
@@ -104,12 +130,12 @@ def synthetic_cluster(count: int, seed: int = 0) -> tuple[Node, ...]:
         kinds += [platform] * max(1, round(share * count))
     rng.shuffle(kinds)
     kinds = kinds[:count]
-    return tuple(
-        replace(NODE_TYPES[k][1], name=f"{k}-{i:04d}") for i, k in enumerate(kinds)
-    )
+    return tuple(replace(NODE_TYPES[k][1], name=f"{k}-{i:04d}") for i, k in enumerate(kinds))
 
 
-def synthetic_apps(count: int, seed: int = 0, models: dict[str, ModelSpec] | None = None) -> tuple[App, ...]:
+def synthetic_apps(
+    count: int, seed: int = 0, models: dict[str, ModelSpec] | None = None
+) -> tuple[App, ...]:
     rng = random.Random(seed)
     models = models or catalogue()
     names = sorted(models)
