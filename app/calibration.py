@@ -6,11 +6,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "digits"))
-from train import load_digits_split  # noqa: E402
+from digits_data import load_digits_split
 
 
 def samples():
@@ -21,5 +17,5 @@ def samples():
 
 def held_out():
     _, _, x_test, y_test = load_digits_split()
-    for image, label in zip(x_test, y_test):
+    for image, label in zip(x_test, y_test, strict=True):
         yield {"image": image[None]}, int(label)

@@ -27,7 +27,9 @@ def preprocess(payload: bytes, content_type: str):
         if image.mean() > 0.5:  # the training digits are light ink on a dark background
             image = 1.0 - image
     else:
-        raise ValueError(f"unsupported content type {content_type!r}; send image/png, image/jpeg or application/json")
+        raise ValueError(
+            f"unsupported content type {content_type!r}; send image/png, image/jpeg or application/json"
+        )
     return {"image": image.reshape(1, 8, 8, 1).astype(np.float32)}
 
 

@@ -47,8 +47,12 @@ class ArtifactInfo:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     source_digest: str = ""  # sha256 of the source model files
-    processing: str | None = None  # relative path of the processing module, e.g. "plugins/processing.py"
-    options: Mapping[str, Any] = field(default_factory=dict)  # runtime hints (threads, opset, int8 io)
+    processing: str | None = (
+        None  # relative path of the processing module, e.g. "plugins/processing.py"
+    )
+    options: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # runtime hints (threads, opset, int8 io)
     fidelity: Mapping[str, Any] = field(default_factory=dict)
     tools: Mapping[str, str] = field(default_factory=dict)  # package -> version used to convert
     format_version: int = FORMAT_VERSION
@@ -89,5 +93,7 @@ def write_artifact(directory: str | Path, info: ArtifactInfo) -> Path:
 def read_artifact(directory: str | Path) -> ArtifactInfo:
     path = Path(directory) / ARTIFACT_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{directory}: no {ARTIFACT_FILE}; is this a tf2aif artifact directory?")
+        raise FileNotFoundError(
+            f"{directory}: no {ARTIFACT_FILE}; is this a tf2aif artifact directory?"
+        )
     return ArtifactInfo.from_dict(json.loads(path.read_text()))

@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "tf2aif.bench.command",
     "tf2aif.deploy.command",
     "tf2aif.place.command",
+    "tf2aif.bases_command",
+    "tf2aif.lock_command",
 )
 
 
@@ -57,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except Tf2aifError as exc:

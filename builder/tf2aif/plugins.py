@@ -47,7 +47,9 @@ def load_function(path: str | Path, function: str) -> Callable[..., Any]:
     module = load_module(path)
     func = getattr(module, function, None)
     if not callable(func):
-        available = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        available = sorted(
+            n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+        )
         raise PluginError(
             f"{path}: has no function {function!r}; callables defined there: {', '.join(available) or 'none'}"
         )

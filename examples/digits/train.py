@@ -3,7 +3,7 @@
     python examples/digits/train.py [OUT_DIR]      # default: models/digits next to tf2aif.yaml
 
 Writes a SavedModel (Keras 3 `model.export`) with one input `image` (float32, N x 8 x 8 x 1,
-pixels scaled to [0, 1]) and softmax output over 10 classes, plus `data/` with held-out samples.
+pixels scaled to [0, 1]) and a softmax output over 10 classes.
 Deterministic: fixed seeds, fixed split.
 """
 
@@ -13,21 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
+from digits_data import HELD_OUT, SEED, load_digits_split  # noqa: E402
 
-SEED = 0
-HELD_OUT = 300
-
-
-def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[..., None]
-    labels = digits.target.astype(np.int64)
-    order = np.random.default_rng(SEED).permutation(len(images))
-    images, labels = images[order], labels[order]
-    return images[HELD_OUT:], labels[HELD_OUT:], images[:HELD_OUT], labels[:HELD_OUT]
+__all__ = ["HELD_OUT", "SEED", "build_model", "load_digits_split", "train"]
 
 
 def build_model():

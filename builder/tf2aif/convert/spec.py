@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = ["ConvertSpec", "PluginRef", "Thresholds"]
@@ -50,8 +50,7 @@ class ConvertSpec:
     options: Mapping[str, Any] = field(default_factory=dict)  # e.g. opset, int8_io
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["options"] = dict(self.options)
+        data = asdict(replace(self, options=dict(self.options)))
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod

@@ -1,0 +1,394 @@
+"""Stage 5, bake: run `docker buildx bake` on the emitted file.
+
+Argv is built by pure functions (tested as lists); the subprocess runs in one thin wrapper.
+Two phases, so nothing is built or published from a model that failed its fidelity gate:
+  1. the conversion targets the selected images need (each writes its artifact to
+     .tf2aif/artifacts/<target>; a broken fidelity threshold fails its stage);
+  2. the server images, labelled with the fidelity their artifact measured.
+Results come from buildx's --metadata-file, never from parsing logs; logs are only used to name
+the stage that failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE
+from tf2aif.errors import BuildError, PlanError, ToolMissingError
+from tf2aif.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
+
+__all__ = [
+    "BuildOptions",
+    "Result",
+    "Status",
+    "bake_argv",
+    "check_tools",
+    "fidelity_labels",
+    "run_build",
+    "select_serves",
+]
+
+LineSink = Callable[[str], None]
+_FAILED_STEP = re.compile(r"^\s*> \[(?P<target>[a-zA-Z0-9_-]+)(?: (?P<stage>[^\]]*))?\]")
+_ERROR_TARGET = re.compile(r"target (?P<target>[a-zA-Z0-9_-]+): failed to solve")
+
+
+class Status(str, enum.Enum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    ABORTED = "aborted"  # a target it depends on failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    target: str
+    status: Status
+    reason: str = ""
+    duration: float = 0.0
+    digest: str | None = None
+    image: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.status is Status.SUCCESS
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    only: tuple[str, ...] = ()  # fnmatch patterns over variant ids or target names
+    changed: bool = False  # skip images whose content tag already exists in the registry
+    sbom: bool = False  # BuildKit SBOM attestation (needs the docker/buildkit-syft-scanner image)
+    push: bool = False
+    load: bool = True  # load server images into the local image store when not pushing
+    set_values: tuple[str, ...] = ()  # extra bake --set values
+    extra_args: tuple[str, ...] = ()  # passed to buildx as written
+    ca_file: str | None = None  # proxy CA, passed to base image builds as the secret `ca`
+    builder: str | None = None
+    progress: str = "plain"
+
+
+def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
+    """Server targets whose name or any variant id matches a pattern (`gpu/*`, `*-int8`)."""
+    serves, _ = select_images(plan, patterns)
+    return serves
+
+
+def select_images(
+    plan: Plan, patterns: Sequence[str]
+) -> tuple[tuple[ServeTarget, ...], tuple[ClientTarget, ...]]:
+    """(server targets, client targets) selected by --only patterns; no pattern selects all."""
+    clients = (plan.client,) if plan.client else ()
+    if not patterns:
+        return plan.serves, clients
+
+    def hit(*names: str) -> bool:
+        return any(fnmatch.fnmatch(x, p) for p in patterns for x in names)
+
+    serves = tuple(s for s in plan.serves if hit(s.name, *s.variants))
+    clients = tuple(c for c in clients if hit(c.name))
+    if not serves and not clients:
+        ids = ", ".join(v.id for v in plan.variants)
+        raise PlanError(f"--only {' '.join(patterns)} selects nothing; variants: {ids}")
+    return serves, clients
+
+
+def registry_digest(reference: str) -> str | None:
+    """Digest of a remote tag (the sha256 of its raw manifest), or None if it does not exist."""
+    import hashlib
+
+    argv = ["docker", "buildx", "imagetools", "inspect", "--raw", reference]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return "sha256:" + hashlib.sha256(proc.stdout).hexdigest() if proc.returncode == 0 else None
+
+
+def split_unchanged(
+    serves: Sequence[ServeTarget], lookup: Callable[[str], str | None]
+) -> tuple[tuple[ServeTarget, ...], tuple[Result, ...]]:
+    """(images to build, results of images whose content tag is already published)."""
+    changed, unchanged = [], []
+    for serve in serves:
+        digest = lookup(serve.tags[0])
+        if digest is None:
+            changed.append(serve)
+        else:
+            reason = f"unchanged: {serve.tags[0]} is already published"
+            unchanged.append(
+                Result(
+                    target=serve.name,
+                    status=Status.SUCCESS,
+                    reason=reason,
+                    digest=digest,
+                    image=serve.tags[0],
+                )
+            )
+    return tuple(changed), tuple(unchanged)
+
+
+def bake_argv(
+    bake_file: str,
+    targets: Sequence[str],
+    *,
+    metadata_file: str,
+    options: BuildOptions,
+    set_values: Sequence[str] = (),
+    base_targets: Sequence[str] = (),
+) -> list[str]:
+    argv = ["docker", "buildx", "bake", "-f", bake_file, "--metadata-file", metadata_file]
+    argv += ["--progress", options.progress]
+    if options.builder:
+        argv += ["--builder", options.builder]
+    if options.ca_file:
+        secret = f"id=ca,src={options.ca_file}"
+        argv += [a for base in base_targets for a in ("--set", f"{base}.secrets={secret}")]
+        argv += ["--allow", f"fs.read={Path(options.ca_file).parent}"] if _needs_allow() else []
+    if options.push:
+        argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
+    if options.sbom:
+        argv.append("--sbom=true")
+    for value in (*set_values, *options.set_values):
+        argv += ["--set", value]
+    argv += list(options.extra_args)
+    argv += list(targets)
+    return argv
+
+
+def _needs_allow() -> bool:
+    """buildx >= 0.19 asks for an entitlement to read a secret outside the bake folder."""
+    version = _buildx_version()
+    return version >= (0, 19)
+
+
+def _buildx_version() -> tuple[int, ...]:
+    try:
+        out = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0,)
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in match.groups()) if match else (0,)
+
+
+def check_tools() -> str:
+    """The buildx version line, or ToolMissingError saying what to install."""
+    if shutil.which("docker") is None:
+        raise ToolMissingError(
+            "docker is not installed: install the Docker CLI with the buildx plugin (scripts/docker-up.sh does it on Debian)"
+        )
+    try:
+        proc = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolMissingError("`docker buildx version` did not answer within 30 s") from exc
+    if proc.returncode != 0:
+        raise ToolMissingError(
+            f"docker buildx is not available: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    return proc.stdout.strip()
+
+
+def fidelity_labels(artifact_dir: Path) -> dict[str, str]:
+    report = artifact_dir / "fidelity.json"
+    if not report.is_file():
+        return {}
+    data = json.loads(report.read_text())
+    return {"io.tf2aif.fidelity": json.dumps(data, sort_keys=True, separators=(",", ":"))}
+
+
+def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> tuple[Result, ...]:
+    """Phase 1 (conversions) then phase 2 (server images); raises BuildError on failure."""
+    root = Path(plan.root)
+    serves, clients = select_images(plan, options.only)
+    unchanged: tuple[Result, ...] = ()
+    if options.changed:
+        serves, unchanged = split_unchanged(serves, registry_digest)
+        for result in unchanged:
+            sink(f"{result.target}: {result.reason}")
+        if not serves and not clients:
+            return unchanged
+    converts = tuple(dict.fromkeys(s.convert for s in serves))
+    bases = tuple(b.name for b in plan.bases)
+    results = list(_phase(root, converts, options, base_targets=bases, sink=sink, label="convert"))
+    failed = [r for r in results if not r]
+    if failed:
+        aborted = [_aborted(s, failed) for s in serves if s.convert in {r.target for r in failed}]
+        raise _build_error(plan, [*results, *aborted])
+    set_values = []
+    for serve in serves:
+        for key, value in fidelity_labels(root / ARTIFACTS_DIR / serve.convert).items():
+            set_values.append(f"{serve.name}.labels.{key}={value}")
+    images = (*serves, *clients)
+    publish = _publish_targets(plan, images) if options.push else ()
+    if publish:
+        set_values += _staging_sets(publish)
+    else:
+        set_values += [f"{image.name}.output={_serve_output(options)}" for image in images]
+    results += _phase(
+        root,
+        [image.name for image in images],
+        options,
+        base_targets=bases,
+        sink=sink,
+        label="serve",
+        set_values=set_values,
+    )
+    if any(not r for r in results):
+        raise _build_error(plan, results)
+    if publish:
+        _tag_published(root, publish, sink)
+    return (*results, *unchanged)
+
+
+def _publish_targets(plan: Plan, images: Sequence[ServeTarget | ClientTarget]):
+    from tf2aif.publish import PublishTarget
+
+    if not plan.registry:
+        raise PlanError("--push needs `registry:` in the manifest (e.g. registry.example.com/team)")
+    return tuple(PublishTarget(name=i.name, repository=i.image, final_tags=i.tags) for i in images)
+
+
+def _staging_sets(publish) -> list[str]:
+    """Push under staging tags only: final tags move after every target has pushed."""
+    from tf2aif.publish import staging_overrides
+
+    run_id = f"{int(time.time())}-{os.getpid()}"
+    argv = staging_overrides(publish, run_id)
+    return [argv[i + 1] for i in range(0, len(argv), 2)]
+
+
+def _tag_published(root: Path, publish, sink: LineSink) -> None:
+    from tf2aif.publish import apply_tags, plan_tags, read_metadata
+
+    pushed = read_metadata(root / BUILD_DIR / "metadata-serve.json")
+    for tag in apply_tags(plan_tags(publish, pushed, bake_ok=True)):
+        sink(f"tagged {tag}")
+
+
+def _serve_output(options: BuildOptions) -> str:
+    if options.push:
+        return "type=image,push=true"
+    return "type=docker" if options.load else "type=cacheonly"
+
+
+def _phase(
+    root: Path,
+    targets: Sequence[str],
+    options: BuildOptions,
+    *,
+    base_targets: Sequence[str],
+    sink: LineSink,
+    label: str,
+    set_values: Sequence[str] = (),
+) -> list[Result]:
+    metadata = root / BUILD_DIR / f"metadata-{label}.json"
+    metadata.unlink(missing_ok=True)
+    argv = bake_argv(
+        BAKE_FILE,
+        targets,
+        metadata_file=str(metadata.relative_to(root)),
+        options=options,
+        set_values=set_values,
+        base_targets=base_targets,
+    )
+    started = time.monotonic()
+    code, log_tail = _run(argv, cwd=root, sink=sink)
+    duration = time.monotonic() - started
+    meta = json.loads(metadata.read_text()) if metadata.is_file() else {}
+    if code == 0:
+        return [_success(t, meta.get(t, {}), duration) for t in targets]
+    failing = _failing_targets(log_tail) or set(targets)
+    return [
+        Result(
+            target=t,
+            status=Status.FAILED,
+            reason=failing.get(t, "build failed (see log)"),
+            duration=duration,
+        )
+        if t in failing
+        else _success(t, meta.get(t, {}), duration)
+        if t in meta
+        else Result(
+            target=t,
+            status=Status.ABORTED,
+            reason="the bake run stopped on another target's failure",
+            duration=duration,
+        )
+        for t in targets
+    ]
+
+
+def _success(target: str, meta: Mapping[str, Any], duration: float) -> Result:
+    return Result(
+        target=target,
+        status=Status.SUCCESS,
+        duration=duration,
+        digest=meta.get("containerimage.digest"),
+        image=meta.get("image.name"),
+    )
+
+
+def _aborted(serve: ServeTarget, failed: Sequence[Result]) -> Result:
+    return Result(
+        target=serve.name, status=Status.ABORTED, reason=f"its conversion {serve.convert} failed"
+    )
+
+
+def _failing_targets(log: Sequence[str]) -> dict[str, str]:
+    """target -> 'stage: last error line', from the `> [target stage n/m] RUN ...` summary."""
+    found: dict[str, str] = {}
+    for i, line in enumerate(log):
+        match = _FAILED_STEP.match(line) or _ERROR_TARGET.search(line)
+        if not match:
+            continue
+        target = match.group("target")
+        stage = match.groupdict().get("stage") or ""
+        detail = next(
+            (x.strip() for x in log[i + 1 : i + 40] if "ERROR" in x or "Error" in x), line.strip()
+        )
+        found.setdefault(target, f"{stage}: {detail}" if stage else detail)
+    return found
+
+
+def _run(argv: Sequence[str], *, cwd: Path, sink: LineSink) -> tuple[int, list[str]]:
+    tail: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+    except OSError as exc:
+        raise ToolMissingError(f"cannot run {argv[0]}: {exc}") from exc
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        sink(line)
+        tail.append(line)
+        del tail[:-400]
+    return proc.wait(), tail
+
+
+def _build_error(plan: Plan, results: Sequence[Result]) -> BuildError:
+    variants = {t.name: t.variants for t in (*plan.converts, *plan.serves)}
+    lines = []
+    for r in results:
+        if r.status is Status.SUCCESS:
+            continue
+        which = ", ".join(variants.get(r.target, ()))
+        lines.append(f"  {r.status.value:8} {r.target} ({which}): {r.reason}")
+    failed = [r.target for r in results if r.status is Status.FAILED]
+    error = BuildError("build failed; nothing was published:\n" + "\n".join(lines), failed=failed)
+    error.results = tuple(results)  # type: ignore[attr-defined]
+    return error

@@ -1,0 +1,109 @@
+"""Pure pieces: statistics, stability rule, /metrics parsing, payload encoding, record reading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from tf2aif.bench.metrics import stage_deltas, stage_totals
+from tf2aif.bench.payloads import encode_infer, random_inputs
+from tf2aif.bench.record import image_reference, pick_variant, read_record
+from tf2aif.bench.stats import HISTOGRAM_BOUNDS_MS, histogram, keep_samples, summarize, within
+from tf2aif.errors import Tf2aifError
+
+
+def test_summarize_matches_numpy_and_orders_percentiles():
+    values = np.random.default_rng(1).lognormal(1.0, 0.5, 10_000)
+    stats = summarize(values.tolist())
+    assert stats.p99 == pytest.approx(np.percentile(values, 99), abs=1e-3)
+    assert stats.min <= stats.p50 <= stats.p90 <= stats.p95 <= stats.p99 <= stats.max
+    assert stats.count == 10_000
+
+
+def test_histogram_buckets_every_sample_once():
+    values = [0.001, 0.5, 1.0, 1.01, 250.0, 1e9]
+    counts = histogram(values)
+    assert len(counts) == len(HISTOGRAM_BOUNDS_MS) + 1 and sum(counts) == len(values)
+    assert counts[-1] == 1  # 1e9 ms overflows
+    assert counts[HISTOGRAM_BOUNDS_MS.index(1.0)] == 1  # bounds are inclusive upper edges
+
+
+def test_keep_samples_is_a_seeded_subset():
+    values = list(range(100))
+    assert keep_samples(values, 10) == keep_samples(values, 10)
+    assert len(keep_samples(values, 10)) == 10 and keep_samples(values, 200) == values
+
+
+@pytest.mark.parametrize(
+    ("values", "stable"),
+    [
+        ([100, 105, 109], True),
+        ([100, 105, 111], False),
+        ([0, 0, 0], True),
+        ([1, float("nan"), 1], False),
+    ],
+)
+def test_within_tolerance(values, stable):
+    assert within(values, 0.10) is stable
+
+
+def test_stage_totals_from_a_real_prometheus_page():
+    registry = CollectorRegistry()
+    hist = Histogram("srv_stage_seconds", "", ["model", "stage"], registry=registry)
+    other = Histogram("srv_bytes", "", ["stage"], registry=registry)  # a second family is ignored
+    hist.labels("a", "inference").observe(0.010)
+    hist.labels("b", "inference").observe(1.0)
+    other.labels("inference").observe(5000)
+    before = stage_totals(generate_latest(registry).decode(), model="a")
+    hist.labels("a", "inference").observe(0.030)
+    hist.labels("a", "queue").observe(0.002)
+    after = stage_totals(generate_latest(registry).decode(), model="a")
+    deltas = stage_deltas(before, after)
+    assert deltas["inference"].count == 1 and deltas["inference"].mean_ms == pytest.approx(30)
+    assert deltas["queue"].mean_ms == pytest.approx(2)
+
+
+def test_binary_request_layout():
+    metadata = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 8, 8, 1]}]}
+    tensors = random_inputs(metadata)
+    assert tensors["image"].shape == (1, 8, 8, 1) and tensors["image"].dtype == np.float32
+    payload = encode_infer("digits", tensors, binary=True)
+    headers = dict(payload.headers)
+    length = int(headers["Inference-Header-Content-Length"])
+    header = json.loads(payload.body[:length])
+    assert header["inputs"][0]["parameters"]["binary_data_size"] == 256
+    assert payload.body[length:] == tensors["image"].tobytes()
+    assert payload.path == "/v2/models/digits/infer"
+
+
+def test_record_reader_and_variant_choice(tmp_path):
+    path = tmp_path / "tf2aif-record.json"
+    path.write_text(json.dumps(record_document("digits", [
+        record_image("serve-cpu-arm-tflite-int8", ["cpu/tflite/int8", "arm/tflite/int8"],
+                     tags=[], digest="sha256:ab", durations={"convert": 1.5, "serve": 2.0})])))  # fmt: skip
+    record = read_record(path)
+    assert record.name == "digits" and image_reference(record.images[0]) == "r/digits@sha256:ab"
+    assert pick_variant(record.images[0].variants, "arm") == "arm/tflite/int8"
+    assert pick_variant(("agx/tensorrt/fp16",), "arm") == "agx/tensorrt/fp16"
+    assert pick_variant(("gpu/tensorrt/fp16",), "arm") is None
+    path.write_text('{"images": 3}')
+    with pytest.raises(Tf2aifError, match="not a readable tf2aif build record"):
+        read_record(path)
+
+
+def record_image(target, variants, *, tags, digest=None, durations=None) -> dict:
+    runtime, precision = variants[0].split("/")[1:]
+    return {
+        "target": target, "variants": variants, "runtime": runtime, "precision": precision,
+        "platforms": ["linux/amd64"], "image": "r/digits", "tags": tags, "digest": digest,
+        "status": "success", "reason": "", "convert_target": f"convert-{runtime}-{precision}",
+        "fidelity": {}, "durations": durations or {}, "base_images": {}, "labels": {},
+    }  # fmt: skip
+
+
+def record_document(name, images) -> dict:
+    return {"version": 1, "manifest": "tf2aif.yaml", "name": name, "model_digest": "sha256:00",
+            "registry": "r", "created": "2026-11-23T15:00:00Z", "tools": {}, "images": images}  # fmt: skip

@@ -1,0 +1,238 @@
+"""bake argv, failure attribution, the build record, and the CLI's exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tf2aif.build import BuildOptions, Result, Status, _failing_targets, bake_argv, select_serves
+from tf2aif.cli import main
+from tf2aif.errors import PlanError
+from tf2aif.manifest import load_manifest
+from tf2aif.plan import make_plan
+from tf2aif.recipes import load_recipes
+from tf2aif.record import load_record, make_record, save_record
+from tf2aif.resolve import resolve
+
+from projects import BASIC, write_project
+
+
+@pytest.fixture
+def plan(tmp_path):
+    manifest, _ = load_manifest(write_project(tmp_path, BASIC))
+    return make_plan(resolve(manifest, load_recipes(env={})), env={})
+
+
+def test_bake_argv_is_exact():
+    options = BuildOptions(
+        builder="edge", set_values=("*.no-cache=true",), extra_args=("--provenance=mode=max",)
+    )
+    argv = bake_argv(
+        ".tf2aif/docker-bake.json",
+        ["serve-a", "serve-b"],
+        metadata_file="m.json",
+        options=options,
+        set_values=["serve-a.output=type=docker"],
+    )
+    assert argv == [
+        "docker", "buildx", "bake", "-f", ".tf2aif/docker-bake.json", "--metadata-file", "m.json",
+        "--progress", "plain", "--builder", "edge",
+        "--set", "serve-a.output=type=docker", "--set", "*.no-cache=true",
+        "--provenance=mode=max", "serve-a", "serve-b",
+    ]  # fmt: skip
+
+
+def test_ca_goes_only_to_base_targets_as_a_secret(monkeypatch):
+    monkeypatch.setattr("tf2aif.build._needs_allow", lambda: False)
+    argv = bake_argv(
+        "f.json",
+        ["serve-x"],
+        metadata_file="m.json",
+        options=BuildOptions(ca_file="/tmp/ca/ca.pem"),
+        base_targets=["base-a", "base-b"],
+    )
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    assert sets == [
+        "base-a.secrets=id=ca,src=/tmp/ca/ca.pem",
+        "base-b.secrets=id=ca,src=/tmp/ca/ca.pem",
+    ]
+
+
+def test_failing_target_is_named_with_its_stage():
+    log = [
+        "#12 [convert-tflite-int8 convert 5/5] RUN /opt/tf2aif/venv/bin/python -m tf2aif.convert",
+        "#12 1.234 FidelityError: tflite-int8: top-1 agreement 0.91 < 0.99",
+        "#12 ERROR: process did not complete successfully: exit code: 1",
+        "------",
+        " > [convert-tflite-int8 convert 5/5] RUN /opt/tf2aif/venv/bin/python -m tf2aif.convert --spec ...:",
+        "1.234 FidelityError: tflite-int8: top-1 agreement 0.91 < 0.99",
+        "ERROR: failed to solve: process did not complete successfully: exit code: 1",
+    ]
+    found = _failing_targets(log)
+    assert list(found) == ["convert-tflite-int8"]
+    assert found["convert-tflite-int8"].startswith("convert 5/5: ")
+
+
+def test_only_selects_by_variant_or_target(plan):
+    assert [s.name for s in select_serves(plan, ["arm/*"])] == [
+        "serve-cpu-arm-tflite-fp32", "serve-cpu-arm-tflite-int8", "serve-arm-openvino-fp32", "serve-arm-openvino-int8",
+    ]  # fmt: skip
+    assert [s.name for s in select_serves(plan, ["*-int8"])] == [
+        "serve-cpu-arm-tflite-int8",
+        "serve-cpu-openvino-int8",
+        "serve-arm-openvino-int8",
+    ]
+    with pytest.raises(PlanError, match="selects nothing"):
+        select_serves(plan, ["gpu/*"])
+
+
+def test_record_round_trip(plan, tmp_path):
+    results = [
+        Result(target="convert-tflite-fp32", status=Status.SUCCESS, duration=3.2),
+        Result(
+            target="serve-cpu-arm-tflite-fp32",
+            status=Status.SUCCESS,
+            duration=10.0,
+            digest="sha256:" + "a" * 64,
+        ),
+        Result(
+            target="serve-cpu-arm-tflite-int8",
+            status=Status.ABORTED,
+            reason="its conversion convert-tflite-int8 failed",
+        ),
+    ]
+    record = make_record(
+        plan,
+        results,
+        fidelity={"convert-tflite-fp32": {"top1_agreement": 1.0}},
+        tools={"buildx": "v0.13"},
+    )
+    path = save_record(record, tmp_path / "tf2aif-record.json")
+    loaded = load_record(path)
+    assert loaded == record
+    first = loaded.images[0]
+    assert first.platforms == ("linux/amd64", "linux/arm64")
+    assert first.fidelity == {"top1_agreement": 1.0}
+    assert first.durations == {"convert": 3.2, "serve": 10.0}
+    assert loaded.images[1].status == "aborted"
+    assert json.loads(path.read_text())["version"] == 1
+
+
+def test_cli_plan_json(tmp_path, capsys):
+    file = write_project(tmp_path, BASIC)
+    assert main(["plan", str(file), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [i["target"] for i in data["images"]][:2] == [
+        "serve-cpu-arm-tflite-fp32",
+        "serve-cpu-arm-tflite-int8",
+    ]
+    assert data["skipped"] == []
+
+
+def test_cli_plan_table_lists_skipped_cells(tmp_path, capsys):
+    file = write_project(tmp_path, BASIC.replace("[tflite, openvino]", "[tflite, tensorrt]"))
+    assert main(["plan", str(file)]) == 0
+    out = capsys.readouterr().out
+    assert "cpu/tensorrt/fp32" in out and "no recipe serves tensorrt on cpu" in out
+    assert "tflite-fp32-c" in out  # the tag column (folded at 80 columns)
+
+
+def test_cli_bake_print_needs_no_docker(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    file = write_project(tmp_path, BASIC)
+    assert main(["bake", str(file), "--print"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "serve-cpu-arm-tflite-int8" in data["target"]
+    assert not (tmp_path / ".tf2aif").exists()  # --print has no side effects
+
+
+def test_cli_bake_without_docker_exits_3(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    file = write_project(tmp_path, BASIC)
+    assert main(["bake", str(file)]) == 3
+    assert "docker is not installed" in capsys.readouterr().err
+
+
+def test_cli_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["plan", "--no-such-flag"])
+    assert info.value.code == 2
+    assert main([]) == 2
+
+
+def test_cli_init_writes_a_valid_starter(tmp_path, capsys):
+    target = tmp_path / "tf2aif.yaml"
+    assert main(["init", str(target)]) == 0
+    assert main(["init", str(target)]) == 1  # refuses to overwrite
+    (tmp_path / "models" / "my-model").mkdir(parents=True)
+    (tmp_path / "models" / "my-model" / "saved_model.pb").write_bytes(b"x")
+    assert main(["validate", str(target)]) == 0, capsys.readouterr().err
+
+
+def test_vendor_map_file(tmp_path, capsys):
+    file = write_project(tmp_path, BASIC)
+    mapping = tmp_path / "vendor.yaml"
+    mapping.write_text("python:3.11-slim-bookworm: 127.0.0.1:5000/stand-in/python:3.11\n")
+    assert main(["plan", str(file), "--json", "--vendor-map", str(mapping)]) == 0
+    bases = {b["target"]: b["vendor"] for b in json.loads(capsys.readouterr().out)["bases"]}
+    assert bases["base-serve-tflite"] == "127.0.0.1:5000/stand-in/python:3.11"
+    assert main(["plan", str(file), "--vendor-map", str(tmp_path / "none.yaml")]) == 1
+
+
+def test_changed_skips_images_already_published(plan):
+    published = {plan.serves[0].tags[0]: "sha256:" + "b" * 64}
+    from tf2aif.build import split_unchanged
+
+    changed, unchanged = split_unchanged(plan.serves, published.get)
+    assert [s.name for s in changed] == [s.name for s in plan.serves[1:]]
+    assert unchanged[0].target == plan.serves[0].name
+    assert unchanged[0].digest == "sha256:" + "b" * 64
+    assert "already published" in unchanged[0].reason
+
+
+def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
+    """Parse a full bake command line and stop at the build: every option lands where it should."""
+    seen = {}
+
+    def fake_run(plan, options, args, buildx):
+        seen["options"] = options
+        return ()
+
+    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
+    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
+    file = write_project(tmp_path, BASIC)
+    argv = [
+        "bake",
+        str(file),
+        "--only",
+        "cpu/*",
+        "--push",
+        "--changed",
+        "--sbom",
+        "--no-load",
+        "--set",
+        "a.b=c",
+    ]
+    argv += ["--builder", "k8s", "--ca-cert", "/ca.pem", "--", "--provenance=mode=max"]
+    assert main(argv) == 0
+    options = seen["options"]
+    assert options.only == ("cpu/*",) and options.push and options.changed and options.sbom
+    assert not options.load
+    assert (
+        options.set_values == ("a.b=c",)
+        and options.builder == "k8s"
+        and options.ca_file == "/ca.pem"
+    )
+    assert options.extra_args == ("--provenance=mode=max",)
+
+
+def test_push_asks_for_provenance():
+    argv = bake_argv(
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(push=True, sbom=True)
+    )
+    assert "--provenance=mode=max" in argv and "--sbom=true" in argv
+    assert "--provenance=mode=max" not in bake_argv(
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions()
+    )
