@@ -8,7 +8,7 @@ For each cluster size and seed: a synthetic cluster (tf2aif.place.synthetic: 40%
 can hold). Each policy places what it can; a discrete-event simulation of every used node's
 queues (tf2aif.place.judge, not the planner's formulas) then says which apps miss their mean SLO
 (significantly: simulated mean minus its 95% half-width above the target). "knapsack-safe" is
-the knapsack with its utilisation cap lowered in steps of 0.05 until the simulation shows no
+the knapsack with its utilisation cap lowered in steps of 0.1 until the simulation shows no
 violation -- the fair "knapsack without latency violations" baseline. Clusters larger than
 --sample nodes are judged on a random sample of --sample used nodes (violations are scaled).
 """
@@ -41,9 +41,9 @@ def judged(nodes, placement, sample: int, seed: int):
 
 
 def knapsack_safe(apps, models, nodes, sample: int, seed: int):
-    """Highest cap (0.8 down in 0.05 steps) at which the knapsack shows no violation."""
-    for step in range(16, 0, -1):
-        cap = step * 0.05
+    """Highest cap (0.8 down in 0.1 steps) at which the knapsack shows no violation."""
+    for step in range(8, 0, -1):
+        cap = step * 0.1
         capped = [replace(n, cap=cap) for n in nodes]
         placement = place(apps, models, capped, policy="knapsack")
         verdict, _ = judged(capped, placement, sample, seed)

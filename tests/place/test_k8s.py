@@ -51,11 +51,10 @@ def test_deployment_is_pinned_probed_scraped_and_uses_the_record_image(files):
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["resources"]["requests"]["memory"] == "62Mi"
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": "8080",
-        "prometheus.io/path": "/metrics",
-    }
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    apps = deployment["metadata"]["annotations"]["tf2aif.io/apps"]
+    assert apps == "mail-sorter,form-reader,meter-reader"
     assert {s["metadata"]["name"] for s in services} == {
         "mail-sorter",
         "form-reader",

@@ -45,6 +45,12 @@ def add_parsers(subparsers) -> None:
         choices=("fcfs-ps", "ps"),
         help="time-shared device model (see docs/placement.md)",
     )
+    p.add_argument(
+        "--headroom",
+        type=float,
+        default=0.1,
+        help="plan for (1 - HEADROOM) x every latency target, a margin for model error (default 0.1)",
+    )
     p.add_argument("--out", type=Path, help="write assignment.json and k8s/*.yaml here")
     p.add_argument(
         "--json", action="store_true", help="print the assignment JSON instead of a table"

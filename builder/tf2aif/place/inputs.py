@@ -6,14 +6,15 @@ Units inside: seconds, requests/second, MiB. Files speak milliseconds (`*_ms`).
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tf2aif.errors import ManifestError, ManifestIssue, did_you_mean
+from tf2aif.deploy.records import image_reference, read_record
+from tf2aif.errors import ManifestError, did_you_mean
 
 from .loading import Document, load_document
 
@@ -95,6 +96,15 @@ class App:
     p99_slo: float | None = None
     variants: tuple[str, ...] = ()  # fnmatch patterns; empty = any
     node_selector: Mapping[str, str] = field(default_factory=dict)
+    headroom: float = 0.0  # the planner aims at (1 - headroom) x each target
+
+    @property
+    def plan_slo(self) -> float:
+        return self.slo * (1.0 - self.headroom)
+
+    @property
+    def plan_p99(self) -> float:
+        return math.inf if self.p99_slo is None else self.p99_slo * (1.0 - self.headroom)
 
     def allows(self, variant: str) -> bool:
         return not self.variants or any(fnmatch.fnmatchcase(variant, p) for p in self.variants)
@@ -183,39 +193,23 @@ class RecordImage:
 
 
 def load_record_images(path: str | Path) -> tuple[str, tuple[RecordImage, ...]]:
-    """(model name, images) from a build record; tolerant of fields it does not need."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ManifestError(
-            [ManifestIssue(location=_loc(path), message=f"cannot read build record: {exc}")],
-            file=str(path),
-        ) from exc
-    images = []
-    for entry in record.get("images", []):
-        tags = entry.get("tags") or []
-        digest = entry.get("digest")
-        reference = (
-            f"{entry['image']}@{digest}"
-            if digest and entry.get("image")
-            else (tags[0] if tags else "")
+    """(model name, images) from a build record, read with tf2aif.deploy's record reader."""
+    record = read_record(Path(path))
+    images = tuple(
+        RecordImage(
+            variants=tuple(image.variants),
+            reference=_reference(image),
+            ok=image.status == "success",
+            fidelity_passed=_fidelity_passed(image.fidelity),
+            reason=image.reason,
         )
-        images.append(
-            RecordImage(
-                variants=tuple(entry.get("variants", ())),
-                reference=reference,
-                ok=entry.get("status", "success") == "success",
-                fidelity_passed=_fidelity_passed(entry.get("fidelity")),
-                reason=entry.get("reason", ""),
-            )
-        )
-    return record.get("name", ""), tuple(images)
+        for image in record.images
+    )
+    return record.name, images
 
 
-def _loc(path):
-    from tf2aif.errors import SourceLocation
-
-    return SourceLocation(file=str(path))
+def _reference(image) -> str:
+    return image_reference(image) if image.status == "success" else ""
 
 
 def _fidelity_passed(fidelity: Any) -> bool | None:

@@ -1,9 +1,11 @@
 """Kubernetes manifests for a placement: one Deployment per server instance, one Service per app.
 
-Each Deployment is pinned to its node (required node affinity on kubernetes.io/hostname), runs
-the chosen variant's image from the build record, requests the CPU the model predicts it uses
-and the profile's memory, probes the Open Inference Protocol health endpoints and carries the
-Prometheus scrape annotations. Apps sharing an instance get their own Service selecting it.
+The Deployment comes from the `tf2aif deploy k8s` writer (tf2aif.deploy.k8s: probes on the Open
+Inference Protocol health endpoints, Prometheus scrape annotations, hardened pod, the platform's
+node selector and device resource), pinned to the chosen node (required node affinity on
+kubernetes.io/hostname), running the chosen variant's image from the build record and requesting
+the CPU the model predicts the instance uses and the profile's memory. Apps sharing an instance
+get their own Service selecting it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tf2aif.deploy.k8s import PORT, Resources, Workload, deployment_for
+from tf2aif.deploy.platforms import profile_for
+from tf2aif.deploy.writer import write_files
 
 from .inputs import Node
 from .policy import Placement, instance_name
@@ -21,102 +25,40 @@ from .predict import Instance, cpu_work
 
 __all__ = ["SERVER_PORT", "manifests", "write_manifests"]
 
-SERVER_PORT = 8080
-# Accelerator resource each platform's server requests; a time-shared GPU needs the NVIDIA device
-# plugin's time-slicing so that several pods may each request one.
-DEVICE_RESOURCES = {"gpu": "nvidia.com/gpu", "agx": "nvidia.com/gpu"}
+SERVER_PORT = PORT
 
 
-def _labels(instance: Instance, name: str) -> dict[str, str]:
-    platform, runtime, precision = instance.variant.split("/")
-    return {
-        "app.kubernetes.io/name": instance.model,
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/managed-by": "tf2aif",
-        "tf2aif.dev/platform": platform,
-        "tf2aif.dev/runtime": runtime,
-        "tf2aif.dev/precision": precision,
-    }
+def workload(node: Node, instance: Instance, image: str, predicted_ms: float) -> Workload:
+    """The `tf2aif deploy k8s` workload of one server instance, pinned to its node, requesting
+    the CPU the model predicts it uses and the profile's memory."""
+    cpu_cores = instance.rate * cpu_work(node, instance.profile)[0]
+    memory = math.ceil(instance.profile.memory_mb)
+    return Workload(
+        name=instance_name(instance, node),
+        model=instance.model,
+        variant=instance.variant,
+        image=image,
+        profile=profile_for(node.platform),
+        node=node.name,
+        resources=Resources(
+            cpu_request=f"{max(50, math.ceil(cpu_cores * 1000))}m",
+            memory_request=f"{memory}Mi",
+            memory_limit=f"{math.ceil(memory * 1.5)}Mi",
+        ),
+        extra_labels={"tf2aif.io/placed-by": "tf2aif-place"},
+    )
 
 
 def deployment(node: Node, instance: Instance, image: str, predicted_ms: float) -> dict[str, Any]:
-    name = instance_name(instance, node)
-    labels = _labels(instance, name)
-    cpu_cores = instance.rate * cpu_work(node, instance.profile)[0]
-    memory = math.ceil(instance.profile.memory_mb)
-    resources: dict[str, Any] = {
-        "requests": {"cpu": f"{max(50, math.ceil(cpu_cores * 1000))}m", "memory": f"{memory}Mi"},
-        "limits": {"memory": f"{math.ceil(memory * 1.5)}Mi"},
-    }
-    if node.platform in DEVICE_RESOURCES:
-        resources["limits"][DEVICE_RESOURCES[node.platform]] = 1
-    probe = {
-        "httpGet": {"path": "/v2/health/live", "port": "http"},
-        "periodSeconds": 10,
-        "failureThreshold": 3,
-    }
-    ready = {
-        "httpGet": {"path": "/v2/health/ready", "port": "http"},
-        "periodSeconds": 5,
-        "failureThreshold": 3,
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "labels": labels,
-            "annotations": {
-                "tf2aif.dev/variant": instance.variant,
-                "tf2aif.dev/apps": ",".join(app.name for app in instance.apps),
-                "tf2aif.dev/rate": f"{instance.rate:g}",
-                "tf2aif.dev/predicted-mean-ms": f"{predicted_ms:.3f}",
-            },
-        },
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": name}},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(SERVER_PORT),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {
-                                        "matchExpressions": [
-                                            {
-                                                "key": "kubernetes.io/hostname",
-                                                "operator": "In",
-                                                "values": [node.name],
-                                            }
-                                        ]
-                                    }
-                                ]
-                            }
-                        }
-                    },
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": image,
-                            "ports": [{"name": "http", "containerPort": SERVER_PORT}],
-                            "resources": resources,
-                            "livenessProbe": probe,
-                            "readinessProbe": ready,
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    doc = deployment_for(workload(node, instance, image, predicted_ms))
+    doc["metadata"].setdefault("annotations", {}).update(
+        {
+            "tf2aif.io/apps": ",".join(app.name for app in instance.apps),
+            "tf2aif.io/rate": f"{instance.rate:g}",
+            "tf2aif.io/predicted-mean-ms": f"{predicted_ms:.3f}",
+        }
+    )
+    return doc
 
 
 def service(app_name: str, instance: str, slo_ms: float) -> dict[str, Any]:
@@ -133,7 +75,9 @@ def service(app_name: str, instance: str, slo_ms: float) -> dict[str, Any]:
         },
         "spec": {
             "selector": {"app.kubernetes.io/instance": instance},
-            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            "ports": [
+                {"name": "http", "port": SERVER_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
         },
     }
 
@@ -154,10 +98,4 @@ def manifests(placement: Placement, nodes: Mapping[str, Node]) -> dict[str, list
 
 
 def write_manifests(directory: Path, files: Mapping[str, list[dict[str, Any]]]) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for file_name, docs in files.items():
-        path = directory / file_name
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-        written.append(path)
-    return written
+    return write_files(directory, files)

@@ -20,7 +20,7 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .index import FreeIndex
 from .inputs import App, ModelSpec, Node, Profile
@@ -38,6 +38,7 @@ from .queueing import erlang_c
 __all__ = ["POLICIES", "Assignment", "Placement", "place"]
 
 POLICIES = ("first-fit", "best-fit", "spread", "knapsack")
+DEFAULT_HEADROOM = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,11 +152,11 @@ class _NodeState:
 
     def dominated(self, app: App, profile: Profile, join: int | None) -> bool:
         """True when a cheap bound or an earlier failure proves this option infeasible."""
-        if join is not None and self.means[join] > app.slo:
+        if join is not None and self.means[join] > app.plan_slo:
             return True  # joining only adds load to an instance already too slow for this app
-        p99 = app.p99_slo if app.p99_slo is not None else math.inf
+        p99 = app.plan_p99
         for rate, slo, fp99 in self.failed.get((app.model, profile.variant, join is not None), ()):
-            if app.rate >= rate and app.slo <= slo and p99 <= fp99:
+            if app.rate >= rate and app.plan_slo <= slo and p99 <= fp99:
                 return True
         return False
 
@@ -163,9 +164,8 @@ class _NodeState:
         self, app: App, profile: Profile, join: int | None, others: bool = False
     ) -> bool:
         """Record a failed option; True when the node's FreeIndex entry changed."""
-        p99 = app.p99_slo if app.p99_slo is not None else math.inf
         key = (app.model, profile.variant, join is not None)
-        entry = (app.rate, app.slo, p99)
+        entry = (app.rate, app.plan_slo, app.plan_p99)
         frontier = [
             f
             for f in self.failed.get(key, ())
@@ -182,7 +182,7 @@ class _NodeState:
     def may_join(self, app: App, profile: Profile) -> bool:
         """Cheap necessary condition for joining the instance of (model, variant) here."""
         i = self.where.get((app.model, profile.variant))
-        if i is None or self.means[i] > app.slo:
+        if i is None or self.means[i] > app.plan_slo:
             return False
         return self.process_load[i] + app.rate * self.device_work(profile) <= self.node.cap
 
@@ -327,7 +327,7 @@ class _Cluster:
                     for p in mine
                 ),
                 min(app.rate * p.service for p in mine) if accelerated else 0.0,
-                min(device_time) ** 2 / app.slo**2 if queue_model == "fcfs-ps" else 0.0,
+                min(device_time) ** 2 / app.plan_slo**2 if queue_model == "fcfs-ps" else 0.0,
                 min(app.rate * t for t in device_time) * (1.0 + 1e-9) if queue_model else 0.0,
             )
             streams.append(_mapped(orders, self.indexes[platform].fits(need)))
@@ -346,9 +346,7 @@ def _others_fail(app: App, instances: Sequence[Instance], view: NodeView) -> boo
         for other in instance.apps:
             if other is app:
                 continue
-            if prediction.mean > other.slo or (
-                other.p99_slo is not None and prediction.p99 > other.p99_slo
-            ):
+            if prediction.mean > other.plan_slo or prediction.p99 > other.plan_p99:
                 return True
     return False
 
@@ -362,6 +360,8 @@ def _candidates(
 ) -> Iterator[_Option]:
     """Options in the order the policy tries them (lazily for first-fit)."""
     variants = [p for v, p in model.profiles.items() if app.allows(v)]
+    if policy == "knapsack":  # no latency model, but no variant slower than the SLO on its own
+        variants = [p for p in variants if p.service + p.processing + p.switch <= app.slo]
     platforms = {p.platform for p in variants}
     states = cluster.states
     if policy in ("first-fit", "knapsack"):
@@ -437,13 +437,17 @@ def place(
     policy: str = "first-fit",
     mode: str = "online",
     queue_model: str = "fcfs-ps",
+    headroom: float = DEFAULT_HEADROOM,
 ) -> Placement:
+    """Place `apps`; the planner aims at (1 - headroom) x every target, a margin for the
+    models' error (see docs/placement.md), while Placement keeps the apps' own targets."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     cluster = _Cluster(nodes)
     states = cluster.states
     unplaced = []
-    for app in _ordered(apps, models, mode):
+    planned = [replace(app, headroom=headroom) for app in apps]
+    for app in _ordered(planned, models, mode):
         why = _place_one(app, models[app.model], cluster, policy, queue_model)
         if why:
             unplaced.append((app.name, why))

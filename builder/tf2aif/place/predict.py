@@ -129,10 +129,10 @@ def violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
         return reason
     for instance, prediction in zip(instances, view.predictions, strict=True):
         for app in instance.apps:
-            if prediction.mean > app.slo:
-                return f"{app.name}: predicted mean {prediction.mean * 1e3:.1f} ms > SLO {app.slo * 1e3:g} ms"
-            if app.p99_slo is not None and prediction.p99 > app.p99_slo:
-                return f"{app.name}: predicted p99 {prediction.p99 * 1e3:.1f} ms > {app.p99_slo * 1e3:g} ms"
+            if prediction.mean > app.plan_slo:
+                return f"{app.name}: predicted mean {prediction.mean * 1e3:.1f} ms > {app.plan_slo * 1e3:g} ms"
+            if prediction.p99 > app.plan_p99:
+                return f"{app.name}: predicted p99 {prediction.p99 * 1e3:.1f} ms > {app.plan_p99 * 1e3:g} ms"
     return ""
 
 
