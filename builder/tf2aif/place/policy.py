@@ -8,7 +8,8 @@ model and variant or start a new one) -- and differs in feasibility and order:
   memory, then the least utilisation.
 * best-fit: among all feasible options, the one leaving its node the most utilised (tightest).
 * spread: among all feasible options, the one leaving its node the least utilised.
-* knapsack: first-fit on memory and utilisation caps only, no latency model (the baseline).
+* knapsack: first-fit on memory and utilisation caps only, no co-location model (the
+  baseline); it only skips variants on which the app alone would miss its SLO.
 
 Online mode places apps in the order given and never moves one; batch mode sees all apps first
 and places the heaviest (rate x fastest service time) first, i.e. first-fit decreasing.
@@ -351,6 +352,15 @@ def _others_fail(app: App, instances: Sequence[Instance], view: NodeView) -> boo
     return False
 
 
+def _alone(app: App, profile: Profile) -> float:
+    """Mean response of the app alone on this variant: M/G/1 with its own rate, device and
+    processing as one service (what a knapsack packer can know without a co-location model)."""
+    mean = profile.service + profile.processing
+    m2 = profile.service_m2 + 2 * profile.service * profile.processing + profile.processing_m2
+    busy = app.rate * mean
+    return math.inf if busy >= 1.0 else mean + app.rate * m2 / (2.0 * (1.0 - busy))
+
+
 def _mapped(orders: Sequence[int], positions: Iterator[int]) -> Iterator[int]:
     return (orders[i] for i in positions)
 
@@ -360,8 +370,8 @@ def _candidates(
 ) -> Iterator[_Option]:
     """Options in the order the policy tries them (lazily for first-fit)."""
     variants = [p for v, p in model.profiles.items() if app.allows(v)]
-    if policy == "knapsack":  # no latency model, but no variant slower than the SLO on its own
-        variants = [p for p in variants if p.service + p.processing + p.switch <= app.slo]
+    if policy == "knapsack":  # no co-location model, but only variants meeting the SLO alone
+        variants = [p for p in variants if _alone(app, p) <= app.slo]
     platforms = {p.platform for p in variants}
     states = cluster.states
     if policy in ("first-fit", "knapsack"):
