@@ -333,7 +333,9 @@ async def real_check(work: Path, seconds: float) -> dict:
     data = {name: b"x" * 16 for name in SERVERS}
     out = {}
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=1)) as session:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=1)
+        ) as session:
             for _, port in procs.values():
                 await wait_ready(session, port)
             profiles = await profile(session, procs, data, count=200)
