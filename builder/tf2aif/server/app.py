@@ -18,7 +18,7 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -113,16 +113,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body of {declared} bytes is over the {limit}-byte limit")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"request body is over the {limit}-byte limit")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise ApiError(400, "the client disconnected before sending the whole body") from None
-    return _decode_content(b"".join(chunks), request.headers.get("content-encoding", ""), limit)
+    # straight from ASGI receive(): Request.stream() costs several microseconds per request
+    chunks, size, more = [], 0, True
+    while more:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ApiError(400, "the client disconnected before sending the whole body")
+        chunk, more = message.get("body", b""), message.get("more_body", False)
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return _decode_content(body, request.headers.get("content-encoding", ""), limit)
 
 
 def _decode_content(body: bytes, encoding: str, limit: int) -> bytes:
@@ -367,8 +370,7 @@ class RequestMetrics:
             if inference:
                 self.metrics.inflight.dec()
             endpoint = getattr(scope.get("route"), "name", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - started)
+            self.metrics.answered(endpoint, status, time.perf_counter() - started)
 
 
 # ---- assembly ---------------------------------------------------------------------------------
@@ -389,7 +391,9 @@ def _model_routes(
 
 
 def routes() -> list[Route]:
-    return [
+    return [  # in order of traffic: the router tries each route in turn
+        *_model_routes("/infer", infer, "infer", ["POST"]),
+        *_model_routes("/predict", predict, "predict", ["POST"]),
         Route("/v2/health/live", live, methods=["GET"], name="live"),
         Route("/v2/health/ready", server_ready, methods=["GET"], name="ready"),
         Route("/v2", server_metadata, methods=["GET"], name="server_metadata"),
@@ -397,8 +401,6 @@ def routes() -> list[Route]:
         *_model_routes("", model_metadata, "model_metadata", ["GET"]),
         *_model_routes("/ready", model_ready, "model_ready", ["GET"]),
         *_model_routes("/config", model_config, "model_config", ["GET"]),
-        *_model_routes("/infer", infer, "infer", ["POST"]),
-        *_model_routes("/predict", predict, "predict", ["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"], name="metrics"),
         Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"),
         Route("/docs", docs_page, methods=["GET"], name="docs"),

@@ -289,11 +289,11 @@ def check_inputs(
         raise _bad(f"inputs disagree on the batch size (dim 0): {sorted(batch_sizes)}")
 
 
+_OIP_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+
+
 def _oip_name(dtype: np.dtype) -> str:
-    for name, candidate in DATATYPES.items():
-        if candidate == dtype:
-            return name
-    return str(dtype)
+    return _OIP_NAMES.get(dtype) or str(dtype)
 
 
 def _check_shape(spec: TensorSpec, shape: tuple[int, ...]) -> None:
