@@ -6,9 +6,9 @@ call on one. For a model whose CPU kernels are already busy at batch 1, bigger b
 spill the caches: MobileNetV2 on TFLite cost 8.9 ms per image at batch 1 and 21 ms per image at
 batch 16 on a 2-core VM. There, batching only adds latency and loses throughput.
 
-So after warm-up, the server times one runtime call at each batch size (1, 2, 4, ... the
-limit), in that order, and keeps doubling while the cost per row falls by at least `min_gain`.
-The first size that does not pay ends the search: the previous size becomes the cap.
+So after warm-up, the server times runtime calls at batch 1, 2, 4, ... up to the limit, each
+size against the cap so far, and keeps doubling while the cost per row falls by at least
+`min_gain`. The first size that does not pay ends the search: the previous size is the cap.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ __all__ = ["MIN_GAIN", "BatchProfile", "choose_cap", "profile_batch_sizes"]
 log = logging.getLogger(__name__)
 
 MIN_GAIN = 0.1  # a bigger batch must cut the cost per row by 10% to be worth its latency
-TARGET_SECONDS = 0.02  # time each batch size for about this long ...
-MIN_CALLS, MAX_CALLS = 3, 50  # ... in this many calls; the fastest call counts
+TARGET_SECONDS = 0.03  # compare two batch sizes for about this long (several scheduler slices)
+MIN_CALLS, MAX_CALLS = 3, 2000  # ... in this many calls of each; the fastest call counts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,17 +52,21 @@ def choose_cap(seconds: Mapping[int, float], min_gain: float = MIN_GAIN) -> int:
     return cap
 
 
-def _fastest_call(call: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    call()  # also pays any first-call cost of this shape outside the measurement
-    first = time.perf_counter() - started
-    count = min(MAX_CALLS, max(MIN_CALLS, math.ceil(TARGET_SECONDS / max(first, 1e-6))))
-    best = first
-    for _ in range(count):
+def _race(calls: Mapping[int, Callable[[], object]], sizes: Sequence[int], best: dict[int, float]):
+    """Time the calls of `sizes` alternately, so that a neighbour's burst of CPU on this shared
+    machine slows both alike; keep each size's fastest call in `best`."""
+    first = 0.0
+    for size in sizes:  # the first call of a shape may pay for set-up: not measured
         started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best
+        calls[size]()
+        first += time.perf_counter() - started
+    count = min(MAX_CALLS, max(MIN_CALLS, math.ceil(TARGET_SECONDS / max(first, 1e-6))))
+    for _ in range(count):
+        for size in sizes:
+            started = time.perf_counter()
+            calls[size]()
+            elapsed = time.perf_counter() - started
+            best[size] = min(best.get(size, elapsed), elapsed)
 
 
 def profile_batch_sizes(
@@ -71,12 +75,17 @@ def profile_batch_sizes(
     *,
     min_gain: float = MIN_GAIN,
 ) -> BatchProfile:
-    """Time `call_for(size)()` at each size, ascending, until a size stops paying."""
-    seconds: dict[int, float] = {}
-    cap = sizes[0]
-    for size in sorted(sizes):
-        seconds[size] = _fastest_call(call_for(size))
-        cap = choose_cap(seconds, min_gain)
-        if cap != size:
+    """Compare each size with the cap so far, ascending, until a size stops paying."""
+    ordered = sorted(sizes)
+    cap = ordered[0]
+    calls = {cap: call_for(cap)}
+    best: dict[int, float] = {}
+    if len(ordered) == 1:
+        _race(calls, [cap], best)
+    for size in ordered[1:]:
+        calls[size] = call_for(size)
+        _race(calls, [cap, size], best)
+        if choose_cap({cap: best[cap], size: best[size]}, min_gain) != size:
             break
-    return BatchProfile(seconds=seconds, cap=cap)
+        cap = size
+    return BatchProfile(seconds=best, cap=cap)
