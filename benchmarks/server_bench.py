@@ -342,7 +342,14 @@ def _wrk(server: Process, body: bytes, headers: dict, seconds: float, concurrenc
         lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()]
         script.write_text("\n".join(lines) + "\n")
         url = f"http://127.0.0.1:{server.port}{server.path}"
-        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "60s"]
+        argv = [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "60s",
+        ]
         argv += ["-s", str(script), url]
         output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
