@@ -73,3 +73,26 @@ def test_nonfinite_outputs_are_written_as_nan_and_infinity_not_null():
 def test_dumps_writes_numpy_values_either_way():
     document = {"a": np.arange(3, dtype=np.int32), "b": np.float16(0.5), "c": [1, "x"]}
     assert json.loads(protocol.dumps(document)) == {"a": [0, 1, 2], "b": 0.5, "c": [1, "x"]}
+
+
+def test_only_slow_parsing_and_encoding_leave_the_event_loop():
+    from tf2aif.server.app import _json_values, _parse_is_slow
+    from tf2aif.server.protocol import RequestedOutput
+
+    image = bytes(600_000)  # a 224x224x3 float32 tensor, in binary after a small JSON header
+    assert not _parse_is_slow(b"{}" + image, 2)  # binary: a view of the bytes, no parsing
+    assert _parse_is_slow(b" " * 70_000, None)  # 70 kB of JSON text
+    assert _parse_is_slow(bytes(5 << 20), 100)  # 5 MiB to scan for NaN
+
+    outputs = {"probs": np.zeros((1, 1000), np.float32), "big": np.zeros((1, 20_000), np.float32)}
+
+    def request(binary_output: bool, *wanted: RequestedOutput) -> InferRequest:
+        return InferRequest(id=None, inputs={}, outputs=wanted, binary_output=binary_output)
+
+    assert _json_values(request(True), outputs) == 0
+    assert _json_values(request(False), outputs) == 21_000
+    only_big_in_json = (
+        RequestedOutput(name="probs", binary=False),
+        RequestedOutput(name="big", binary=True),
+    )
+    assert _json_values(request(False, *only_big_in_json), outputs) == 1000
