@@ -75,6 +75,8 @@ class Row:
     adaptive_cap: int
     per_row_us: dict[str, float]
     load_average: float
+    floor_p50_ms: float  # the same client against uvicorn around an app that does nothing
+    floor_rps: float
 
 
 # ---- CPUs -------------------------------------------------------------------------------------
@@ -285,6 +287,34 @@ def tf2aif_server(artifact: Path, cpus: frozenset[int] | None, *flags: str) -> P
     )
 
 
+FLOOR_APP = """
+async def app(scope, receive, send):  # reads the body, answers a fixed OIP-sized JSON
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    body = b'{"model_name":"m","model_version":"1","outputs":[]}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def floor_server(work: Path, cpus: frozenset[int] | None) -> Process:
+    """uvicorn as tf2aif runs it (httptools, uvloop, no access log) around an app that does
+    nothing: what HTTP and the client cost on their own."""
+    (work / "floor_app.py").write_text(FLOOR_APP)
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(work)]
+    argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    argv += ["--http", "httptools", "--loop", "uvloop", "--no-proxy-headers"]
+    return Process(argv, port=port, infer_path="/v2/models/m/infer", cpus=cpus, ready_path="/")
+
+
 def batch_histogram(server: Process) -> tuple[float, float]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port)
     connection.request("GET", "/metrics")
@@ -435,11 +465,15 @@ def measure(model: str, runtime: str, artifact: Path, cpus: Cpus, args: argparse
         inproc = in_process_latency(artifact, count)
     body, headers = binary_request(artifact)
     server = tf2aif_server(artifact, cpus.server)
+    floor = floor_server(args.work, cpus.server)
     try:
         with pinned(cpus.client):
             served = sequential_latency(server, body, headers, count)
+            floor_latency = sequential_latency(floor, body, headers, count)
+            floor_rps = throughput(floor, body, headers, args.seconds, CONCURRENCY)
     finally:
         server.stop()
+        floor.stop()
     runs, mean_batch, batching = batching_runs(
         artifact, cpus, body, headers, args.seconds, args.rounds
     )
@@ -457,6 +491,8 @@ def measure(model: str, runtime: str, artifact: Path, cpus: Cpus, args: argparse
         adaptive_cap=batching["batch_cap"],
         per_row_us=batching.get("per_row_us", {}),
         load_average=os.getloadavg()[0],
+        floor_p50_ms=floor_latency[0],
+        floor_rps=floor_rps,
     )
 
 
@@ -464,8 +500,8 @@ def table(rows: Sequence[Row]) -> str:
     lines = [
         "| model | runtime | in-process p50 / p99 ms | served p50 / p99 ms | served/in-process p50 "
         "| req/s unbatched | req/s fixed 32 (mean batch) | req/s adaptive (cap, mean batch) "
-        "| fixed/unbatched | adaptive/unbatched | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| fixed/unbatched | adaptive/unbatched | HTTP floor p50 ms, req/s | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rps, batch = r.rps, r.mean_batch
@@ -475,7 +511,7 @@ def table(rows: Sequence[Row]) -> str:
             f"| {rps['unbatched']:.0f} | {rps['fixed']:.0f} ({batch['fixed']:.1f}) "
             f"| {rps['adaptive']:.0f} ({r.adaptive_cap}, {batch['adaptive']:.1f}) "
             f"| {rps['fixed'] / rps['unbatched']:.2f}x | {rps['adaptive'] / rps['unbatched']:.2f}x "
-            f"| {r.load_average:.1f} |"
+            f"| {r.floor_p50_ms:.3f}, {r.floor_rps:.0f} | {r.load_average:.1f} |"
         )
     return "\n".join(lines)
 

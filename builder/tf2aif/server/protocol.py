@@ -148,14 +148,15 @@ def _listed(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
+def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, memoryview]:
+    """The JSON header and a view of the tensor bytes (slicing bytes would copy them)."""
     if header_length is None:
-        return body, b""
+        return body, memoryview(b"")
     if header_length < 0 or header_length > len(body):
         raise _bad(
             f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes"
         )
-    return body[:header_length], body[header_length:]
+    return body[:header_length], memoryview(body)[header_length:]
 
 
 def _parameters(document: Mapping[str, Any], where: str) -> Mapping[str, Any]:
@@ -165,7 +166,9 @@ def _parameters(document: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     return parameters
 
 
-def _decode_input(raw: Any, index: int, tail: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+def _decode_input(
+    raw: Any, index: int, tail: memoryview, offset: int
+) -> tuple[str, np.ndarray, int]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise _bad(f"inputs[{index}] must be an object with a string 'name'")
     name = raw["name"]
@@ -197,7 +200,9 @@ def _shape(raw: Any, name: str) -> tuple[int, ...]:
     return tuple(raw)
 
 
-def _from_binary(name: str, chunk: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def _from_binary(
+    name: str, chunk: memoryview, dtype: np.dtype, shape: tuple[int, ...]
+) -> np.ndarray:
     count = math.prod(shape)
     if dtype == np.object_:
         return _bytes_from_binary(name, chunk, count).reshape(shape)
@@ -209,7 +214,7 @@ def _from_binary(name: str, chunk: bytes, dtype: np.dtype, shape: tuple[int, ...
     return np.frombuffer(chunk, dtype=dtype).reshape(shape)
 
 
-def _bytes_from_binary(name: str, chunk: bytes, count: int) -> np.ndarray:
+def _bytes_from_binary(name: str, chunk: memoryview, count: int) -> np.ndarray:
     items, position = [], 0
     while position < len(chunk):
         if position + 4 > len(chunk):
@@ -218,7 +223,7 @@ def _bytes_from_binary(name: str, chunk: bytes, count: int) -> np.ndarray:
         position += 4
         if position + length > len(chunk):
             raise _bad(f"input {name!r}: BYTES element runs past its binary data")
-        items.append(chunk[position : position + length])
+        items.append(bytes(chunk[position : position + length]))
         position += length
     if len(items) != count:
         raise _bad(f"input {name!r}: shape needs {count} BYTES elements, got {len(items)}")
