@@ -8,6 +8,9 @@ For each (model, runtime), with artifacts made by tf2aif.convert.run_conversion:
   1. in-process: the server's own backend class called directly at batch 1 (p50/p99);
   2. served: the same artifact behind `python -m tf2aif.server`, one keep-alive connection,
      binary tensor requests at batch 1 (p50/p99) -> ratio served/in-process (goal <= 1.15);
+     1 and 2 alternate in 5 blocks, so both see the same moments of a shared machine;
+  HTTP floor: the same client and body against uvicorn (as the server runs it) around an app
+     that does nothing: p50 at concurrency 1 and req/s at 32 - what HTTP alone costs;
   3. throughput at concurrency 32 (batch-1 binary requests) against three servers started side
      by side: --max-batch-size 1 (unbatched), 32 with --no-adaptive-batching (fixed), and 32
      with the adaptive cap (the default) -> ratios to unbatched (goal: >= 3 where batching can
@@ -39,6 +42,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -334,6 +338,12 @@ def sequential_latency(
     server: Process, body: bytes, headers: dict[str, str], count: int, warm: int = 20
 ) -> tuple[float, float]:
     """p50/p99 ms of `count` requests, one at a time on one keep-alive connection."""
+    return percentiles(sequential_timings(server, body, headers, count, warm))
+
+
+def sequential_timings(
+    server: Process, body: bytes, headers: dict[str, str], count: int, warm: int = 20
+) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port)
     timings = []
     for i in range(count + warm):
@@ -346,7 +356,7 @@ def sequential_latency(
         if i >= warm:
             timings.append(time.perf_counter() - started)
     connection.close()
-    return percentiles(timings)
+    return timings
 
 
 def load_client() -> str:
@@ -416,19 +426,39 @@ async def _aiohttp(server: Process, body: bytes, headers: dict, seconds: float, 
 # ---- one row ----------------------------------------------------------------------------------
 
 
-def in_process_latency(artifact: Path, count: int) -> tuple[float, float]:
-    backend = create_backend(read_artifact(artifact), artifact, BackendSettings())
-    backend.load()
-    inputs = batch1_input(artifact)
-    for _ in range(20):
-        backend.infer(inputs)
+def in_process_timings(backend: Any, inputs: dict[str, np.ndarray], count: int) -> list[float]:
     timings = []
     for _ in range(count):
         started = time.perf_counter()
         backend.infer(inputs)
         timings.append(time.perf_counter() - started)
-    backend.close()
-    return percentiles(timings)
+    return timings
+
+
+def latencies(
+    artifact: Path, cpus: Cpus, count: int, blocks: int = 5
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """In-process and served p50/p99 ms, measured in alternating blocks so that both see the
+    same moments of a shared machine. In-process runs on the server's CPUs."""
+    with pinned(cpus.server):
+        backend = create_backend(read_artifact(artifact), artifact, BackendSettings())
+        backend.load()
+        inputs = batch1_input(artifact)
+        in_process_timings(backend, inputs, 20)
+    body, headers = binary_request(artifact)
+    server = tf2aif_server(artifact, cpus.server)
+    inproc: list[float] = []
+    served: list[float] = []
+    try:
+        for _ in range(blocks):
+            with pinned(cpus.server):
+                inproc += in_process_timings(backend, inputs, count // blocks)
+            with pinned(cpus.client):
+                served += sequential_timings(server, body, headers, count // blocks, warm=5)
+    finally:
+        server.stop()
+        backend.close()
+    return percentiles(inproc), percentiles(served)
 
 
 def batching_runs(
@@ -461,18 +491,14 @@ def batching_runs(
 
 def measure(model: str, runtime: str, artifact: Path, cpus: Cpus, args: argparse.Namespace) -> Row:
     count = LATENCY_REQUESTS[model]
-    with pinned(cpus.server):
-        inproc = in_process_latency(artifact, count)
+    inproc, served = latencies(artifact, cpus, count)
     body, headers = binary_request(artifact)
-    server = tf2aif_server(artifact, cpus.server)
     floor = floor_server(args.work, cpus.server)
     try:
         with pinned(cpus.client):
-            served = sequential_latency(server, body, headers, count)
             floor_latency = sequential_latency(floor, body, headers, count)
             floor_rps = throughput(floor, body, headers, args.seconds, CONCURRENCY)
     finally:
-        server.stop()
         floor.stop()
     runs, mean_batch, batching = batching_runs(
         artifact, cpus, body, headers, args.seconds, args.rounds
