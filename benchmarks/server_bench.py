@@ -1,32 +1,48 @@
 """Server overhead and dynamic-batching gain, side by side, per model and runtime.
 
     PYTHONPATH=builder python benchmarks/server_bench.py [--models digits,mobilenetv2]
-        [--runtimes tflite,openvino,onnxruntime,tf] [--work DIR] [--json FILE]
+        [--runtimes tflite,openvino,onnxruntime,tf] [--rounds 2] [--seconds 4]
+        [--no-pin] [--work DIR] [--json FILE]
 
 For each (model, runtime), with artifacts made by tf2aif.convert.run_conversion:
   1. in-process: the server's own backend class called directly at batch 1 (p50/p99);
   2. served: the same artifact behind `python -m tf2aif.server`, one keep-alive connection,
      binary tensor requests at batch 1 (p50/p99) -> ratio served/in-process (goal <= 1.15);
-  3. throughput at concurrency 32 (batch-1 requests), server with --max-batch-size 1 vs 32
-     (max queue delay 0) -> ratio (goal >= 3).
-Client and server share the machine's cores, as they would on one node.
+     1 and 2 alternate in 5 blocks, so both see the same moments of a shared machine;
+  HTTP floor: the same client and body against uvicorn (as the server runs it) around an app
+     that does nothing: p50 at concurrency 1 and req/s at 32 - what HTTP alone costs;
+  3. throughput at concurrency 32 (batch-1 binary requests) against three servers started side
+     by side: --max-batch-size 1 (unbatched), 32 with --no-adaptive-batching (fixed), and 32
+     with the adaptive cap (the default) -> ratios to unbatched (goal: >= 3 where batching can
+     win, never a loss). The three are measured in turn, `--rounds` times; the median counts.
+
+Pinning (default when the machine has 2+ CPUs): servers and the in-process measurement run on
+the last CPU, the client on the others, so client and server never take each other's time.
+The throughput client is wrk (C, one thread) when installed - Python clients top out near the
+server's own rate on one core - else aiohttp; the output says which.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +55,12 @@ from tf2aif.server.backends import BackendSettings, create_backend  # noqa: E402
 from tf2aif.server.protocol import numpy_dtype  # noqa: E402
 
 CONVERTER_BACKEND = {"onnxruntime": "onnx"}
-SETTINGS = {  # model -> (latency requests, throughput requests)
-    "digits": (500, 2000),
-    "mobilenetv2": (150, 400),
+LATENCY_REQUESTS = {"digits": 500, "mobilenetv2": 150}
+CONCURRENCY = 32
+BATCHING = {  # configuration -> server flags
+    "unbatched": ("--max-batch-size", "1"),
+    "fixed": ("--max-batch-size", "32", "--no-adaptive-batching"),
+    "adaptive": ("--max-batch-size", "32"),
 }
 
 
@@ -54,10 +73,49 @@ class Row:
     served_p50_ms: float
     served_p99_ms: float
     latency_ratio: float
-    rps_unbatched: float
-    rps_batched: float
-    throughput_ratio: float
-    mean_batch: float
+    rps: dict[str, float]  # batching configuration -> median req/s
+    rps_runs: dict[str, list[float]]
+    mean_batch: dict[str, float]
+    adaptive_cap: int
+    per_row_us: dict[str, float]
+    load_average: float
+    floor_p50_ms: float  # the same client against uvicorn around an app that does nothing
+    floor_rps: float
+
+
+# ---- CPUs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cpus:
+    server: frozenset[int] | None  # None: no pinning
+    client: frozenset[int] | None
+
+    @classmethod
+    def split(cls, pin: bool) -> Cpus:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not pin or len(cpus) < 2:
+            return cls(server=None, client=None)
+        return cls(server=frozenset(cpus[-1:]), client=frozenset(cpus[:-1]))
+
+    def describe(self) -> str:
+        if self.server is None:
+            return "not pinned: client and server share every CPU"
+        return f"server on CPU {sorted(self.server)}, client on CPU {sorted(self.client or ())}"
+
+
+@contextlib.contextmanager
+def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run this process (and what it starts) on `cpus` for a while."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 # ---- artifacts --------------------------------------------------------------------------------
@@ -86,14 +144,14 @@ def _mobilenet(project: Path) -> str:
     return "models/mobilenetv2"
 
 
-def make_artifacts(work: Path, model: str, runtimes: list[str]) -> dict[str, Path]:
-    from tf2aif.convert import ConvertSpec, run_conversion
-
-    project = work / model / "project"
+def make_artifacts(work: Path, model: str, runtimes: Sequence[str]) -> dict[str, Path]:
     made = {runtime: work / model / runtime for runtime in runtimes}
     missing = [r for r, path in made.items() if not (path / "tf2aif-artifact.json").is_file()]
     if not missing:
         return made
+    from tf2aif.convert import ConvertSpec, run_conversion
+
+    project = work / model / "project"
     if project.exists():
         shutil.rmtree(project)
     project.mkdir(parents=True)
@@ -110,10 +168,10 @@ def make_artifacts(work: Path, model: str, runtimes: list[str]) -> dict[str, Pat
     return made
 
 
-# ---- measurements -----------------------------------------------------------------------------
+# ---- requests ---------------------------------------------------------------------------------
 
 
-def _batch1_input(artifact: Path) -> dict[str, np.ndarray]:
+def batch1_input(artifact: Path) -> dict[str, np.ndarray]:
     info = read_artifact(artifact)
     rng = np.random.default_rng(1)
     return {
@@ -124,29 +182,9 @@ def _batch1_input(artifact: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _percentiles(seconds: list[float]) -> tuple[float, float]:
-    values = np.asarray(seconds) * 1000
-    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
-
-
-def in_process_latency(artifact: Path, count: int) -> tuple[float, float]:
-    info = read_artifact(artifact)
-    backend = create_backend(info, artifact, BackendSettings())
-    backend.load()
-    inputs = _batch1_input(artifact)
-    for _ in range(20):
-        backend.infer(inputs)
-    timings = []
-    for _ in range(count):
-        started = time.perf_counter()
-        backend.infer(inputs)
-        timings.append(time.perf_counter() - started)
-    return _percentiles(timings)
-
-
 def binary_request(artifact: Path) -> tuple[bytes, dict[str, str]]:
     info = read_artifact(artifact)
-    inputs = _batch1_input(artifact)
+    inputs = batch1_input(artifact)
     chunks = [inputs[spec.name].tobytes() for spec in info.inputs]
     header = {
         "inputs": [
@@ -168,117 +206,303 @@ def binary_request(artifact: Path) -> tuple[bytes, dict[str, str]]:
     return text + b"".join(chunks), headers
 
 
-class Server:
-    def __init__(self, artifact: Path, *args: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        env = os.environ | {"PYTHONPATH": str(REPO / "builder")}
-        command = [sys.executable, "-m", "tf2aif.server", str(artifact), "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.path = f"/v2/models/{read_artifact(artifact).name}/infer"
-        self._wait_ready()
+def percentiles(seconds: Sequence[float]) -> tuple[float, float]:
+    values = np.asarray(seconds) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
-    def _wait_ready(self, timeout: float = 180) -> None:
+
+# ---- servers ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A server process on `cpus`, ready once GET `ready_path` answers 200."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        port: int,
+        infer_path: str,
+        cpus: frozenset[int] | None,
+        env: dict[str, str] | None = None,
+        ready_path: str = "/v2/health/ready",
+        cwd: Path | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.port = port
+        self.path = infer_path
+        self.log = log
+        output = log.open("wb") if log else subprocess.DEVNULL
+        with pinned(cpus):  # the child inherits the CPU set from its first instruction
+            self.process = subprocess.Popen(
+                list(argv),
+                env=os.environ | (env or {}),
+                cwd=cwd,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready(ready_path)
+
+    def _wait_ready(self, path: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
+            if self.process.poll() is not None:
+                tail = self.log.read_text()[-2000:] if self.log else ""
+                raise RuntimeError(f"server exited with {self.process.returncode}\n{tail}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                connection.request("GET", "/v2/health/ready")
+                connection.request("GET", path)
                 if connection.getresponse().status == 200:
                     return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("server not ready")
+            time.sleep(0.2)
+        raise TimeoutError(f"server on port {self.port} not ready after {timeout} s")
 
-    def batch_histogram(self) -> tuple[float, float]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port)
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-        values = {}
-        for line in text.splitlines():
-            if line.startswith(("tf2aif_batch_size_sum", "tf2aif_batch_size_count")):
-                name, value = line.split()
-                values[name] = float(value)
-        return values["tf2aif_batch_size_sum"], values["tf2aif_batch_size_count"]
+    def get_json(self, path: str) -> dict:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("GET", path)
+        return json.loads(connection.getresponse().read())
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
 
 
-def served_latency(server: Server, body: bytes, headers: dict[str, str], count: int):
+def tf2aif_server(artifact: Path, cpus: frozenset[int] | None, *flags: str) -> Process:
+    port = free_port()
+    argv = [sys.executable, "-m", "tf2aif.server", str(artifact), "--port", str(port), *flags]
+    return Process(
+        argv,
+        port=port,
+        infer_path=f"/v2/models/{read_artifact(artifact).name}/infer",
+        cpus=cpus,
+        env={"PYTHONPATH": str(REPO / "builder"), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+FLOOR_APP = """
+async def app(scope, receive, send):  # reads the body, answers a fixed OIP-sized JSON
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    body = b'{"model_name":"m","model_version":"1","outputs":[]}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def floor_server(work: Path, cpus: frozenset[int] | None) -> Process:
+    """uvicorn as tf2aif runs it (httptools, uvloop, no access log) around an app that does
+    nothing: what HTTP and the client cost on their own."""
+    (work / "floor_app.py").write_text(FLOOR_APP)
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(work)]
+    argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    argv += ["--http", "httptools", "--loop", "uvloop", "--no-proxy-headers"]
+    return Process(argv, port=port, infer_path="/v2/models/m/infer", cpus=cpus, ready_path="/")
+
+
+def batch_histogram(server: Process) -> tuple[float, float]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("tf2aif_batch_size_sum", "tf2aif_batch_size_count")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values["tf2aif_batch_size_sum"], values["tf2aif_batch_size_count"]
+
+
+# ---- clients ----------------------------------------------------------------------------------
+
+
+def sequential_latency(
+    server: Process, body: bytes, headers: dict[str, str], count: int, warm: int = 20
+) -> tuple[float, float]:
+    """p50/p99 ms of `count` requests, one at a time on one keep-alive connection."""
+    return percentiles(sequential_timings(server, body, headers, count, warm))
+
+
+def sequential_timings(
+    server: Process, body: bytes, headers: dict[str, str], count: int, warm: int = 20
+) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port)
     timings = []
-    for i in range(count + 20):
+    for i in range(count + warm):
         started = time.perf_counter()
         connection.request("POST", server.path, body=body, headers=headers)
         response = connection.getresponse()
         response.read()
         if response.status != 200:
             raise RuntimeError(f"status {response.status}")
-        if i >= 20:
+        if i >= warm:
             timings.append(time.perf_counter() - started)
     connection.close()
-    return _percentiles(timings)
+    return timings
 
 
-async def _throughput(
-    port: int, path: str, body: bytes, headers: dict, count: int, concurrency: int
-):
+def load_client() -> str:
+    return "wrk" if shutil.which("wrk") else "aiohttp"
+
+
+def throughput(
+    server: Process, body: bytes, headers: dict[str, str], seconds: float, concurrency: int
+) -> float:
+    """Requests per second at `concurrency`; raises if any answer is not 200."""
+    if load_client() == "wrk":
+        return _wrk(server, body, headers, seconds, concurrency)
+    return asyncio.run(_aiohttp(server, body, headers, seconds, concurrency))
+
+
+def _wrk(server: Process, body: bytes, headers: dict, seconds: float, concurrency: int) -> float:
+    with tempfile.TemporaryDirectory() as scratch:
+        payload = Path(scratch) / "body"
+        payload.write_bytes(body)
+        script = Path(scratch) / "post.lua"
+        lines = ['wrk.method = "POST"', f'local f = io.open("{payload}", "rb")']
+        lines += ["wrk.body = f:read('*all')", "f:close()"]
+        lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()]
+        script.write_text("\n".join(lines) + "\n")
+        url = f"http://127.0.0.1:{server.port}{server.path}"
+        argv = [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "60s",
+        ]
+        argv += ["-s", str(script), url]
+        output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", output)
+    if rate is None or failed is not None:
+        raise RuntimeError(f"wrk reported failures:\n{output}")
+    return float(rate.group(1))
+
+
+async def _aiohttp(server: Process, body: bytes, headers: dict, seconds: float, concurrency: int):
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    errors = 0
-    remaining = count
-
-    async with aiohttp.ClientSession(connector=connector) as session:
+    url = f"http://127.0.0.1:{server.port}{server.path}"
+    done, errors = 0, 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal remaining, errors
-            while remaining > 0:
-                remaining -= 1
-                async with session.post(
-                    f"http://127.0.0.1:{port}{path}", data=body, headers=headers
-                ) as response:
+            nonlocal done, errors
+            while time.perf_counter() < deadline:
+                async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     errors += response.status != 200
+                    done += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return count / elapsed, errors
-
-
-def throughput(artifact: Path, body: bytes, headers: dict, count: int, batch: int) -> tuple:
-    server = Server(artifact, "--max-batch-size", str(batch), "--max-queue-size", "1024")
-    try:
-        asyncio.run(_throughput(server.port, server.path, body, headers, 64, 32))  # warm
-        before = server.batch_histogram()
-        rps, errors = asyncio.run(_throughput(server.port, server.path, body, headers, count, 32))
-        after = server.batch_histogram()
-    finally:
-        server.stop()
     if errors:
-        raise RuntimeError(f"{errors} failed requests")
-    mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-    return rps, mean_batch
+        raise RuntimeError(f"{errors} requests failed")
+    return done / elapsed
 
 
-def measure(model: str, runtime: str, artifact: Path) -> Row:
-    latency_count, throughput_count = SETTINGS[model]
-    inproc = in_process_latency(artifact, latency_count)
+# ---- one row ----------------------------------------------------------------------------------
+
+
+def in_process_timings(backend: Any, inputs: dict[str, np.ndarray], count: int) -> list[float]:
+    timings = []
+    for _ in range(count):
+        started = time.perf_counter()
+        backend.infer(inputs)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def latencies(
+    artifact: Path, cpus: Cpus, count: int, blocks: int = 5
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """In-process and served p50/p99 ms, measured in alternating blocks so that both see the
+    same moments of a shared machine. In-process runs on the server's CPUs."""
+    with pinned(cpus.server):
+        backend = create_backend(read_artifact(artifact), artifact, BackendSettings())
+        backend.load()
+        inputs = batch1_input(artifact)
+        in_process_timings(backend, inputs, 20)
     body, headers = binary_request(artifact)
-    server = Server(artifact)
+    server = tf2aif_server(artifact, cpus.server)
+    inproc: list[float] = []
+    served: list[float] = []
     try:
-        served = served_latency(server, body, headers, latency_count)
+        for _ in range(blocks):
+            with pinned(cpus.server):
+                inproc += in_process_timings(backend, inputs, count // blocks)
+            with pinned(cpus.client):
+                served += sequential_timings(server, body, headers, count // blocks, warm=5)
     finally:
         server.stop()
-    unbatched, _ = throughput(artifact, body, headers, throughput_count, 1)
-    batched, mean_batch = throughput(artifact, body, headers, throughput_count, 32)
+        backend.close()
+    return percentiles(inproc), percentiles(served)
+
+
+def batching_runs(
+    artifact: Path, cpus: Cpus, body: bytes, headers: dict, seconds: float, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, float], dict]:
+    """req/s per configuration, `rounds` each, in turn; mean batch; the adaptive profile."""
+    servers = {
+        name: tf2aif_server(artifact, cpus.server, *flags) for name, flags in BATCHING.items()
+    }
+    try:
+        runs: dict[str, list[float]] = {name: [] for name in servers}
+        rows: dict[str, list[float]] = {name: [0.0, 0.0] for name in servers}
+        with pinned(cpus.client):
+            for server in servers.values():  # warm the connections and code paths
+                throughput(server, body, headers, 1, CONCURRENCY)
+            for _ in range(rounds):
+                for name, server in servers.items():
+                    before = batch_histogram(server)
+                    runs[name].append(throughput(server, body, headers, seconds, CONCURRENCY))
+                    after = batch_histogram(server)
+                    rows[name][0] += after[0] - before[0]
+                    rows[name][1] += after[1] - before[1]
+        mean_batch = {name: total / max(1.0, calls) for name, (total, calls) in rows.items()}
+        batching = servers["adaptive"].get_json(servers["adaptive"].path[: -len("/infer")])
+    finally:
+        for server in servers.values():
+            server.stop()
+    return runs, mean_batch, batching["parameters"]["batching"]
+
+
+def measure(model: str, runtime: str, artifact: Path, cpus: Cpus, args: argparse.Namespace) -> Row:
+    count = LATENCY_REQUESTS[model]
+    inproc, served = latencies(artifact, cpus, count)
+    body, headers = binary_request(artifact)
+    floor = floor_server(args.work, cpus.server)
+    try:
+        with pinned(cpus.client):
+            floor_latency = sequential_latency(floor, body, headers, count)
+            floor_rps = throughput(floor, body, headers, args.seconds, CONCURRENCY)
+    finally:
+        floor.stop()
+    runs, mean_batch, batching = batching_runs(
+        artifact, cpus, body, headers, args.seconds, args.rounds
+    )
     return Row(
         model=model,
         runtime=runtime,
@@ -287,25 +511,33 @@ def measure(model: str, runtime: str, artifact: Path) -> Row:
         served_p50_ms=served[0],
         served_p99_ms=served[1],
         latency_ratio=served[0] / inproc[0],
-        rps_unbatched=unbatched,
-        rps_batched=batched,
-        throughput_ratio=batched / unbatched,
+        rps={name: statistics.median(values) for name, values in runs.items()},
+        rps_runs=runs,
         mean_batch=mean_batch,
+        adaptive_cap=batching["batch_cap"],
+        per_row_us=batching.get("per_row_us", {}),
+        load_average=os.getloadavg()[0],
+        floor_p50_ms=floor_latency[0],
+        floor_rps=floor_rps,
     )
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: Sequence[Row]) -> str:
     lines = [
         "| model | runtime | in-process p50 / p99 ms | served p50 / p99 ms | served/in-process p50 "
-        "| req/s unbatched | req/s batched (mean batch) | batched/unbatched |",
-        "|---|---|---|---|---|---|---|---|",
+        "| req/s unbatched | req/s fixed 32 (mean batch) | req/s adaptive (cap, mean batch) "
+        "| fixed/unbatched | adaptive/unbatched | HTTP floor p50 ms, req/s | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        rps, batch = r.rps, r.mean_batch
         lines.append(
             f"| {r.model} | {r.runtime} | {r.inproc_p50_ms:.3f} / {r.inproc_p99_ms:.3f} "
             f"| {r.served_p50_ms:.3f} / {r.served_p99_ms:.3f} | {r.latency_ratio:.2f}x "
-            f"| {r.rps_unbatched:.0f} | {r.rps_batched:.0f} ({r.mean_batch:.1f}) "
-            f"| {r.throughput_ratio:.2f}x |"
+            f"| {rps['unbatched']:.0f} | {rps['fixed']:.0f} ({batch['fixed']:.1f}) "
+            f"| {rps['adaptive']:.0f} ({r.adaptive_cap}, {batch['adaptive']:.1f}) "
+            f"| {rps['fixed'] / rps['unbatched']:.2f}x | {rps['adaptive'] / rps['unbatched']:.2f}x "
+            f"| {r.floor_p50_ms:.3f}, {r.floor_rps:.0f} | {r.load_average:.1f} |"
         )
     return "\n".join(lines)
 
@@ -314,14 +546,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="digits,mobilenetv2")
     parser.add_argument("--runtimes", default="tflite,openvino,onnxruntime,tf")
+    parser.add_argument("--rounds", type=int, default=2, help="throughput runs per configuration")
+    parser.add_argument("--seconds", type=float, default=4, help="length of one throughput run")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/tf2aif-server-bench"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    cpus = Cpus.split(args.pin)
+    print(
+        f"{cpus.describe()}; load client: {load_client()}; load average at the start: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     rows = []
     for model in args.models.split(","):
         artifacts = make_artifacts(args.work, model, args.runtimes.split(","))
         for runtime, artifact in artifacts.items():
-            rows.append(measure(model, runtime, artifact))
+            rows.append(measure(model, runtime, artifact, cpus, args))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
     print(table(rows))

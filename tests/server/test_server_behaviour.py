@@ -271,7 +271,10 @@ async def _fire(url: str, count: int, concurrency: int, images: np.ndarray) -> l
 def test_dynamic_batching_forms_batches_under_concurrent_load(digits_artifacts, held_out):
     images, _ = held_out
     with running_server(
-        digits_artifacts["tflite"], max_queue_delay_ms=20, max_batch_size=16
+        digits_artifacts["tflite"],
+        max_queue_delay_ms=20,
+        max_batch_size=16,
+        adaptive_batching=False,
     ) as server:
         statuses = asyncio.run(_fire(server.url, 64, 32, images))
         assert statuses == [200] * 64
@@ -286,7 +289,12 @@ def test_dynamic_batching_forms_batches_under_concurrent_load(digits_artifacts, 
 
 def test_queue_full_answers_503_with_retry_after(digits_artifacts, held_out, tf_reference):
     images, _ = held_out
-    options = {"max_queue_size": 2, "max_queue_delay_ms": 1500, "max_batch_size": 64}
+    options = {
+        "max_queue_size": 2,
+        "max_queue_delay_ms": 1500,
+        "max_batch_size": 64,
+        "adaptive_batching": False,
+    }
     with running_server(digits_artifacts["tflite"], **options) as server:
         statuses = asyncio.run(_fire(server.url, 6, 6, images))
         assert sorted(statuses) == [200, 200, 503, 503, 503, 503]
@@ -370,7 +378,12 @@ def test_bad_artifact_fails_fast_with_a_clear_message(tmp_path, digits_artifacts
 
 def test_graceful_shutdown_finishes_in_flight_requests(digits_artifacts, held_out):
     images, _ = held_out
-    server = ServerProcess(digits_artifacts["tflite"], max_queue_delay_ms=1500, max_batch_size=8)
+    server = ServerProcess(
+        digits_artifacts["tflite"],
+        max_queue_delay_ms=1500,
+        max_batch_size=8,
+        adaptive_batching=False,
+    )
     server.wait_ready()
     result: dict = {}
 

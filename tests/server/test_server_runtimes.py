@@ -65,7 +65,13 @@ def test_tritonclient_metadata_health_and_config(server):
     assert metadata["platform"] == server.runtime
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
     assert metadata["outputs"] == [{"name": "output_0", "datatype": "FP32", "shape": [-1, 10]}]
-    assert client.get_model_config("digits")["max_batch_size"] == 32
+    config = client.get_model_config("digits")
+    assert config["max_batch_size"] == 32
+    # digits: a runtime call costs about the same at batch 1 and 2, so batching pays
+    batching = metadata["parameters"]["batching"]
+    assert batching["adaptive"] is True and 2 <= batching["batch_cap"] <= 32
+    assert list(batching["per_row_us"])[:2] == ["1", "2"]
+    assert config["dynamic_batching"]["preferred_batch_size"] == [batching["batch_cap"]]
     assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 Arrays = Mapping[str, np.ndarray]
 _STOP = object()  # one per worker, queued behind every request accepted before stop()
+_TUNE = object()  # asks one worker to measure the batch cap, on its own runtime objects
 
 
 class QueueFull(Exception):
@@ -83,17 +84,30 @@ class Batcher:
         self._warm_up: Callable[[], None] | None = None
         self._warmed: list[threading.Event] = []
         self._warm_errors: list[BaseException] = []
+        self._tune: Callable[[int], int] | None = None
+        self._tuned = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, warm_up: Callable[[], None] | None = None) -> None:
-        """Start the workers; each runs `warm_up` in its own thread first. Blocks until done."""
+    def start(
+        self,
+        warm_up: Callable[[], None] | None = None,
+        tune: Callable[[int], int] | None = None,
+    ) -> None:
+        """Start the workers; each runs `warm_up` in its own thread first. Then the first worker
+        runs `tune(max_batch_size)`, alone, and its answer becomes the largest batch formed.
+        Blocks until done."""
         self._warm_up = warm_up
         self._warmed = [threading.Event() for _ in self._workers]
         for worker in self._workers:
             worker.start()
         for event in self._warmed:
             event.wait()
+        if tune is not None and not self._warm_errors:
+            self._tune = tune
+            self._tuned.clear()
+            self._queue.put(_TUNE)  # served by whichever worker is free: all are idle now
+            self._tuned.wait()
         if self._warm_errors:
             self.stop(timeout=5)
             raise self._warm_errors[0]
@@ -151,8 +165,20 @@ class Batcher:
             first = carry if carry is not None else self._queue.get()
             if first is _STOP:
                 return
+            if first is _TUNE:
+                self._run_tune()
+                continue
             batch, carry = self._collect(first)
             self._run(batch)
+
+    def _run_tune(self) -> None:
+        assert self._tune is not None
+        try:
+            self.max_batch_size = max(1, min(self.max_batch_size, self._tune(self.max_batch_size)))
+        except BaseException as exc:
+            self._warm_errors.append(exc)
+        finally:
+            self._tuned.set()
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], Any]:
         """Take compatible queued requests after `first`; return the batch and any leftover."""
@@ -164,7 +190,9 @@ class Batcher:
                 item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is _STOP or item.key != first.key or rows + item.rows > self.max_batch_size:
+            if not isinstance(item, _Pending) or item.key != first.key:
+                return batch, item
+            if rows + item.rows > self.max_batch_size:
                 return batch, item
             batch.append(item)
             rows += item.rows
@@ -186,11 +214,9 @@ class Batcher:
         except Exception as exc:
             log.exception("inference failed for a batch of %d rows", sum(rows))
             failure = InferenceFailed(f"inference failed: {type(exc).__name__}: {exc}")
-            for item in batch:
-                item.loop.call_soon_threadsafe(_settle, item.future, None, failure)
+            _hand_back(batch, [None] * len(batch), failure)
             return
-        for item, result in zip(batch, results, strict=True):
-            item.loop.call_soon_threadsafe(_settle, item.future, result, None)
+        _hand_back(batch, results, None)
 
 
 def _concat(batch: list[_Pending]) -> Arrays:
@@ -211,10 +237,20 @@ def _split(outputs: Arrays, rows: list[int]) -> list[Arrays]:
     return [{name: parts[name][i] for name in outputs} for i in range(len(rows))]
 
 
-def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if future.done():  # the client went away and its handler was cancelled
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def _hand_back(batch: list[_Pending], results: list[Any], error: BaseException | None) -> None:
+    """Settle a batch's futures with one wake-up of each event loop, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+    for item, result in zip(batch, results, strict=True):
+        by_loop.setdefault(item.loop, []).append((item.future, result))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle, settled, error)
+
+
+def _settle(settled: list[tuple[asyncio.Future, Any]], error: BaseException | None) -> None:
+    for future, result in settled:
+        if future.done():  # the client went away and its handler was cancelled
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -66,6 +68,20 @@ class ServerMetrics:
         ).labels(**labels)
         # pre-create the stage children so every stage shows up before its first observation
         self.stages = {stage: self.stage_seconds.labels(stage=stage) for stage in STAGES}
+        # children by label values: labels() builds a key and takes a lock on every call
+        self._answered: dict[tuple[str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
+
+    def answered(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and record its duration."""
+        counter = self._answered.get((endpoint, status))
+        if counter is None:
+            counter = self._answered[endpoint, status] = self.requests.labels(endpoint, str(status))
+        counter.inc()
+        timer = self._timers.get(endpoint)
+        if timer is None:
+            timer = self._timers[endpoint] = self.request_seconds.labels(endpoint)
+        timer.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

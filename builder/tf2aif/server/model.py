@@ -18,10 +18,12 @@ from typing import Any
 from tf2aif.artifact import ArtifactInfo, read_artifact
 from tf2aif.plugins import load_module
 from tf2aif.server.backends import Backend, BackendSettings, create_backend
+from tf2aif.server.backends.base import bucket_sizes, zeros_for
 from tf2aif.server.batching import Batcher
 from tf2aif.server.errors import ServerError
 from tf2aif.server.metrics import ServerMetrics
 from tf2aif.server.options import ServerOptions
+from tf2aif.server.tuning import BatchProfile, profile_batch_sizes
 
 __all__ = ["ModelServer", "State", "read_served_artifact"]
 
@@ -60,6 +62,7 @@ class ModelServer:
         self.batcher: Batcher | None = None
         self.processing: ModuleType | None = None
         self.load_seconds: float | None = None
+        self.batch_profile: BatchProfile | None = None
         self._thread: threading.Thread | None = None
         self._on_failure: Callable[[str], None] | None = None
 
@@ -85,7 +88,10 @@ class ModelServer:
             backend.load()
             self.backend = backend
             self.batcher = self._make_batcher(backend)
-            self.batcher.start(warm_up=backend.warm_up if self.options.warmup else None)
+            self.batcher.start(
+                warm_up=backend.warm_up if self.options.warmup else None,
+                tune=self._tune_batching if self._adaptive(backend) else None,
+            )
         except Exception as exc:
             self.error = (
                 str(exc) if isinstance(exc, ServerError) else f"{type(exc).__name__}: {exc}"
@@ -124,6 +130,25 @@ class ModelServer:
             workers=self.options.workers,
         )
 
+    def _adaptive(self, backend: Backend) -> bool:
+        """Tuning runs the model, so it needs warm-up on; it has nothing to choose without
+        batching."""
+        wanted = self.options.adaptive_batching and self.options.max_batch_size > 1
+        return wanted and backend.batchable and self.options.warmup
+
+    def _tune_batching(self, limit: int) -> int:
+        """Runs on a worker thread (it owns that thread's runtime objects), after warm-up."""
+        backend = self.backend
+        assert backend is not None
+
+        def call_for(size: int) -> Callable[[], object]:
+            inputs = zeros_for(self.info.inputs, size)
+            return lambda: backend.run(inputs)
+
+        self.batch_profile = profile_batch_sizes(call_for, bucket_sizes(limit))
+        log.info("adaptive batching: %s", self.batch_profile.describe())
+        return self.batch_profile.cap
+
     def _load_processing(self) -> ModuleType | None:
         if not self.info.processing:
             return None
@@ -154,7 +179,8 @@ class ModelServer:
             "outputs": [_tensor(t) for t in self.info.outputs],
             "parameters": {
                 "precision": self.info.precision,
-                "max_batch_size": self.batcher.max_batch_size if self.batcher else None,
+                "max_batch_size": self.batch_limit,
+                "batching": self._batching(),
                 "processing": bool(self.info.processing),
                 "runtime": self.backend.details() if self.ready and self.backend else {},
                 "fidelity": dict(self.info.fidelity),
@@ -164,18 +190,37 @@ class ModelServer:
 
     def config(self) -> dict[str, Any]:
         """A Triton-style model configuration (what tritonclient's get_model_config reads)."""
-        batching = self.batcher.max_batch_size if self.batcher else self.options.max_batch_size
+        dynamic_batching: dict[str, Any] = {
+            "max_queue_delay_microseconds": int(self.options.max_queue_delay_ms * 1000),
+            "default_queue_policy": {"max_queue_size": self.options.max_queue_size},
+        }
+        if self.batcher is not None:
+            dynamic_batching["preferred_batch_size"] = [self.batcher.max_batch_size]
         return {
             "name": self.name,
             "platform": self.info.runtime,
-            "max_batch_size": batching,
+            "max_batch_size": self.batch_limit,
             "input": [_config_tensor(t) for t in self.info.inputs],
             "output": [_config_tensor(t) for t in self.info.outputs],
-            "dynamic_batching": {
-                "max_queue_delay_microseconds": int(self.options.max_queue_delay_ms * 1000),
-                "default_queue_policy": {"max_queue_size": self.options.max_queue_size},
-            },
+            "dynamic_batching": dynamic_batching,
         }
+
+    @property
+    def batch_limit(self) -> int:
+        """Most rows one request may carry and still join a batch (larger ones run alone)."""
+        if self.backend is not None and not self.backend.batchable:
+            return 1
+        return self.options.max_batch_size
+
+    def _batching(self) -> dict[str, Any]:
+        """How batches are formed: the cap in force, and the start-up measurement behind it."""
+        batching: dict[str, Any] = {
+            "adaptive": self.batch_profile is not None,
+            "batch_cap": self.batcher.max_batch_size if self.batcher else None,
+        }
+        if self.batch_profile is not None:
+            batching["per_row_us"] = self.batch_profile.per_row_us()
+        return batching
 
 
 def _tensor(spec: Any) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     max_batch_size: int = 32
+    adaptive_batching: bool = True
     max_queue_delay_ms: float = 0.0
     max_queue_size: int = 256
     max_body_bytes: int = 64 * 1024 * 1024
@@ -69,6 +70,11 @@ OPTION_HELP: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_batch_size": (
         _positive(int),
         "largest batch (rows along dim 0) the dynamic batcher forms; 1 turns batching off",
+    ),
+    "adaptive_batching": (
+        _bool,
+        "at start-up, time the runtime at batch 1, 2, 4, ... max and cap batches where the cost "
+        "per row stops falling (default true; needs warm-up)",
     ),
     "max_queue_delay_ms": (
         _positive(float),

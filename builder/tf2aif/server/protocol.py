@@ -18,6 +18,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # orjson parses and writes JSON several times faster; the standard library is the fallback
+    import orjson
+except ImportError:  # pragma: no cover - the serve extra installs it
+    orjson = None
+
 from tf2aif.artifact import TensorSpec
 from tf2aif.errors import did_you_mean
 from tf2aif.server.errors import ApiError
@@ -28,6 +33,7 @@ __all__ = [
     "RequestedOutput",
     "check_inputs",
     "check_outputs",
+    "dumps",
     "encode_infer_response",
     "numpy_dtype",
     "parse_infer_request",
@@ -81,10 +87,7 @@ def _bad(message: str) -> ApiError:
 def parse_infer_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Decode an inference request body (JSON, or JSON header + binary tensors)."""
     header, tail = _split_body(body, header_length)
-    try:
-        document = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(f"request body is not valid JSON: {exc}") from None
+    document = _loads(header)
     if not isinstance(document, dict):
         raise _bad("request body must be a JSON object with an 'inputs' list")
     raw_inputs = document.get("inputs")
@@ -113,14 +116,47 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> InferR
     )
 
 
-def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
+def _loads(text: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # NaN literals, integers past 64 bits, or broken JSON: the standard library
+            # accepts the first two (and checks them later) and words the error for the last
+    try:
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(f"request body is not valid JSON: {exc}") from None
+
+
+def dumps(document: Any, *, nonfinite: bool = False) -> bytes:
+    """Compact JSON; numpy arrays are written as (nested) lists. orjson would write NaN and
+    Infinity as null: `nonfinite=True` keeps them as the standard library writes them."""
+    if orjson is not None and not nonfinite:
+        try:
+            return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            pass  # a dtype orjson does not write (float16, non-contiguous): the slow path
+    return json.dumps(document, separators=(",", ":"), default=_listed).encode()
+
+
+def _listed(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, memoryview]:
+    """The JSON header and a view of the tensor bytes (slicing bytes would copy them)."""
     if header_length is None:
-        return body, b""
+        return body, memoryview(b"")
     if header_length < 0 or header_length > len(body):
         raise _bad(
             f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes"
         )
-    return body[:header_length], body[header_length:]
+    return body[:header_length], memoryview(body)[header_length:]
 
 
 def _parameters(document: Mapping[str, Any], where: str) -> Mapping[str, Any]:
@@ -130,7 +166,9 @@ def _parameters(document: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     return parameters
 
 
-def _decode_input(raw: Any, index: int, tail: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+def _decode_input(
+    raw: Any, index: int, tail: memoryview, offset: int
+) -> tuple[str, np.ndarray, int]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise _bad(f"inputs[{index}] must be an object with a string 'name'")
     name = raw["name"]
@@ -162,7 +200,9 @@ def _shape(raw: Any, name: str) -> tuple[int, ...]:
     return tuple(raw)
 
 
-def _from_binary(name: str, chunk: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def _from_binary(
+    name: str, chunk: memoryview, dtype: np.dtype, shape: tuple[int, ...]
+) -> np.ndarray:
     count = math.prod(shape)
     if dtype == np.object_:
         return _bytes_from_binary(name, chunk, count).reshape(shape)
@@ -174,7 +214,7 @@ def _from_binary(name: str, chunk: bytes, dtype: np.dtype, shape: tuple[int, ...
     return np.frombuffer(chunk, dtype=dtype).reshape(shape)
 
 
-def _bytes_from_binary(name: str, chunk: bytes, count: int) -> np.ndarray:
+def _bytes_from_binary(name: str, chunk: memoryview, count: int) -> np.ndarray:
     items, position = [], 0
     while position < len(chunk):
         if position + 4 > len(chunk):
@@ -183,7 +223,7 @@ def _bytes_from_binary(name: str, chunk: bytes, count: int) -> np.ndarray:
         position += 4
         if position + length > len(chunk):
             raise _bad(f"input {name!r}: BYTES element runs past its binary data")
-        items.append(chunk[position : position + length])
+        items.append(bytes(chunk[position : position + length]))
         position += length
     if len(items) != count:
         raise _bad(f"input {name!r}: shape needs {count} BYTES elements, got {len(items)}")
@@ -289,11 +329,11 @@ def check_inputs(
         raise _bad(f"inputs disagree on the batch size (dim 0): {sorted(batch_sizes)}")
 
 
+_OIP_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+
+
 def _oip_name(dtype: np.dtype) -> str:
-    for name, candidate in DATATYPES.items():
-        if candidate == dtype:
-            return name
-    return str(dtype)
+    return _OIP_NAMES.get(dtype) or str(dtype)
 
 
 def _check_shape(spec: TensorSpec, shape: tuple[int, ...]) -> None:
@@ -344,7 +384,9 @@ def encode_infer_response(
     }
     if request.id is not None:
         document["id"] = request.id
-    header = json.dumps(document, separators=(",", ":")).encode()
+    # float data is handed over as a list only when it holds NaN/Inf (see _encode_output)
+    nonfinite = any(isinstance(e.get("data"), list) and e["datatype"][:2] == "FP" for e in entries)
+    header = dumps(document, nonfinite=nonfinite)
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)
@@ -368,5 +410,8 @@ def _encode_output(
         chunk = array.tobytes()
         entry["parameters"] = {"binary_data_size": len(chunk)}
         return entry, chunk
-    entry["data"] = array.reshape(-1).tolist()
+    flat = array.reshape(-1)
+    # orjson writes float arrays itself, but NaN/Inf as null; the standard library as NaN/Infinity
+    finite = dtype.kind != "f" or bool(np.isfinite(flat).all())
+    entry["data"] = flat if finite and orjson is not None else flat.tolist()
     return entry, None

@@ -22,6 +22,9 @@ def uvicorn_config(app: object, options: ServerOptions) -> uvicorn.Config:
         port=options.port,
         log_level=options.log_level,
         access_log=options.access_log,
+        # X-Forwarded-* only change the client address the access log shows; skip the rewrite
+        # on every request when there is no access log
+        proxy_headers=options.access_log,
         timeout_graceful_shutdown=int(options.graceful_timeout_s),
         lifespan="on",
         server_header=False,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2aif.server.backends.base import Arrays, Backend, match_names, require
+from tf2aif.server.backends.base import Arrays, Backend, cpu_count, match_names, require
 from tf2aif.server.errors import ServerError
 
 __all__ = ["OnnxRuntimeBackend", "choose_providers"]
@@ -42,8 +42,12 @@ class OnnxRuntimeBackend(Backend):
     def load(self) -> None:
         ort = require("onnxruntime", self.runtime)
         options = ort.SessionOptions()
-        if self.settings.threads:
-            options.intra_op_num_threads = self.settings.threads
+        # ORT's default is one thread per core of the machine, not of this process's CPU set
+        options.intra_op_num_threads = self.settings.threads or cpu_count()
+        # Idle intra-op threads spin for a while after each run. In a server the event loop needs
+        # that CPU right then: with spinning, digits at concurrency 32 on one core served 2.8-4.0k
+        # req/s, without it 6.1-7.3k.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = choose_providers(self.settings.device, ort.get_available_providers())
         self._ort_version = ort.__version__
         self._session = ort.InferenceSession(str(self.model_path), options, providers=providers)

@@ -1,0 +1,347 @@
+"""tf2aif's server against KServe's ModelServer and Seldon's MLServer, same model, same runtime.
+
+    PYTHONPATH=builder python benchmarks/server_vs_others.py [--models digits,mobilenetv2]
+        [--kserve-python /work/venv-kserve/bin/python]
+        [--mlserver /work/venv-mlserver/bin/mlserver] [--rounds 2] [--seconds 5]
+        [--no-pin] [--work DIR] [--json FILE]
+
+Every server serves the same ONNX file (the onnxruntime artifact tf2aif converts) with
+onnxruntime on the CPU, through the same session settings (intra-op threads = the server's CPUs,
+no spinning: what tf2aif's backend does). KServe and MLServer load it through a small custom
+model class, as their docs describe (`kserve.Model` with `predict`, and `mlserver.MLModel`),
+written into the work folder by this script. They run in their own virtualenvs:
+
+    python3.11 -m venv /work/venv-kserve && /work/venv-kserve/bin/pip install kserve onnxruntime
+    python3.11 -m venv /work/venv-mlserver && /work/venv-mlserver/bin/pip install mlserver onnxruntime
+
+A server whose interpreter is missing is skipped, with a note. One client drives all of them:
+JSON Open Inference Protocol requests (`{"inputs": [{"name", "shape", "datatype", "data"}]}`,
+the form every OIP server accepts), batch 1. Latency: one request at a time on one keep-alive
+connection (p50/p99). Throughput: wrk (else aiohttp) at concurrency 32. Before measuring, each
+server's answer is checked against onnxruntime in-process (atol 1e-4). The servers run side by
+side and are measured in turn, `--rounds` times; the median counts.
+
+Batching: tf2aif as it ships (adaptive cap, max 32); KServe's ModelServer has no server-side
+batcher (KServe batches in its agent sidecar); MLServer both without (its default) and with
+its adaptive batching (max_batch_size 32, max_batch_time 1 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import server_bench as bench  # noqa: E402
+
+from tf2aif.artifact import read_artifact  # noqa: E402
+
+KSERVE_MODEL = '''
+"""KServe ModelServer serving one ONNX file with onnxruntime (kserve.Model, v2 protocol)."""
+import argparse, os
+import numpy as np
+import onnxruntime as ort
+import kserve
+from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer, model_server
+from kserve.utils.utils import generate_uuid
+
+
+class OnnxModel(Model):
+    def __init__(self, name, path):
+        super().__init__(name)
+        self.path = path
+        self.load()
+
+    def load(self):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload: InferRequest, headers=None, response_headers=None):
+        array = payload.inputs[0].as_numpy()
+        result = self.session.run(None, {self.input: array})[0]
+        output = InferOutput(name="output_0", shape=list(result.shape), datatype="FP32")
+        output.set_data_from_numpy(result, binary_data=False)
+        response_id = payload.id or generate_uuid()  # as KServe's custom-model example does
+        return InferResponse(model_name=self.name, infer_outputs=[output], response_id=response_id)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(parents=[model_server.parser])
+    parser.add_argument("--model_path", required=True)
+    args, _ = parser.parse_known_args()
+    model = OnnxModel(args.model_name, args.model_path)
+    ModelServer().start([model])
+'''
+
+MLSERVER_MODEL = '''
+"""MLServer runtime serving one ONNX file with onnxruntime (mlserver.MLModel)."""
+import os
+import onnxruntime as ort
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.utils import get_model_uri
+
+
+class OnnxModel(MLModel):
+    async def load(self) -> bool:
+        path = await get_model_uri(self._settings)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        array = NumpyCodec.decode_input(payload.inputs[0])
+        result = self.session.run(None, {self.input: array})[0]
+        return InferenceResponse(
+            model_name=self.name,
+            outputs=[NumpyCodec.encode_output("output_0", result)],
+        )
+'''
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    model: str
+    server: str
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    rps_runs: list[float]
+    note: str
+
+
+# ---- the servers ------------------------------------------------------------------------------
+
+
+def start_tf2aif(artifact: Path, work: Path, cpus: frozenset[int] | None) -> bench.Process:
+    return bench.tf2aif_server(artifact, cpus)
+
+
+def start_kserve(
+    artifact: Path, work: Path, cpus: frozenset[int] | None, python: Path
+) -> bench.Process:
+    script = work / "kserve_onnx.py"
+    script.write_text(KSERVE_MODEL)
+    name = read_artifact(artifact).name
+    port = bench.free_port()
+    argv = [str(python), str(script), "--model_name", name, "--http_port", str(port)]
+    argv += ["--grpc_port", str(bench.free_port()), "--enable_grpc", "false"]
+    argv += ["--enable_latency_logging", "false", "--configure_logging", "false"]
+    argv += ["--model_path", str(_onnx_file(artifact))]
+    return bench.Process(
+        argv,
+        port=port,
+        infer_path=f"/v2/models/{name}/infer",
+        cpus=cpus,
+        ready_path=f"/v2/models/{name}/ready",
+        log=work / "kserve.log",
+    )
+
+
+def start_mlserver(
+    artifact: Path, work: Path, cpus: frozenset[int] | None, mlserver: Path, batch: bool
+) -> bench.Process:
+    label = "mlserver-batch" if batch else "mlserver"
+    folder = work / label
+    (folder / "model").mkdir(parents=True, exist_ok=True)
+    (folder / "onnx_runtime.py").write_text(MLSERVER_MODEL)
+    name = read_artifact(artifact).name
+    port = bench.free_port()
+    settings = {
+        "http_port": port,
+        "grpc_port": bench.free_port(),
+        "metrics_port": bench.free_port(),
+        "debug": False,
+    }
+    (folder / "settings.json").write_text(json.dumps(settings))
+    model_settings = {
+        "name": name,
+        "implementation": "onnx_runtime.OnnxModel",
+        "parameters": {"uri": str(_onnx_file(artifact))},
+    }
+    if batch:
+        model_settings |= {"max_batch_size": 32, "max_batch_time": 0.001}
+    (folder / "model" / "model-settings.json").write_text(json.dumps(model_settings))
+    return bench.Process(
+        [str(mlserver), "start", str(folder)],
+        port=port,
+        infer_path=f"/v2/models/{name}/infer",
+        cpus=cpus,
+        cwd=folder,
+        ready_path=f"/v2/models/{name}/ready",
+        log=work / f"{label}.log",
+    )
+
+
+def _onnx_file(artifact: Path) -> Path:
+    return artifact / read_artifact(artifact).model_file
+
+
+# ---- requests and checks ----------------------------------------------------------------------
+
+
+def json_request(artifact: Path) -> tuple[bytes, dict[str, str], np.ndarray]:
+    info = read_artifact(artifact)
+    spec = info.inputs[0]
+    array = bench.batch1_input(artifact)[spec.name]
+    document = {
+        "inputs": [
+            {
+                "name": spec.name,
+                "shape": list(array.shape),
+                "datatype": spec.datatype,
+                "data": array.reshape(-1).tolist(),
+            }
+        ]
+    }
+    return json.dumps(document).encode(), {"Content-Type": "application/json"}, array
+
+
+def reference_output(artifact: Path, array: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(_onnx_file(artifact)), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: array})[0]
+
+
+def check_answer(server: bench.Process, body: bytes, headers: dict, expected: np.ndarray) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.request("POST", server.path, body=body, headers=headers)
+    response = connection.getresponse()
+    document = json.loads(response.read())
+    if response.status != 200:
+        raise RuntimeError(f"status {response.status}: {document}")
+    output = document["outputs"][0]
+    got = np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+# ---- one model --------------------------------------------------------------------------------
+
+
+def starters(args: argparse.Namespace) -> tuple[dict[str, Callable], list[str]]:
+    """Server name -> start(artifact, work, cpus); and notes on the ones skipped."""
+    chosen: dict[str, Callable] = {"tf2aif": start_tf2aif}
+    notes = []
+    if args.kserve_python.is_file():
+        chosen["kserve"] = lambda a, w, c: start_kserve(a, w, c, args.kserve_python)
+    else:
+        notes.append(f"kserve skipped: no interpreter at {args.kserve_python}")
+    if args.mlserver.is_file():
+        chosen["mlserver"] = lambda a, w, c: start_mlserver(a, w, c, args.mlserver, False)
+        chosen["mlserver-batch"] = lambda a, w, c: start_mlserver(a, w, c, args.mlserver, True)
+    else:
+        notes.append(f"mlserver skipped: no executable at {args.mlserver}")
+    return chosen, notes
+
+
+def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> list[Result]:
+    artifact = bench.make_artifacts(args.work, model, ["onnxruntime"])["onnxruntime"]
+    work = args.work / model / "others"
+    work.mkdir(parents=True, exist_ok=True)
+    body, headers, array = json_request(artifact)
+    expected = reference_output(artifact, array)
+    chosen, _ = starters(args)
+    servers: dict[str, bench.Process] = {}
+    try:
+        for name, start in chosen.items():  # one at a time, so start-ups do not overlap
+            servers[name] = start(artifact, work, cpus.server)
+            try:
+                check_answer(servers[name], body, headers, expected)
+            except Exception as exc:
+                raise RuntimeError(f"{name} answered wrongly: {exc}") from exc
+        count = bench.LATENCY_REQUESTS[model]
+        latency, runs = {}, {name: [] for name in servers}
+        with bench.pinned(cpus.client):
+            for name, server in servers.items():
+                latency[name] = bench.sequential_latency(server, body, headers, count)
+                bench.throughput(server, body, headers, 1, bench.CONCURRENCY)  # warm
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    rate = bench.throughput(server, body, headers, args.seconds, bench.CONCURRENCY)
+                    runs[name].append(rate)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return [
+        Result(
+            model=model,
+            server=name,
+            p50_ms=latency[name][0],
+            p99_ms=latency[name][1],
+            rps=statistics.median(runs[name]),
+            rps_runs=runs[name],
+            note=f"load average {os.getloadavg()[0]:.1f}",
+        )
+        for name in servers
+    ]
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| model | server | p50 / p99 ms (concurrency 1) | p50 vs tf2aif | req/s (concurrency 32) "
+        "| req/s vs tf2aif | runs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ours = {r.model: r for r in results if r.server == "tf2aif"}
+    for r in results:
+        base = ours[r.model]
+        lines.append(
+            f"| {r.model} | {r.server} | {r.p50_ms:.3f} / {r.p99_ms:.3f} "
+            f"| {r.p50_ms / base.p50_ms:.2f}x | {r.rps:.0f} | {r.rps / base.rps:.2f}x "
+            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="digits,mobilenetv2")
+    parser.add_argument("--kserve-python", type=Path, default=Path("/work/venv-kserve/bin/python"))
+    parser.add_argument("--mlserver", type=Path, default=Path("/work/venv-mlserver/bin/mlserver"))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tf2aif-server-bench"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    cpus = bench.Cpus.split(args.pin)
+    _, notes = starters(args)
+    print(
+        f"{cpus.describe()}; load client: {bench.load_client()}; load average at the start: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        *notes,
+        sep="\n",
+        flush=True,
+    )
+    results: list[Result] = []
+    for model in args.models.split(","):
+        results += measure_model(model, args, cpus)
+        print(table([r for r in results if r.model == model]), flush=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
