@@ -69,4 +69,4 @@ def test_invalid_cluster_exits_1_with_a_located_error(tmp_path, capsys):
     code = main(["place", "--cluster", str(bad), "--apps", str(EXAMPLES / "apps.yaml")])
     assert code == 1
     err = capsys.readouterr().err
-    assert f"{bad}:3:44: nodes[0].gpus: unknown field 'gpus'" in err
+    assert f"{bad}:3:" in err and "nodes[0].gpus: unknown key 'gpus'" in err
