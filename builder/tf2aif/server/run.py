@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# uvicorn binds through getaddrinfo, which encodes the host with the idna codec. Imported lazily,
+# that codec can fail to load ("unknown encoding: idna") while the model is being imported on the
+# loading thread (seen with OpenVINO); importing it here, before any thread starts, avoids the race.
+import encodings.idna  # noqa: F401
 import logging
 
 import uvicorn
