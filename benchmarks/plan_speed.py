@@ -30,7 +30,7 @@ from projects import write_project  # noqa: E402
 RUNTIMES = {"tflite": "convert-tf", "openvino": "convert-tf", "onnxruntime": "convert-tf"}
 
 
-def write_recipes(folder: Path, count: int) -> list[str]:
+def write_recipes(folder: Path, count: int, distinct: bool) -> list[str]:
     names = [f"edge{i:03d}" for i in range(count)]
     lines = ["platforms:"] + [
         f"  {n}: {{arch: {'amd64' if i % 2 == 0 else 'arm64'}}}" for i, n in enumerate(names)
@@ -39,8 +39,9 @@ def write_recipes(folder: Path, count: int) -> list[str]:
     for runtime, converter in RUNTIMES.items():
         recipe = folder / f"{runtime}-edge"
         recipe.mkdir()
+        vendor = "registry.example.com/{n}/python:3.11" if distinct else "python:3.11-slim-bookworm"
         platforms = "\n".join(
-            f"  {n}: {{base: serve-{runtime}, vendor: 'python:3.11-slim-bookworm'}}" for n in names
+            f"  {n}: {{base: serve-{runtime}, vendor: '{vendor.format(n=n)}'}}" for n in names
         )
         recipe.joinpath("recipe.yaml").write_text(
             f"runtime: {runtime}-edge\nprecisions: [fp32, fp16, int8]\n"
@@ -54,11 +55,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--platforms", type=int, default=120)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--distinct-images",
+        action="store_true",
+        help="a runtime base per platform: one image per variant",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         (tmp_path / "recipes").mkdir()
-        names = write_recipes(tmp_path / "recipes", args.platforms)
+        names = write_recipes(tmp_path / "recipes", args.platforms, args.distinct_images)
         runtimes = ", ".join(f"{r}-edge" for r in RUNTIMES)
         manifest = write_project(
             tmp_path / "project",

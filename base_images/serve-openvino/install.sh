@@ -70,7 +70,9 @@ install_requirements() {
   if grep -q '^[^#[:space:]]' "$selected"; then
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi
     if [ -s /run/secrets/pipconf ]; then export PIP_CONFIG_FILE=/run/secrets/pipconf; fi
-    $PIP install --disable-pip-version-check --no-input --progress-bar off -r "$selected"
+    # --no-compile: byte-compiling every package is the slowest part under qemu (arm64 builds);
+    # modules compile on first import instead.
+    $PIP install --disable-pip-version-check --no-input --progress-bar off --no-compile -r "$selected"
   fi
   rm -f "$selected"
   $PIP check >/dev/null 2>&1 || log "warning: 'pip check' reports conflicts (often inherited from the vendor image)"

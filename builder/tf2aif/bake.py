@@ -142,9 +142,8 @@ def write_build_dir(plan: Plan, text: str) -> Path:
     root = Path(plan.root)
     build = root / BUILD_DIR
     context = root / CONTEXT_DIR
-    _replace_tree(
-        _PACKAGE, context / "tf2aif", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_data")
-    )
+    for lib, members in STAGE_LIBS.items():
+        _copy_package(context / lib / "tf2aif", members)
     for name in ("convert.Dockerfile", "serve.Dockerfile", "client.Dockerfile"):
         shutil.copyfile(_PACKAGE / "dockerfiles" / name, context / name)
     (root / EMPTY_CONTEXT).mkdir(parents=True, exist_ok=True)
@@ -156,10 +155,35 @@ def write_build_dir(plan: Plan, text: str) -> Path:
     return bake_file
 
 
-def _replace_tree(source: Path, dest: Path, ignore: Any = None) -> None:
+# What each stage copies of tf2aif: only the modules it runs, so that editing, say, the server
+# does not invalidate every conversion. None means the whole package (the bench client's CLI).
+STAGE_LIBS: Mapping[str, tuple[str, ...] | None] = {
+    "lib-convert": ("__init__.py", "py.typed", "artifact.py", "errors.py", "plugins.py", "convert"),
+    "lib-serve": ("__init__.py", "py.typed", "artifact.py", "errors.py", "plugins.py", "server"),
+    "lib-full": None,
+}
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_data")
+
+
+def _copy_package(dest: Path, members: tuple[str, ...] | None) -> None:
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(source, dest, ignore=ignore)
+    if members is None:
+        shutil.copytree(_PACKAGE, dest, ignore=_IGNORE)
+        return
+    dest.mkdir(parents=True)
+    for name in members:
+        source = _PACKAGE / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=_IGNORE)
+        elif source.is_file():
+            shutil.copyfile(source, dest / name)
+
+
+def _replace_tree(source: Path, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source, dest)
 
 
 def read_bake(path: Path) -> Mapping[str, Any]:

@@ -144,15 +144,16 @@ def bake_argv(
     metadata_file: str,
     options: BuildOptions,
     set_values: Sequence[str] = (),
-    base_targets: Sequence[str] = (),
 ) -> list[str]:
     argv = ["docker", "buildx", "bake", "-f", bake_file, "--metadata-file", metadata_file]
     argv += ["--progress", options.progress]
     if options.builder:
         argv += ["--builder", options.builder]
     if options.ca_file:
-        secret = f"id=ca,src={options.ca_file}"
-        argv += [a for base in base_targets for a in ("--set", f"{base}.secrets={secret}")]
+        # Every target gets it: buildx solves a linked base target inside its consumer's build,
+        # with the consumer's secrets. Only base_images/ Dockerfiles mount it (RUN --mount), so it
+        # never lands in a layer.
+        argv += ["--set", f"*.secrets=id=ca,src={options.ca_file}"]
         argv += ["--allow", f"fs.read={Path(options.ca_file).parent}"] if _needs_allow() else []
     if options.push:
         argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
@@ -221,8 +222,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
         if not serves and not clients:
             return unchanged
     converts = tuple(dict.fromkeys(s.convert for s in serves))
-    bases = tuple(b.name for b in plan.bases)
-    results = list(_phase(root, converts, options, base_targets=bases, sink=sink, label="convert"))
+    results = list(_phase(root, converts, options, sink=sink, label="convert"))
     failed = [r for r in results if not r]
     if failed:
         aborted = [_aborted(s, failed) for s in serves if s.convert in {r.target for r in failed}]
@@ -241,7 +241,6 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
         root,
         [image.name for image in images],
         options,
-        base_targets=bases,
         sink=sink,
         label="serve",
         set_values=set_values,
@@ -289,7 +288,6 @@ def _phase(
     targets: Sequence[str],
     options: BuildOptions,
     *,
-    base_targets: Sequence[str],
     sink: LineSink,
     label: str,
     set_values: Sequence[str] = (),
@@ -302,7 +300,6 @@ def _phase(
         metadata_file=str(metadata.relative_to(root)),
         options=options,
         set_values=set_values,
-        base_targets=base_targets,
     )
     started = time.monotonic()
     code, log_tail = _run(argv, cwd=root, sink=sink)

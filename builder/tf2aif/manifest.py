@@ -129,6 +129,7 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> tuple[Manifest, tuple[
         raise ManifestError(issues, file=str(file))
     warnings: list[str] = []
     issues += _check_files(loaded, file.parent.resolve(), warnings)
+    warnings += _plugin_folder_warnings(loaded.data)
     if issues:
         raise ManifestError(sorted(issues, key=lambda i: i.location.line or 0), file=str(file))
     return _build(loaded, file), tuple(warnings)
@@ -164,6 +165,17 @@ def _check_files(loaded: LoadedYaml, root: Path, warnings: list[str]) -> list[Ma
                 function_path=(*section, "function"),
             )
     return issues
+
+
+def _plugin_folder_warnings(data: Mapping[str, Any]) -> list[str]:
+    modules = [data.get("processing", {}).get("module"), data.get("calibration", {}).get("module")]
+    modules.append(data.get("fidelity", {}).get("samples", {}).get("module"))
+    if any(m and "/" not in m.strip("./") for m in modules):
+        return [
+            "plug-in modules sit next to the manifest, so the whole folder becomes the plug-in build "
+            "context and is copied into every artifact; move them into a subfolder such as app/"
+        ]
+    return []
 
 
 def _check_model(loaded: LoadedYaml, root: Path) -> list[ManifestIssue]:

@@ -47,7 +47,9 @@ CONVERTS = (
     "convert-tflite-int8",
     "convert-openvino-fp32",
 )
-RUNS = [(t, p) for t, platforms in SERVES.items() for p in platforms]
+# arm64 runs under qemu (scripts/docker-up.sh registers trixie's qemu 10: bookworm's 7.2
+# crashes ai-edge-litert 2.3.0 when it creates an Interpreter).
+RUNS = [pytest.param(t, p, id=f"{t}-{p[6:]}") for t, platforms in SERVES.items() for p in platforms]
 TIMINGS = STATE / "test-timings.json"
 APP = REPO / "app"
 
@@ -146,8 +148,8 @@ def _wait_ready(url: str, container, timeout: float) -> None:
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
         container.reload()
-        if container.status == "exited":
-            break
+        if container.status == "exited" or b"uncaught target signal" in container.logs():
+            break  # exited, or a thread crashed under qemu and the server will never be ready
         time.sleep(1)
     logs = container.logs().decode(errors="replace")[-3000:]
     raise AssertionError(f"{container.image.tags} not ready after {timeout:.0f} s:\n{logs}")
@@ -171,7 +173,7 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("target", "platform"), RUNS, ids=[f"{t}-{p[6:]}" for t, p in RUNS])
+@pytest.mark.parametrize(("target", "platform"), RUNS)
 def test_image_serves_the_model_like_native_tf(build, docker_client, reference, target, platform):
     import tritonclient.http as httpclient
 
@@ -271,13 +273,14 @@ def test_no_ca_or_secret_in_any_image_layer(build, docker_client, tmp_path):
         saved.unlink()
 
 
-def _step_states(log: str) -> dict[str, set[str]]:
-    """RUN step id -> how it ended (CACHED / DONE / ERROR)."""
-    runs = {m[1] for m in re.finditer(r"^#(\d+) \[[^\]]+\] RUN ", log, re.M)}
-    states: dict[str, set[str]] = {r: set() for r in runs}
-    for match in re.finditer(r"^#(\d+) (CACHED|DONE|ERROR)", log, re.M):
-        if match[1] in states:
-            states[match[1]].add(match[2])
+def _step_states(log: str) -> dict[str, list[str]]:
+    """(run, RUN step id) -> how it ended (CACHED / DONE / ERROR), per bake run in the log."""
+    states = {}
+    runs = re.split(r"(?m)^#1 \[internal\] load local bake definitions", log)[1:]
+    for n, run in enumerate(runs):
+        for step in {m[1] for m in re.finditer(r"^#(\d+) \[[^\]]+\] RUN ", run, re.M)}:
+            ends = re.findall(rf"(?m)^#{step} (CACHED|DONE|ERROR)", run)
+            states[f"{n}:#{step}"] = sorted(set(ends))
     return states
 
 
@@ -286,7 +289,7 @@ def test_noop_rebuild_is_all_cache_hits(build, stand_in_map):
     assert proc.returncode == 0, proc.stdout[-3000:]
     states = _step_states(proc.stdout)
     assert states, "no RUN step in the rebuild log"
-    executed = {step: s for step, s in states.items() if s != {"CACHED"}}
+    executed = {step: s for step, s in states.items() if s != ["CACHED"]}
     assert not executed, f"steps that ran again: {executed}"
     ratio = build.seconds / seconds
     print(f"first build {build.seconds:.1f} s, no-op rebuild {seconds:.1f} s ({ratio:.1f}x)")

@@ -44,20 +44,13 @@ def test_bake_argv_is_exact():
     ]  # fmt: skip
 
 
-def test_ca_goes_only_to_base_targets_as_a_secret(monkeypatch):
-    monkeypatch.setattr("tf2aif.build._needs_allow", lambda: False)
-    argv = bake_argv(
-        "f.json",
-        ["serve-x"],
-        metadata_file="m.json",
-        options=BuildOptions(ca_file="/tmp/ca/ca.pem"),
-        base_targets=["base-a", "base-b"],
-    )
+def test_ca_is_a_secret_for_every_target(monkeypatch):
+    monkeypatch.setattr("tf2aif.build._needs_allow", lambda: True)
+    options = BuildOptions(ca_file="/tmp/ca/ca.pem")
+    argv = bake_argv("f.json", ["serve-x"], metadata_file="m.json", options=options)
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    assert sets == [
-        "base-a.secrets=id=ca,src=/tmp/ca/ca.pem",
-        "base-b.secrets=id=ca,src=/tmp/ca/ca.pem",
-    ]
+    assert sets == ["*.secrets=id=ca,src=/tmp/ca/ca.pem"]
+    assert argv[argv.index("--allow") + 1] == "fs.read=/tmp/ca"
 
 
 def test_failing_target_is_named_with_its_stage():

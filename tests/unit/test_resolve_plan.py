@@ -179,3 +179,12 @@ def test_unknown_names_are_all_reported(tmp_path, recipes):
         resolve(manifest, recipes)
     assert len(info.value.issues) == 2
     assert 'did you mean "arm"' in str(info.value)
+
+
+def test_plugins_next_to_the_manifest_give_a_warning(tmp_path):
+    text = BASIC.replace("app/processing.py", "processing.py")
+    file = write_project(tmp_path, text)
+    (tmp_path / "processing.py").write_text((tmp_path / "app" / "processing.py").read_text())
+    _, warnings = load_manifest(file)
+    assert len(warnings) == 1 and "move them into a subfolder" in warnings[0]
+    assert load_manifest(write_project(tmp_path / "ok", BASIC))[1] == ()

@@ -97,7 +97,7 @@ def artifact_endpoint(
             "--port", str(port), *serve_args]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as logfile:
-        process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, env=os.environ)
+        process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, env=_child_env())
         try:
             wait_ready(base_url, timeout_s=ready_timeout_s, alive=lambda: _exited(process, logfile))
             yield Endpoint(
@@ -110,6 +110,15 @@ def artifact_endpoint(
             )
         finally:
             _stop(process)
+
+
+def _child_env() -> dict[str, str]:
+    """The child imports this very tf2aif, installed or not."""
+    import tf2aif
+
+    package_parent = str(Path(tf2aif.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, path) if p)}
 
 
 def _exited(process: subprocess.Popen, logfile) -> str | None:

@@ -170,7 +170,7 @@ def _copy_plugins(spec: ConvertSpec, root: Path, out: Path) -> str | None:
         folder = root / spec.plugins_dir
         if not folder.is_dir():
             raise PluginError(f"{spec.plugins_dir}: plug-in folder not found under {root}")
-        shutil.copytree(folder, plugins, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(folder, plugins, ignore=_plugin_ignore(out))
     if spec.processing is None:
         return None
     module = root / spec.processing
@@ -182,6 +182,23 @@ def _copy_plugins(spec: ConvertSpec, root: Path, out: Path) -> str | None:
     plugins.mkdir(exist_ok=True)  # a processing module outside plugins_dir travels alone
     shutil.copy2(module, plugins / module.name)
     return f"plugins/{module.name}"
+
+
+_NOT_PLUGINS = {"__pycache__", ".git", ".venv", ".nox", ".tf2aif"}
+
+
+def _plugin_ignore(out: Path):
+    """Skip caches, tool folders and the output itself (it may sit inside the plug-in folder)."""
+    out = out.resolve()
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return {
+            n
+            for n in names
+            if n in _NOT_PLUGINS or n.endswith(".pyc") or Path(directory, n).resolve() == out
+        }
+
+    return ignore
 
 
 def tool_versions(names: tuple[str, ...]) -> dict[str, str]:

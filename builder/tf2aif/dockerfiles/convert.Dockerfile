@@ -3,7 +3,7 @@
 # folder), plugins (the user's plug-in folder). The artifact is the whole output.
 FROM --platform=$BUILDPLATFORM base AS convert
 ARG CONVERT_SPEC
-COPY tf2aif /opt/tf2aif/lib/tf2aif
+COPY lib-convert/tf2aif /opt/tf2aif/lib/tf2aif
 COPY --from=model / /src/model
 COPY --from=plugins / /src/plugins
 ENV PYTHONPATH=/opt/tf2aif/lib PYTHONDONTWRITEBYTECODE=1 TF_CPP_MIN_LOG_LEVEL=2

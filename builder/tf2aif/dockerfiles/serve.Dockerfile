@@ -6,7 +6,7 @@ ARG TF2AIF_MAX_QUEUE_DELAY_MS=2
 ARG TF2AIF_MAX_QUEUE_SIZE=256
 ARG TF2AIF_THREADS=
 COPY --from=artifact / /opt/tf2aif/model
-COPY tf2aif /opt/tf2aif/lib/tf2aif
+COPY lib-serve/tf2aif /opt/tf2aif/lib/tf2aif
 ENV PYTHONPATH=/opt/tf2aif/lib \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -101,21 +101,30 @@ def speedup_plot(rows: Sequence[Speedup], model: str, path: Path) -> Path:
 
 
 def sweep_plot(curves: Mapping[str, Sequence[Mapping[str, Any]]], model: str, path: Path) -> Path:
-    """Latency-throughput curves: one line per variant, one point per concurrency level."""
+    """Latency-throughput curves: one line per variant, one point per concurrency level.
+
+    p99 lines are drawn too while they stay readable (up to four variants).
+    """
     fig, ax = plt.subplots(figsize=(8, 5))
-    for variant, runs in curves.items():
+    with_p99 = len(curves) <= 4
+    markers = "osD^v<>ph*"
+    for i, (variant, runs) in enumerate(curves.items()):
         x = [r["throughput_rps"] for r in runs]
         y = [r["latency_ms"]["p50"] for r in runs]
-        (line,) = ax.plot(x, y, marker="o", label=variant)
-        ax.plot(x, [r["latency_ms"]["p99"] for r in runs], linestyle=":", color=line.get_color())
+        (line,) = ax.plot(x, y, marker=markers[i % len(markers)], label=variant)
+        if with_p99:
+            p99 = [r["latency_ms"]["p99"] for r in runs]
+            ax.plot(x, p99, linestyle=":", color=line.get_color())
         for r, xi, yi in zip(runs, x, y, strict=True):
             ax.annotate(str(r["concurrency"]), (xi, yi), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")  # fmt: skip
     every = [r for runs in curves.values() for r in runs]
     xlog = _log_axis(ax, "x", [r["throughput_rps"] for r in every])
-    ylog = _log_axis(ax, "y", [r["latency_ms"][k] or 0 for r in every for k in ("p50", "p99")])
+    shown = ("p50", "p99") if with_p99 else ("p50",)
+    ylog = _log_axis(ax, "y", [r["latency_ms"][k] or 0 for r in every for k in shown])
     ax.set_xlabel("throughput (requests/s" + (", log scale)" if xlog else ")"))
-    ax.set_ylabel("latency (ms" + (", log scale" if ylog else "") + "): p50 solid, p99 dotted")
+    what = "p50 solid, p99 dotted" if with_p99 else "p50"
+    ax.set_ylabel("latency (ms" + (", log scale" if ylog else "") + f"): {what}")
     ax.set_title(f"{model}: latency vs throughput, closed loop (labels: concurrency)")
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)

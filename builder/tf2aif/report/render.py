@@ -30,7 +30,8 @@ def render_report(
     if record is not None:
         blocks += _generation(record, out, images)
     for model, runs in by_model(results).items():
-        blocks += _model_section(model, runs, baseline, out, images)
+        curves = sweep_runs(results, model)
+        blocks += _model_section(model, runs, curves, baseline, out, images)
     markdown = out / "report.md"
     markdown.write_text(to_markdown(blocks, img_prefix=img_prefix))
     page = out / "report.html"
@@ -61,12 +62,11 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}" if value < 10 else f"{value:.1f}"
 
 
-def _model_section(model, runs, baseline, out: Path, images: list[Path]) -> list[Block]:
+def _model_section(model, runs, curves, baseline, out: Path, images: list[Path]) -> list[Block]:
     blocks: list[Block] = [Heading(text=f"Model {model}")]
     isolated = isolated_runs(runs)
     if isolated:
         blocks += _isolated(model, isolated, baseline, out, images)
-    curves = sweep_runs(runs)
     if curves:
         blocks += _sweep(model, curves, out, images)
     open_runs = [r for r in runs if r["mode"] == "open"]
@@ -90,7 +90,7 @@ def _isolated(model, isolated, baseline, out, images) -> list[Block]:
             variant, *(_ms(lat[k]) for k in ("p50", "p90", "p99", "mean", "max")),
             f"{run['throughput_rps']:.1f}", str(sum(run["errors"].values())),
             f"{ratio.p50_ratio:.2f}" if ratio else "-",
-            ", ".join(f"{k} {_ms(v['mean_ms'])}" for k, v in stages.items()),
+            ", ".join(f"{k} {_ms(v['mean_ms'])}" for k, v in stages.items() if v["count"]),
         ))  # fmt: skip
     blocks: list[Block] = [
         Heading(text=f"{model}: one request at a time (concurrency 1)", level=3),

@@ -45,13 +45,22 @@ def isolated_runs(runs: Sequence[Run]) -> dict[str, Run]:
     return {r["variant"]: r for r in runs if r["mode"] == "closed" and r["concurrency"] == 1}
 
 
-def sweep_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """variant -> its closed-loop runs by rising concurrency (only variants with two or more)."""
-    curves: dict[str, dict[int, Run]] = {}
-    for run in runs:
-        if run["mode"] == "closed":
-            curves.setdefault(run["variant"], {})[run["concurrency"]] = run
-    return {v: [c[k] for k in sorted(c)] for v, c in curves.items() if len(c) > 1}
+def sweep_runs(results: Iterable[Mapping[str, Any]], model: str) -> dict[str, list[Run]]:
+    """variant -> its closed-loop runs by rising concurrency (only variants with two or more).
+
+    A curve never mixes result files (runs measured at different times, under different machine
+    load): each variant takes its longest sweep from one file, the later file on a tie.
+    """
+    best: dict[str, list[Run]] = {}
+    for result in results:
+        curves: dict[str, dict[int, Run]] = {}
+        for run in result["runs"]:
+            if run["model"] == model and run["mode"] == "closed":
+                curves.setdefault(run["variant"], {})[run["concurrency"]] = run
+        for variant, levels in curves.items():
+            if len(levels) > 1 and len(levels) >= len(best.get(variant, ())):
+                best[variant] = [levels[k] for k in sorted(levels)]
+    return best
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,125 @@
+"""`tf2aif place`: choose node and variant per application with queueing models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(subparsers) -> None:
+    p = subparsers.add_parser(
+        "place",
+        help="place applications on nodes and variants so every latency SLO holds",
+        description=(
+            "Pick, for every application, a node and a model variant (runtime x precision) such "
+            "that the queueing models predict every app on that node meets its mean (and p99) "
+            "latency target, within memory and utilisation caps. Writes assignment.json and "
+            "Kubernetes manifests (one Deployment per server instance, one Service per app)."
+        ),
+    )
+    p.add_argument(
+        "--cluster", required=True, type=Path, help="cluster file (schema/cluster.schema.json)"
+    )
+    p.add_argument(
+        "--apps", required=True, type=Path, help="applications file (schema/apps.schema.json)"
+    )
+    p.add_argument(
+        "--policy",
+        default="first-fit",
+        choices=("first-fit", "best-fit", "spread", "knapsack"),
+        help="knapsack packs by memory and utilisation only (baseline, no latency model)",
+    )
+    p.add_argument(
+        "--mode",
+        default="online",
+        choices=("online", "batch"),
+        help="online: in file order, never moving an app; batch: heaviest first",
+    )
+    p.add_argument(
+        "--model",
+        default="fcfs-ps",
+        choices=("fcfs-ps", "ps"),
+        help="time-shared device model (see docs/placement.md)",
+    )
+    p.add_argument(
+        "--headroom",
+        type=float,
+        default=0.1,
+        help="plan for (1 - HEADROOM) x every latency target, a margin for model error (default 0.1)",
+    )
+    p.add_argument("--out", type=Path, help="write assignment.json and k8s/*.yaml here")
+    p.add_argument(
+        "--json", action="store_true", help="print the assignment JSON instead of a table"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from tf2aif.errors import EXIT_INVALID, EXIT_OK
+
+    from .inputs import load_apps, load_cluster
+    from .k8s import manifests, write_manifests
+    from .policy import place
+
+    nodes = load_cluster(args.cluster)
+    apps, models = load_apps(args.apps)
+    placement = place(
+        apps, models, nodes, policy=args.policy, mode=args.mode, queue_model=args.model
+    )
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    data = placement.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        console.print(_table(placement))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "assignment.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        written = write_manifests(
+            args.out / "k8s", manifests(placement, {n.name: n for n in nodes})
+        )
+        if not args.json:
+            console.print(
+                f"wrote {args.out / 'assignment.json'} and {len(written)} manifest file(s) in {args.out / 'k8s'}"
+            )
+    for app, why in placement.unplaced:
+        console.print(f"[red]not placed[/red] {app}: {why}", highlight=False)
+    return EXIT_INVALID if placement.unplaced else EXIT_OK
+
+
+def _table(placement):
+    from rich.table import Table
+
+    table = Table(title=f"placement ({placement.policy}, {placement.mode})")
+    for column in (
+        "app",
+        "node",
+        "variant",
+        "instance rate",
+        "pred. mean ms",
+        "pred. p99 ms",
+        "CPU util",
+        "accel util",
+    ):
+        table.add_column(
+            column,
+            justify="right" if "ms" in column or "util" in column or "rate" in column else "left",
+        )
+    for a in placement.assignments:
+        table.add_row(
+            a.app,
+            a.node,
+            a.variant,
+            f"{a.rate:g}",
+            f"{a.mean * 1e3:.2f}",
+            f"{a.p99 * 1e3:.2f}",
+            f"{a.cpu_utilisation:.2f}",
+            f"{a.accelerator_utilisation:.2f}" if a.accelerator_utilisation else "-",
+        )
+    return table

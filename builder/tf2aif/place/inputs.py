@@ -1,0 +1,283 @@
+"""The placement inputs as frozen values: cluster nodes, models (profiles + build record), apps.
+
+Units inside: seconds, requests/second, MiB. Files speak milliseconds (`*_ms`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tf2aif.deploy.records import image_reference, read_record
+from tf2aif.errors import ManifestError, did_you_mean
+
+from .loading import Document, load_document
+
+__all__ = [
+    "Accelerator",
+    "App",
+    "ModelSpec",
+    "Node",
+    "Profile",
+    "load_apps",
+    "load_cluster",
+    "load_profiles",
+    "load_record_images",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CAP = 0.8
+# Which device a platform's model runs on, and how that device is shared by default.
+ACCELERATED = {"gpu": "time", "agx": "time", "alveo": "exclusive"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accelerator:
+    name: str = ""
+    sharing: str  # "time" | "exclusive"
+    units: int = 1
+    memory_mb: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    name: str
+    platform: str
+    memory_mb: float
+    cores: int = 1
+    accelerator: Accelerator | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cap: float = DEFAULT_CAP
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    variant: str
+    service: float  # E[S], s
+    service_m2: float  # E[S^2], s^2
+    memory_mb: float
+    processing: float = 0.0  # CPU time per request for pre/post-processing, s
+    processing_m2: float = 0.0
+    max_rate: float | None = None
+    accelerator_memory_mb: float = 0.0
+    switch: float = 0.0
+
+    @property
+    def platform(self) -> str:
+        return self.variant.split("/", 1)[0]
+
+    @property
+    def precision(self) -> str:
+        return self.variant.rsplit("/", 1)[1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A model as placement sees it: the variants it may run, their profiles and images."""
+
+    name: str
+    profiles: Mapping[str, Profile]  # eligible variants only
+    images: Mapping[str, str] = field(default_factory=dict)  # variant -> image reference
+    excluded: Mapping[str, str] = field(default_factory=dict)  # variant -> why not eligible
+
+
+@dataclass(frozen=True, kw_only=True)
+class App:
+    name: str
+    model: str
+    rate: float
+    slo: float  # mean latency target, s
+    p99_slo: float | None = None
+    variants: tuple[str, ...] = ()  # fnmatch patterns; empty = any
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    headroom: float = 0.0  # the planner aims at (1 - headroom) x each target
+
+    @property
+    def plan_slo(self) -> float:
+        return self.slo * (1.0 - self.headroom)
+
+    @property
+    def plan_p99(self) -> float:
+        return math.inf if self.p99_slo is None else self.p99_slo * (1.0 - self.headroom)
+
+    def allows(self, variant: str) -> bool:
+        return not self.variants or any(fnmatch.fnmatchcase(variant, p) for p in self.variants)
+
+
+def load_cluster(path: str | Path) -> tuple[Node, ...]:
+    document = load_document(path, "cluster.schema.json")
+    cap = document.data.get("utilisation_cap", DEFAULT_CAP)
+    nodes: list[Node] = []
+    for raw in document.data["nodes"]:
+        count = raw.get("count")
+        names = (
+            [raw["name"]] if count is None else [f"{raw['name']}-{i}" for i in range(1, count + 1)]
+        )
+        nodes.extend(_node(raw, name, cap) for name in names)
+    _check_unique(document, [n.name for n in nodes], ("nodes",), "node name")
+    return tuple(nodes)
+
+
+def _node(raw: Mapping[str, Any], name: str, cap: float) -> Node:
+    platform = raw["platform"]
+    accelerator = None
+    if platform in ACCELERATED:
+        spec = raw.get("accelerator", {})
+        accelerator = Accelerator(
+            name=spec.get("name", ""),
+            sharing=spec.get("sharing", ACCELERATED[platform]),
+            units=spec.get("units", 1),
+            memory_mb=spec.get("memory_mb"),
+        )
+    return Node(
+        name=name,
+        platform=platform,
+        memory_mb=float(raw["memory_mb"]),
+        cores=raw.get("cores", 1),
+        accelerator=accelerator,
+        labels=dict(raw.get("labels", {})),
+        cap=raw.get("utilisation_cap", cap),
+    )
+
+
+def _check_unique(document: Document, names: list[str], path: tuple, what: str) -> None:
+    seen: set[str] = set()
+    issues = []
+    for i, name in enumerate(names):
+        if name in seen:
+            issues.append(document.issue((*path, i), f"duplicate {what} {name!r}"))
+        seen.add(name)
+    if issues:
+        raise ManifestError(issues, file=document.file)
+
+
+def load_profiles(path: str | Path) -> tuple[str, dict[str, Profile]]:
+    """(model name, variant -> Profile) from a profile file."""
+    document = load_document(path, "profile.schema.json")
+    profiles = {}
+    for raw in document.data["profiles"]:
+        service = raw["service_ms"] / 1e3
+        processing = raw.get("processing_ms", 0.0) / 1e3
+        profiles[raw["variant"]] = Profile(
+            variant=raw["variant"],
+            service=service,
+            service_m2=raw.get("service_m2_ms2", raw["service_ms"] ** 2) / 1e6,
+            processing=processing,
+            processing_m2=raw.get("processing_m2_ms2", raw.get("processing_ms", 0.0) ** 2) / 1e6,
+            max_rate=raw.get("max_rate"),
+            memory_mb=float(raw["memory_mb"]),
+            accelerator_memory_mb=float(raw.get("accelerator_memory_mb", 0.0)),
+            switch=raw.get("switch_ms", 0.0) / 1e3,
+        )
+    _check_unique(
+        document, [p["variant"] for p in document.data["profiles"]], ("profiles",), "variant"
+    )
+    return document.data["model"], profiles
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordImage:
+    """What placement needs from one build-record image entry."""
+
+    variants: tuple[str, ...]
+    reference: str  # image@digest when pushed, else the first tag
+    ok: bool
+    fidelity_passed: bool | None  # None: the record says nothing
+    reason: str = ""
+
+
+def load_record_images(path: str | Path) -> tuple[str, tuple[RecordImage, ...]]:
+    """(model name, images) from a build record, read with tf2aif.deploy's record reader."""
+    record = read_record(Path(path))
+    images = tuple(
+        RecordImage(
+            variants=tuple(image.variants),
+            reference=_reference(image),
+            ok=image.status == "success",
+            fidelity_passed=_fidelity_passed(image.fidelity),
+            reason=image.reason,
+        )
+        for image in record.images
+    )
+    return record.name, images
+
+
+def _reference(image) -> str:
+    return image_reference(image) if image.status == "success" else ""
+
+
+def _fidelity_passed(fidelity: Any) -> bool | None:
+    if not isinstance(fidelity, Mapping) or not fidelity:
+        return None
+    for key in ("passed", "ok"):
+        if key in fidelity:
+            return bool(fidelity[key])
+    status = fidelity.get("status")
+    return None if status is None else str(status).lower() in ("pass", "passed", "ok", "success")
+
+
+def model_spec(
+    name: str, profiles: Mapping[str, Profile], images: tuple[RecordImage, ...]
+) -> ModelSpec:
+    """Keep the variants the build record says were built, and int8 only where fidelity passed."""
+    built = {variant: image for image in images for variant in image.variants}
+    eligible, excluded, refs = {}, {}, {}
+    for variant, profile in sorted(profiles.items()):
+        image = built.get(variant)
+        if image is None:
+            excluded[variant] = "not in the build record"
+        elif not image.ok:
+            excluded[variant] = f"build did not succeed ({image.reason or 'no reason given'})"
+        elif profile.precision == "int8" and image.fidelity_passed is not True:
+            excluded[variant] = "int8 without a passed fidelity check in the build record"
+        else:
+            eligible[variant] = profile
+            refs[variant] = image.reference
+    for variant, why in excluded.items():
+        log.info("%s: %s excluded: %s", name, variant, why)
+    return ModelSpec(name=name, profiles=eligible, images=refs, excluded=excluded)
+
+
+def load_apps(path: str | Path) -> tuple[tuple[App, ...], dict[str, ModelSpec]]:
+    """Apps and the models they use (profiles and record paths relative to the apps file)."""
+    document = load_document(path, "apps.schema.json")
+    base = Path(path).parent
+    models, issues = {}, []
+    for name, spec in document.data["models"].items():
+        profile_model, profiles = load_profiles(base / spec["profiles"])
+        record_model, images = load_record_images(base / spec["record"])
+        for what, found in (("profiles", profile_model), ("record", record_model)):
+            if found and found != name:
+                issues.append(
+                    document.issue(("models", name, what), f"is for model {found!r}, not {name!r}")
+                )
+        models[name] = model_spec(name, profiles, images)
+    apps = []
+    for i, raw in enumerate(document.data["apps"]):
+        if raw["model"] not in models:
+            hint = did_you_mean(raw["model"], models)
+            issues.append(
+                document.issue(("apps", i, "model"), f"unknown model {raw['model']!r}{hint}")
+            )
+            continue
+        apps.append(
+            App(
+                name=raw["name"],
+                model=raw["model"],
+                rate=float(raw["rate"]),
+                slo=raw["slo_ms"] / 1e3,
+                p99_slo=raw["p99_slo_ms"] / 1e3 if "p99_slo_ms" in raw else None,
+                variants=tuple(raw.get("variants", ())),
+                node_selector=dict(raw.get("node_selector", {})),
+            )
+        )
+    if issues:
+        raise ManifestError(issues, file=document.file)
+    _check_unique(document, [a["name"] for a in document.data["apps"]], ("apps",), "app name")
+    return tuple(apps), models

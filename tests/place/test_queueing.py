@@ -1,0 +1,133 @@
+"""The queueing formulas against closed-form cases and the real edgeTPU measurements."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tf2aif.place.queueing import (
+    Load,
+    erlang_c,
+    exclusive_device,
+    gamma_quantile,
+    shared_device,
+    shared_device_independent,
+    shared_device_lower,
+    shared_device_priority,
+    shared_device_ps,
+)
+
+S = 0.010  # 10 ms
+
+
+@pytest.mark.parametrize("rho", [0.1, 0.5, 0.8])
+def test_single_process_is_exact_mm1(rho):
+    # one process alone: M/M/1 mean response E[S] / (1 - rho) and exponential p99
+    (p,) = shared_device([Load(rate=rho / S, mean=S, m2=2 * S * S)])
+    assert p.mean == pytest.approx(S / (1 - rho), rel=1e-9)
+    assert p.p99 == pytest.approx(S / (1 - rho) * math.log(100), rel=0.03)
+
+
+@pytest.mark.parametrize("rho", [0.1, 0.5, 0.8])
+def test_single_process_is_exact_md1(rho):
+    (p,) = shared_device([Load(rate=rho / S, mean=S, m2=S * S)])
+    assert p.mean == pytest.approx(S + rho * S / (2 * (1 - rho)), rel=1e-9)
+
+
+def test_ps_formula_is_textbook_for_one_core():
+    loads = [Load(rate=30, mean=S, m2=S * S), Load(rate=50, mean=0.004, m2=0.004**2)]
+    rho = 30 * S + 50 * 0.004
+    first, second = shared_device_ps(loads)
+    assert first.mean == pytest.approx(S / (1 - rho))
+    assert second.mean == pytest.approx(0.004 / (1 - rho))
+
+
+def test_erlang_c_known_values():
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert erlang_c(4, 0.0) == 0.0
+
+
+def test_ps_on_c_cores_uses_erlang_c():
+    (p,) = shared_device_ps([Load(rate=100, mean=S, m2=S * S)], cores=2)
+    assert p.mean == pytest.approx(S * (1 + (1 / 3) / (2 * 0.5)))
+
+
+def test_fcfs_ps_lies_between_its_bounds_and_above_the_cheap_lower_bound():
+    loads = [Load(rate=30, mean=S, m2=S * S), Load(rate=60, mean=0.004, m2=1.5 * 0.004**2)]
+    mixed = shared_device(loads)
+    high = shared_device_priority(loads)
+    low = shared_device_independent(loads)
+    lower = shared_device_lower(loads)
+    for m, h, lo, lb in zip(mixed, high, low, lower, strict=True):
+        assert lo.mean <= m.mean <= h.mean
+        assert lb <= m.mean + 1e-12
+
+
+def test_overload_is_infinite():
+    assert math.isinf(shared_device([Load(rate=120, mean=S, m2=S * S)])[0].mean)
+    assert math.isinf(exclusive_device([Load(rate=120, mean=S, m2=S * S)])[0].mean)
+
+
+def test_exclusive_without_switch_is_pollaczek_khinchine():
+    loads = [Load(rate=20, mean=S, m2=S * S), Load(rate=30, mean=0.005, m2=0.005**2)]
+    rho = 20 * S + 30 * 0.005
+    wait = (20 * S * S + 30 * 0.005**2) / (2 * (1 - rho))
+    first, second = exclusive_device(loads)
+    assert first.mean == pytest.approx(wait + S)
+    assert second.mean == pytest.approx(wait + 0.005)
+
+
+def test_switch_overhead_inflates_by_probability_of_another_model():
+    # two models at equal rates: each request switches with probability 1/2
+    loads = [Load(rate=10, mean=S, m2=S * S, switch=0.004)] * 2
+    first, _ = exclusive_device(loads)
+    assert first.utilisation == pytest.approx(10 * (S + 0.5 * 0.004))
+
+
+def test_gamma_quantile_of_an_exponential():
+    # Wilson-Hilferty on shape 1: within 2% of the exact ln(100)
+    assert gamma_quantile(1.0, 1.0, 0.99) == pytest.approx(math.log(100), rel=0.02)
+
+
+EDGETPU = Path("/work/shared/data/ibis-edgetpu/queuing_tpu_inception_v3Xssd_mobilenet_v2.csv")
+# isolated device service time and switch overhead, ms (from the data set's README)
+EDGETPU_MODELS = {"inception_v3": (62.95, 19.39), "ssd_mobilenet_v2": (19.23, 24.63)}
+
+
+def edgetpu_errors() -> list[float]:
+    groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    with EDGETPU.open() as f:
+        for row in csv.DictReader(f):
+            groups[row["vary_rho"]][row["model"]].append(row)
+    errors = []
+    for by_model in groups.values():
+        names = sorted(by_model)
+        loads = [
+            Load(
+                rate=float(by_model[n][0]["input_rate"]),
+                mean=EDGETPU_MODELS[n][0] / 1e3,
+                m2=(EDGETPU_MODELS[n][0] / 1e3) ** 2,
+                switch=EDGETPU_MODELS[n][1] / 1e3,
+            )
+            for n in names
+        ]
+        for name, prediction in zip(names, exclusive_device(loads), strict=True):
+            measured = statistics.fmean(
+                float(r["end_time"]) - float(r["start_time"]) for r in by_model[name]
+            )
+            errors.append(prediction.mean / measured - 1)
+    return errors
+
+
+@pytest.mark.skipif(not EDGETPU.exists(), reason="edgeTPU measurements not available")
+def test_switch_model_matches_real_edgetpu_measurements():
+    errors = [abs(e) for e in edgetpu_errors()]
+    assert len(errors) == 10  # 2 models x 5 load levels
+    assert statistics.median(errors) < 0.06
+    assert max(errors) < 0.12
