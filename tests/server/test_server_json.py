@@ -16,8 +16,14 @@ from tf2aif.server.protocol import InferRequest, encode_infer_response, parse_in
 PROBS = TensorSpec(name="probs", datatype="FP32", shape=(-1, 3))
 
 
-def test_orjson_is_in_use_here():
-    assert protocol.orjson is not None  # the serve extra installs it, so do the tests
+@pytest.fixture(params=["orjson", "json"], autouse=True)
+def json_library(request, monkeypatch):
+    """Every test runs with orjson (when installed) and with the standard library alone."""
+    if request.param == "orjson":
+        pytest.importorskip("orjson")
+    else:
+        monkeypatch.setattr(protocol, "orjson", None)
+    return request.param
 
 
 def _request(data: str, datatype: str = "FP32") -> bytes:
