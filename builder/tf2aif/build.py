@@ -386,6 +386,6 @@ def _build_error(plan: Plan, results: Sequence[Result]) -> BuildError:
         which = ", ".join(variants.get(r.target, ()))
         lines.append(f"  {r.status.value:8} {r.target} ({which}): {r.reason}")
     failed = [r.target for r in results if r.status is Status.FAILED]
-    error = BuildError("build failed; nothing was published:\n" + "\n".join(lines), failed=failed)
-    error.results = tuple(results)  # type: ignore[attr-defined]
-    return error
+    return BuildError(
+        "build failed; nothing was published:\n" + "\n".join(lines), failed=failed, results=results
+    )

@@ -285,7 +285,7 @@ def _run_and_record(plan, options, args, buildx: str):
             plan, options, sink=lambda line: console.print(line, markup=False, highlight=False)
         )
     except BuildError as exc:
-        results = getattr(exc, "results", ())
+        results = exc.results
         _write_record(plan, results, args, buildx, status="failed")
         raise
     record = _write_record(plan, results, args, buildx, status="ok")

@@ -117,8 +117,9 @@ class ToolMissingError(Tf2aifError):
 class BuildError(Tf2aifError):
     exit_code = EXIT_BUILD
 
-    def __init__(self, message: str, *, failed: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, *, failed: Sequence[str] = (), results: Sequence = ()) -> None:
         self.failed = tuple(failed)
+        self.results = tuple(results)  # one build.Result per target, when the build got that far
         super().__init__(message)
 
 

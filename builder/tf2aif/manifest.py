@@ -15,7 +15,7 @@ from typing import Any
 
 from tf2aif.convert.spec import PluginRef, Thresholds
 from tf2aif.digests import tree_digest
-from tf2aif.errors import ManifestError, ManifestIssue
+from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
 from tf2aif.yamlfile import LoadedYaml, load_schema, load_yaml, schema_issues
 
 __all__ = [
@@ -106,8 +106,6 @@ class Manifest:
     )  # for located errors later
 
     def location(self, path: tuple[str | int, ...]):
-        from tf2aif.errors import SourceLocation
-
         if self.loaded is None:
             return SourceLocation(file=str(self.file), path=".".join(map(str, path)))
         return self.loaded.location(path)
@@ -136,8 +134,6 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> tuple[Manifest, tuple[
 
 
 def _issue_at_file(file: str, message: str) -> ManifestIssue:
-    from tf2aif.errors import SourceLocation
-
     return ManifestIssue(location=SourceLocation(file=file), message=message)
 
 
@@ -251,8 +247,6 @@ def _check_module(
     missing = [f for f in functions if f not in defined]
     if not missing:
         return []
-    from tf2aif.errors import did_you_mean
-
     at = loaded.location(function_path) if function_path else where
     hint = did_you_mean(missing[0], defined)
     return [
