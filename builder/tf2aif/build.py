@@ -33,6 +33,7 @@ __all__ = [
     "Result",
     "Status",
     "bake_argv",
+    "build_env",
     "check_tools",
     "fidelity_labels",
     "run_build",
@@ -75,6 +76,7 @@ class BuildOptions:
     ca_file: str | None = None  # proxy CA, passed to base image builds as the secret `ca`
     builder: str | None = None
     progress: str = "plain"
+    source_date_epoch: str | None = None  # build timestamps pinned for reproducible images
 
 
 def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
@@ -234,7 +236,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     images = (*serves, *clients)
     publish = _publish_targets(plan, images) if options.push else ()
     if publish:
-        set_values += _staging_sets(publish)
+        set_values += _staging_sets(publish, _serve_output(options))
     else:
         set_values += [f"{image.name}.output={_serve_output(options)}" for image in images]
     results += _phase(
@@ -260,13 +262,12 @@ def _publish_targets(plan: Plan, images: Sequence[ServeTarget | ClientTarget]):
     return tuple(PublishTarget(name=i.name, repository=i.image, final_tags=i.tags) for i in images)
 
 
-def _staging_sets(publish) -> list[str]:
+def _staging_sets(publish, output: str) -> list[str]:
     """Push under staging tags only: final tags move after every target has pushed."""
-    from tf2aif.publish import staging_overrides
+    from tf2aif.publish import staging_set_values
 
     run_id = f"{int(time.time())}-{os.getpid()}"
-    argv = staging_overrides(publish, run_id)
-    return [argv[i + 1] for i in range(0, len(argv), 2)]
+    return staging_set_values(publish, run_id, output=output)
 
 
 def _tag_published(root: Path, publish, sink: LineSink) -> None:
@@ -278,9 +279,11 @@ def _tag_published(root: Path, publish, sink: LineSink) -> None:
 
 
 def _serve_output(options: BuildOptions) -> str:
+    # with SOURCE_DATE_EPOCH, file times in the layers are clamped to it too, not only the config
+    pinned = ",rewrite-timestamp=true" if options.source_date_epoch else ""
     if options.push:
-        return "type=image,push=true"
-    return "type=docker" if options.load else "type=cacheonly"
+        return "type=image,push=true" + pinned
+    return "type=docker" + pinned if options.load else "type=cacheonly"
 
 
 def _phase(
@@ -302,7 +305,7 @@ def _phase(
         set_values=set_values,
     )
     started = time.monotonic()
-    code, log_tail = _run(argv, cwd=root, sink=sink)
+    code, log_tail = _run(argv, cwd=root, sink=sink, env=build_env(options))
     duration = time.monotonic() - started
     meta = json.loads(metadata.read_text()) if metadata.is_file() else {}
     if code == 0:
@@ -360,11 +363,27 @@ def _failing_targets(log: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _run(argv: Sequence[str], *, cwd: Path, sink: LineSink) -> tuple[int, list[str]]:
+def build_env(options: BuildOptions, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """buildx hands SOURCE_DATE_EPOCH from its environment to every target as a build arg."""
+    env = {k: v for k, v in environ.items() if k != "SOURCE_DATE_EPOCH"}
+    if options.source_date_epoch:
+        env["SOURCE_DATE_EPOCH"] = options.source_date_epoch
+    return env
+
+
+def _run(
+    argv: Sequence[str], *, cwd: Path, sink: LineSink, env: Mapping[str, str]
+) -> tuple[int, list[str]]:
     tail: list[str] = []
     try:
         proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
         )
     except OSError as exc:
         raise ToolMissingError(f"cannot run {argv[0]}: {exc}") from exc

@@ -85,6 +85,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--builder", help="buildx builder to use (remote BuildKit, kubernetes, docker-container)"
     )
     p.add_argument(
+        "--source-date-epoch",
+        metavar="SECONDS|off",
+        help="timestamp for image configs and layer files (default: $SOURCE_DATE_EPOCH, else the "
+        "manifest's last git commit): the same commit rebuilds to the same image bytes",
+    )
+    p.add_argument(
         "--ca-cert",
         help="CA bundle for HTTPS proxies during base image builds (never stored in an image)",
     )
@@ -254,8 +260,10 @@ def cmd_bake(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     from tf2aif.build import BuildOptions, check_tools
+    from tf2aif.sourcedate import resolve_source_date
 
     buildx = check_tools()
+    source_date = resolve_source_date(Path(plan.root), args.source_date_epoch)
     write_build_dir(plan, text)
     options = BuildOptions(
         only=tuple(args.only),
@@ -267,9 +275,11 @@ def cmd_bake(args: argparse.Namespace) -> int:
         extra_args=tuple(a for a in args.extra if a != "--"),
         ca_file=_ca_file(args.ca_cert),
         builder=args.builder,
+        source_date_epoch=source_date.epoch,
     )
     console = _console()
     console.print(f"[bold]tf2aif bake[/] {plan.name}: {len(plan.serves)} images, {buildx}")
+    console.print(f"SOURCE_DATE_EPOCH={source_date.epoch or 'unset'} ({source_date.origin})")
     results = _run_and_record(plan, options, args, buildx)
     failed = [r for r in results if not r]
     return 3 if failed else 0
@@ -286,16 +296,16 @@ def _run_and_record(plan, options, args, buildx: str):
         )
     except BuildError as exc:
         results = exc.results
-        _write_record(plan, results, args, buildx, status="failed")
+        _write_record(plan, results, args, buildx, options, status="failed")
         raise
-    record = _write_record(plan, results, args, buildx, status="ok")
+    record = _write_record(plan, results, args, buildx, options, status="ok")
     console.print(
         f"[green]built[/] {sum(1 for r in results if r.target.startswith('serve-'))} images; record: {record}"
     )
     return results
 
 
-def _write_record(plan, results, args, buildx: str, *, status: str) -> Path:
+def _write_record(plan, results, args, buildx: str, options, *, status: str) -> Path:
     from tf2aif.bake import ARTIFACTS_DIR
     from tf2aif.record import RECORD_FILE, make_record, save_record
 
@@ -305,7 +315,13 @@ def _write_record(plan, results, args, buildx: str, *, status: str) -> Path:
         report = root / ARTIFACTS_DIR / convert.name / "fidelity.json"
         if report.is_file():
             fidelity[convert.name] = json.loads(report.read_text())
-    record = make_record(plan, results, fidelity=fidelity, tools={"buildx": buildx})
+    record = make_record(
+        plan,
+        results,
+        fidelity=fidelity,
+        tools={"buildx": buildx},
+        source_date_epoch=options.source_date_epoch,
+    )
     path = Path(args.record) if args.record else root / RECORD_FILE
     if status != "ok":
         path = path.with_name(path.stem + ".failed.json")  # never overwrite the last good record

@@ -116,12 +116,14 @@ def staging_tag(target: PublishTarget, run_id: str) -> str:
     return f"{target.repository}:{tag}"
 
 
-def staging_set_values(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
+def staging_set_values(
+    targets: Sequence[PublishTarget], run_id: str, *, output: str = "type=image,push=true"
+) -> list[str]:
     """bake `--set` values that push each target under its staging tag only."""
     values: list[str] = []
     for target in targets:
         values.append(f"{target.name}.tags={staging_tag(target, run_id)}")
-        values.append(f"{target.name}.output=type=image,push=true")
+        values.append(f"{target.name}.output={output}")
     return values
 
 

@@ -52,6 +52,7 @@ class BuildRecord:
     created: str
     tools: Mapping[str, str]
     images: tuple[ImageRecord, ...]
+    source_date_epoch: str | None = None  # the timestamp the images carry; None: build times
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +68,7 @@ def make_record(
     fidelity: Mapping[str, Mapping[str, Any]],
     tools: Mapping[str, str],
     now: dt.datetime | None = None,
+    source_date_epoch: str | None = None,
 ) -> BuildRecord:
     """`fidelity` maps conversion target -> its fidelity.json content."""
     by_target = {r.target: r for r in results}
@@ -108,6 +110,7 @@ def make_record(
         created=created,
         tools={"tf2aif": __version__, **tools},
         images=tuple(images),
+        source_date_epoch=source_date_epoch,
     )
 
 
