@@ -1,22 +1,24 @@
-"""Check the time-shared queueing model against real co-located inference servers.
+"""Check the time-shared queueing model against real co-located tf2aif servers.
 
-    python benchmarks/placement_validate.py prepare WORK        # models: digits + 3 MobileNetV2 (TFLite)
+    python benchmarks/placement_validate.py prepare WORK     # MobileNetV2 variants -> TFLite artifacts
     python benchmarks/placement_validate.py run WORK [--repeat 2] [--seconds 20]
-    python benchmarks/placement_validate.py report WORK         # table (markdown) + plot
+    python benchmarks/placement_validate.py check WORK       # the small real placement check
+    python benchmarks/placement_validate.py report WORK      # table (markdown) + plot
 
-Servers are pinned to CPU 0 (one process per model, one request at a time, 1 inference thread);
-the open-loop Poisson load generator runs pinned to CPU 1. For each server alone we measure its
-service time S on CPU 0 (server CPU time per request, from /proc) and the fixed part of the
-latency spent elsewhere, d = isolated latency - S (client, loopback). Prediction for a mix:
-d_k + E[T_k] from tf2aif.place.queueing with the measured S moments.
+`prepare` converts Keras MobileNetV2 models (weights=None) with tf2aif's own converter
+(`tf2aif.convert.run_conversion`, TFLite fp32). `run` starts one real tf2aif server
+(`python -m tf2aif.server`) per application, all pinned to CPU 0, each with one inference
+thread and batching off (so each is one FCFS server process, what the fcfs-ps model assumes),
+and drives them with tf2aif's own open-loop Poisson load generator (`tf2aif.bench.load`),
+pinned to CPU 1, with OIP binary-tensor requests carrying a real input tensor.
 
-The server is a minimal real HTTP server (uvicorn + starlette, TFLite). The client keeps one
-keep-alive connection per server (aiohttp limit_per_host=1) and queues requests FIFO for it: the
-server handles one request at a time anyway, so this is the same FCFS queue, without paying a
-TCP/HTTP connection set-up on the server core for every concurrent request (which, with one
-connection per in-flight request, made the servers collapse under bursts).
-Run it under `chrt -f 10` on a shared machine: other users' processes on CPU 0 otherwise delay
-every wake-up of the servers by milliseconds.
+Service time S of each server, measured alone right before each point: the server process's
+CPU seconds per request (utime + stime from /proc over 200 isolated requests) for the mean, and
+E[S^2] = mean^2 + Var(isolated latency) for the second moment. The rest of the isolated
+latency, d = mean latency - S, is time spent outside CPU 0 (client, loopback): the prediction
+for a mix is d_k + E[T_k] from tf2aif.place.queueing.shared_device(..., cores=1).
+Servers and client run at nice -15 (normal time-sharing, not a real-time class, which would
+stop the kernel from time-slicing the servers).
 """
 
 from __future__ import annotations
@@ -25,113 +27,57 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-MODELS = {  # name -> (builder, input shape)
-    "digits": ("digits", (1, 8, 8, 1)),
-    "mnv2-100-224": ((1.0, 224), (1, 224, 224, 3)),
-    "mnv2-050-160": ((0.5, 160), (1, 160, 160, 3)),
-    "mnv2-035-128": ((0.35, 128), (1, 128, 128, 3)),
+MODELS = {  # name -> (MobileNetV2 alpha, input size)
+    "mnv2-100-224": (1.0, 224),
+    "mnv2-050-160": (0.5, 160),
+    "mnv2-035-128": (0.35, 128),
 }
 SERVER_CPU, CLIENT_CPU = 0, 1
 BASE_PORT = 18500
+NICE = -15
 
 
 # ---------------------------------------------------------------- prepare (TF, run once)
 def prepare(work: Path) -> None:
     import tensorflow as tf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "digits"))
+    from tf2aif.convert import ConvertSpec, run_conversion
+
     work.mkdir(parents=True, exist_ok=True)
-    for name, (spec, _shape) in MODELS.items():
-        target = work / f"{name}.tflite"
-        if target.exists():
+    for name, (alpha, size) in MODELS.items():
+        artifact = work / name
+        if (artifact / "tf2aif-artifact.json").is_file():
             continue
-        if spec == "digits":
-            from train import train
-
-            train(work / "digits-savedmodel")
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(work / "digits-savedmodel"))
-        else:
-            alpha, size = spec
-            model = tf.keras.applications.MobileNetV2(
-                input_shape=(size, size, 3), alpha=alpha, weights=None
-            )
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        target.write_bytes(converter.convert())
-        print(f"wrote {target}")
-
-
-# ---------------------------------------------------------------- server
-def make_app(model_path: str):
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-
-    interpreter = Interpreter(model_path=model_path, num_threads=1)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-
-    # A fixed input tensor: requests carry only a small token, so the loopback transfer of a
-    # 600 kB tensor does not blur the CPU work being measured.
-    tensor = np.random.default_rng(0).random(inp["shape"], dtype=np.float32)
-
-    async def infer(request):  # async handler: requests run one at a time, in arrival order
-        await request.body()
-        start = time.perf_counter()
-        interpreter.set_tensor(inp["index"], tensor)
-        interpreter.invoke()
-        result = interpreter.get_tensor(out["index"]).tobytes()
-        elapsed = time.perf_counter() - start
-        return Response(
-            result,
-            media_type="application/octet-stream",
-            headers={"x-service-seconds": f"{elapsed:.9f}"},
+        model = tf.keras.applications.MobileNetV2(
+            input_shape=(size, size, 3), alpha=alpha, weights=None
         )
-
-    async def ready(request):
-        return JSONResponse({"ready": True})
-
-    return Starlette(
-        routes=[Route("/infer", infer, methods=["POST"]), Route("/v2/health/ready", ready)]
-    )
-
-
-def serve(model_path: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        make_app(model_path),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=3600,
-    )
+        model.export(str(work / "src" / name))
+        spec = ConvertSpec(
+            name=name.replace("-", ""),
+            runtime="tflite",
+            precision="fp32",
+            backend="tflite",
+            model=f"src/{name}",
+        )
+        run_conversion(spec, root=work, out=artifact)
+        print(f"wrote {artifact}")
 
 
+# ---------------------------------------------------------------- servers
 def start_servers(work: Path, servers: dict[str, str]) -> dict[str, tuple[subprocess.Popen, int]]:
     procs = {}
     for i, (name, model) in enumerate(servers.items()):
         port = BASE_PORT + i
-        cmd = [
-            "taskset",
-            "-c",
-            str(SERVER_CPU),
-            sys.executable,
-            __file__,
-            "serve",
-            str(work / f"{model}.tflite"),
-            str(port),
-        ]
+        cmd = ["taskset", "-c", str(SERVER_CPU), "nice", "-n", str(NICE), sys.executable]
+        cmd += ["-m", "tf2aif.server", str(work / model), "--port", str(port)]
+        cmd += ["--max-batch-size", "1", "--no-adaptive-batching", "--threads", "1"]
+        cmd += ["--workers", "1", "--log-level", "warning"]
         procs[name] = (subprocess.Popen(cmd, env=os.environ | {"OMP_NUM_THREADS": "1"}), port)
     return procs
 
@@ -140,64 +86,12 @@ def stop_servers(procs) -> None:
     for proc, _ in procs.values():
         proc.terminate()
     for proc, _ in procs.values():
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_pid(proc: subprocess.Popen) -> int:
-    return proc.pid  # taskset execs the interpreter in place
-
-
-# ---------------------------------------------------------------- load
-async def wait_ready(session, port: int) -> None:
-    for _ in range(600):
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/v2/health/ready") as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"server on {port} never became ready")
-
-
-async def one(session, port: int, body: bytes, service: list | None = None) -> float:
-    start = time.perf_counter()
-    async with session.post(
-        f"http://127.0.0.1:{port}/infer",
-        data=body,
-        headers={"content-type": "application/octet-stream"},
-    ) as r:
-        await r.read()
-        if service is not None:
-            service.append(float(r.headers["x-service-seconds"]))
-    return time.perf_counter() - start
-
-
-async def sequential(
-    session, port: int, body: bytes, count: int, service: list | None = None
-) -> list[float]:
-    return [await one(session, port, body, service) for _ in range(count)]
-
-
-async def poisson(
-    session, port: int, body: bytes, rate: float, seconds: float, seed: int
-) -> list[float]:
-    rng = random.Random(seed)
-    tasks, t0 = [], time.perf_counter()
-    next_at = rng.expovariate(rate)
-    while next_at < seconds:
-        delay = t0 + next_at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(session, port, body)))
-        next_at += rng.expovariate(rate)
-    results = await asyncio.gather(*tasks)
-    return results[len(results) // 10 :]  # drop the warm-up tenth
 
 
 def core_busy(cpu: int) -> float:
@@ -210,34 +104,95 @@ def core_busy(cpu: int) -> float:
     raise RuntimeError(f"cpu{cpu} not in /proc/stat")
 
 
-async def profile(session, procs, data, count: int = 200) -> dict[str, dict]:
-    """Isolated profile, one request at a time: S = request handling time on CPU 0 (the
-    inference time the server reports plus the server's CPU time outside it, from /proc), d =
-    the rest of the isolated latency (client, loopback)."""
-    out = {}
+# ---------------------------------------------------------------- load (tf2aif.bench)
+class Target:
+    """One running server: its HTTP client and a binary OIP request with a real input tensor."""
+
+    def __init__(self, client, payload, pid: int) -> None:
+        self.client, self.payload, self.pid = client, payload, pid
+
+
+async def open_targets(stack, work: Path, procs) -> dict[str, Target]:
+    import numpy as np
+
+    from tf2aif.artifact import read_artifact
+    from tf2aif.bench.clients import open_client
+    from tf2aif.bench.payloads import encode_infer
+
+    targets = {}
     for name, (proc, port) in procs.items():
-        await sequential(session, port, data[name], 20)  # warm up
-        inference: list[float] = []
-        cpu0 = cpu_seconds(server_pid(proc))
-        latencies = await sequential(session, port, data[name], count, inference)
-        cpu = (cpu_seconds(server_pid(proc)) - cpu0) / count
-        overhead = max(cpu - statistics.fmean(inference), 0.0)  # HTTP handling on CPU 0
-        service = [x + overhead for x in inference]
-        mean = statistics.fmean(service)
+        info = read_artifact(work / SERVERS[name])
+        client = await stack.enter_async_context(
+            open_client("aiohttp", f"http://127.0.0.1:{port}", timeout_s=60, max_connections=64)
+        )
+        await wait_ready(client, port)
+        spec = info.inputs[0]
+        shape = [1 if d < 0 else d for d in spec.shape]
+        tensor = np.random.default_rng(0).random(shape, dtype=np.float32)
+        payload = encode_infer(info.name, {spec.name: tensor}, binary=True)
+        targets[name] = Target(client, payload, proc.pid)
+    return targets
+
+
+async def wait_ready(client, port: int) -> None:
+    for _ in range(1200):
+        try:
+            status, _ = await client.get("/v2/health/ready")
+            if status == 200:
+                return
+        except Exception:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"server on {port} never became ready")
+
+
+def settings(seconds: float, requests: int | None = None):
+    from tf2aif.bench.load import LoadSettings
+
+    # run for the whole period: no early stop on stability
+    return LoadSettings(warmup_s=1.0, window_s=1.0, stable_windows=10**9, max_duration_s=seconds,
+                        max_requests=requests, timeout_s=60.0, max_connections=64)  # fmt: skip
+
+
+async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dict]:
+    """Each server alone, one request at a time: S from its CPU time, d = the rest."""
+    from tf2aif.bench.load import Load, run_load
+
+    out = {}
+    for name, target in targets.items():
+
+        async def cpu(pid=target.pid) -> float:  # read when the measurement starts and ends
+            return cpu_seconds(pid)
+
+        load = Load(concurrency=1)
+        m = await run_load(target.client, [target.payload], load, settings(120, count), probe=cpu)
+        first, last = m.probes
+        service = (last - first) / len(m.latencies_ms)
+        latencies = [x / 1e3 for x in m.latencies_ms]
+        mean_latency = statistics.fmean(latencies)
         out[name] = {
-            "service": mean,
-            "service_m2": statistics.fmean(x * x for x in service),
-            "latency": statistics.fmean(latencies),
-            "fixed": max(statistics.fmean(latencies) - mean, 0.0),
-            "http_cpu": overhead,
+            "service": service,
+            "service_m2": service**2 + statistics.pvariance(latencies),
+            "latency": mean_latency,
+            "fixed": max(mean_latency - service, 0.0),
         }
     return out
 
 
-# Server processes (name -> model): two models, each twice as separate processes. Services of
-# 1.5 ms and more keep the total request rate within what the Python load generator sustains
-# on one core (with MobileNetV2 0.35/128 at ~1 ms, or digits at 0.1 ms, the generator itself
-# queued and the measurement was of the client, not of the servers).
+async def poisson(target: Target, rate: float, seconds: float, seed: int) -> list[float]:
+    from tf2aif.bench.load import Load, run_load
+
+    m = await run_load(
+        target.client, [target.payload], Load(rate=rate, arrival="poisson", seed=seed),
+        settings(seconds),
+    )  # fmt: skip
+    errors = sum(v for k, v in m.outcomes.items() if k != "ok")
+    if errors:
+        print(f"  {errors} failed requests: {m.outcomes}", file=sys.stderr)
+    return [x / 1e3 for x in m.latencies_ms]
+
+
+# Server processes (name -> model): two models, each twice as separate processes.
 SERVERS = {"a": "mnv2-100-224", "b": "mnv2-050-160", "c": "mnv2-100-224", "d": "mnv2-050-160"}
 SCENARIOS = [  # (servers, total utilisation of CPU 0)
     *[(("a",), u) for u in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)],
@@ -248,24 +203,21 @@ SCENARIOS = [  # (servers, total utilisation of CPU 0)
 
 
 async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
-    import aiohttp
+    import contextlib
 
     os.sched_setaffinity(0, {CLIENT_CPU})
+    os.nice(NICE)
     procs = start_servers(work, SERVERS)
-    data = {name: b"x" * 16 for name in SERVERS}
     rows = []
     try:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=1)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            for _, port in procs.values():
-                await wait_ready(session, port)
+        async with contextlib.AsyncExitStack() as stack:
+            targets = await open_targets(stack, work, procs)
             for rep in range(repeat):
                 for s_index, (servers, utilisation) in enumerate(SCENARIOS):
                     # profile right before each point: the machine is shared, so its background
                     # load drifts; the prediction uses what the servers did just now, alone
-                    profiles = await profile(
-                        session, {n: procs[n] for n in servers}, data, count=200
-                    )
+                    mix = {n: targets[n] for n in servers}
+                    profiles = await profile(mix)
                     share = utilisation / len(servers)  # equal CPU share per server
                     rates = {n: share / profiles[n]["service"] for n in servers}
                     busy0 = core_busy(SERVER_CPU)
@@ -273,20 +225,13 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
                     wall0 = time.perf_counter()
                     results = await asyncio.gather(
                         *[
-                            poisson(
-                                session,
-                                procs[n][1],
-                                data[n],
-                                rates[n],
-                                seconds,
-                                seed=1000 * rep + 10 * s_index + k,
-                            )
+                            poisson(mix[n], rates[n], seconds, seed=1000 * rep + 10 * s_index + k)
                             for k, n in enumerate(servers)
                         ]
                     )
                     elapsed = time.perf_counter() - wall0
                     ours = sum(cpu_seconds(p.pid) for p, _ in procs.values()) - ours0
-                    # share of CPU 0 used by other processes (other users) during the point
+                    # share of CPU 0 used by other processes during the point
                     background = max(core_busy(SERVER_CPU) - busy0 - ours, 0.0) / elapsed
                     for n, latencies in zip(servers, results, strict=True):
                         row = {
@@ -323,22 +268,19 @@ CHECK_APPS = [  # (name, server, rate as a share of that server's capacity, SLO 
 async def real_check(work: Path, seconds: float) -> dict:
     """Place CHECK_APPS on one 1-core node with first-fit and knapsack, run what each hosts
     on the real servers at the apps' rates, and compare measured latency with the SLOs."""
-    import aiohttp
+    import contextlib
 
     from tf2aif.place.inputs import App, ModelSpec, Node, Profile
     from tf2aif.place.policy import place
 
     os.sched_setaffinity(0, {CLIENT_CPU})
+    os.nice(NICE)
     procs = start_servers(work, SERVERS)
-    data = {name: b"x" * 16 for name in SERVERS}
     out = {}
     try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=1)
-        ) as session:
-            for _, port in procs.values():
-                await wait_ready(session, port)
-            profiles = await profile(session, procs, data, count=200)
+        async with contextlib.AsyncExitStack() as stack:
+            targets = await open_targets(stack, work, procs)
+            profiles = await profile(targets)
             models, apps = {}, []
             for name, server, share, slo in CHECK_APPS:
                 p = profiles[server]
@@ -360,7 +302,7 @@ async def real_check(work: Path, seconds: float) -> dict:
                 hosted = [a for a in apps if a.name in {x.app for x in placement.assignments}]
                 results = await asyncio.gather(
                     *[
-                        poisson(session, procs[a.model][1], data[a.model], a.rate, seconds, seed=i)
+                        poisson(targets[a.model], a.rate, seconds, seed=i)
                         for i, a in enumerate(hosted)
                     ]
                 )
@@ -376,13 +318,7 @@ async def real_check(work: Path, seconds: float) -> dict:
                     for a, r in zip(hosted, results, strict=True)
                 ]
                 out[policy + "-unplaced"] = [u for u, _ in placement.unplaced]
-                print(
-                    policy,
-                    json.dumps(out[policy]),
-                    "unplaced:",
-                    out[policy + "-unplaced"],
-                    flush=True,
-                )
+                print(policy, json.dumps(out[policy]), "unplaced:", out[policy + "-unplaced"])
     finally:
         stop_servers(procs)
     (work / "realcheck.json").write_text(json.dumps(out, indent=1))
@@ -484,9 +420,6 @@ def main() -> None:
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("prepare").add_argument("work", type=Path)
-    p = sub.add_parser("serve")
-    p.add_argument("model")
-    p.add_argument("port", type=int)
     p = sub.add_parser("run")
     p.add_argument("work", type=Path)
     p.add_argument("--repeat", type=int, default=2)
@@ -498,8 +431,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "prepare":
         prepare(args.work)
-    elif args.cmd == "serve":
-        serve(args.model, args.port)
     elif args.cmd == "run":
         asyncio.run(run_async(args.work, args.repeat, args.seconds))
     elif args.cmd == "check":
