@@ -5,7 +5,8 @@ $BUILDKIT_SCAN_SOURCE, optional further root file systems (build stages, context
 folders of $BUILDKIT_SCAN_SOURCE_EXTRAS, and collects every JSON file it finds in
 $BUILDKIT_SCAN_DESTINATION as an in-toto statement. Each file system gets one statement named
 after it (`sbom.spdx.json` for the core scan, which BuildKit recognises by that name) whose
-predicate is syft's SPDX 2.3 JSON document. Nothing else is scanned or written.
+predicate is syft's SPDX 2.3 JSON document (its creationInfo comment names the platform the scan
+ran on). Nothing else is scanned or written.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def main(env: Mapping[str, str] = os.environ) -> int:
             raw = Path(tmp) / f"{source.name}.json"
             subprocess.run(syft_argv(source, raw), check=True)
             document = json.loads(raw.read_text())
+            # Where the scan ran: BuildKit picks the generator's platform, not the target's.
+            document.setdefault("creationInfo", {})["comment"] = (
+                f"tf2aif sbom-scanner: syft on {where} scanned {source.name}"
+            )
             target = Path(destination) / f"{source.name}.spdx.json"
             target.write_text(json.dumps(statement(document), separators=(",", ":")))
             packages = len(document.get("packages") or ())

@@ -176,9 +176,12 @@ def bake_argv(
     if options.push:
         argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
     if options.sbom:
-        # Shorthand for --set '*.attest=type=sbom,generator=REF': BuildKit runs the generator
-        # image on the build platform over each platform's root file system.
-        argv.append(f"--sbom=generator={options.sbom_generator}")
+        # Per target, not `--sbom` (= `*.attest`): that would also scan every linked target bake
+        # solves as a context (bases, conversions) and throw those SBOMs away. BuildKit runs the
+        # generator image on the build platform over each target platform's root file system.
+        attest = f"type=sbom,generator={options.sbom_generator}"
+        for target in targets:
+            argv += ["--set", f"{target}.attest={attest}"]
     for value in (*set_values, *options.set_values):
         argv += ["--set", value]
     argv += list(options.extra_args)

@@ -237,7 +237,8 @@ def test_push_asks_for_provenance():
         "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(push=True, sbom=True)
     )
     assert "--provenance=mode=max" in argv
-    assert "--sbom=generator=docker/buildkit-syft-scanner:stable-1" in argv
+    sbom = "serve-x.attest=type=sbom,generator=docker/buildkit-syft-scanner:stable-1"
+    assert argv[argv.index(sbom) - 1] == "--set"
     assert "--provenance=mode=max" not in bake_argv(
         "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions()
     )
@@ -298,5 +299,6 @@ def test_sbom_is_asked_for_server_images_only(plan, monkeypatch, tmp_path):
     results = run_build(plan, options, sink=lambda line: None)
     assert results and all(results)
     convert, serve = calls
-    assert not any(a.startswith("--sbom") for a in convert)
-    assert serve.count("--sbom=generator=reg/scan:1") == 1
+    assert not any("attest" in a for a in convert)
+    attests = [a for a in serve if ".attest=" in a]
+    assert attests == [f"{s.name}.attest=type=sbom,generator=reg/scan:1" for s in plan.serves]
