@@ -27,17 +27,22 @@ from pathlib import Path
 from tf2aif.errors import BuildError, Tf2aifError, ToolMissingError
 
 __all__ = [
+    "DEFAULT_SBOM_GENERATOR",
     "DEMO_VENDOR_REFS",
     "STAND_IN_PACKAGES",
     "BaseFolder",
+    "ScannerPlan",
     "StandInPlan",
     "StepTiming",
     "base_folders",
+    "buildx_scanner_argv",
     "buildx_stand_in_argv",
     "debian_mirrors",
     "mmdebstrap_argv",
+    "plan_sbom_scanner",
     "plan_stand_ins",
     "render_vendor_map",
+    "run_sbom_scanner",
     "run_stand_ins",
     "stand_in_dockerfile",
     "vendor_map",
@@ -53,6 +58,8 @@ DEMO_VENDOR_REFS = (
     "python:3.11-slim-bookworm",
     "openvino/ubuntu22_runtime:2025.3.0",
 )
+# The generator BuildKit runs for `--sbom=true`; base_images/sbom-scanner stands in for it.
+DEFAULT_SBOM_GENERATOR = "docker/buildkit-syft-scanner:stable-1"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # Fixed mtimes make the root file system tarballs reproducible for one package set.
@@ -201,8 +208,50 @@ def buildx_stand_in_argv(plan: StandInPlan) -> list[str]:
     ]
 
 
-def vendor_map(plan: StandInPlan) -> dict[str, str]:
-    return {ref: plan.image for ref in plan.vendor_refs}
+@dataclass(frozen=True, kw_only=True)
+class ScannerPlan:
+    """The SBOM generator image built from base_images/sbom-scanner on the stand-in."""
+
+    folder: Path  # base_images/sbom-scanner (its own build context)
+    vendor_image: str  # the stand-in it is built on
+    image: str  # e.g. 127.0.0.1:5000/tf2aif/sbom-scanner:<content key>
+    platforms: tuple[str, ...]
+    replaces: str = DEFAULT_SBOM_GENERATOR  # vendor map key: the generator it stands in for
+
+
+def plan_sbom_scanner(stand_ins: StandInPlan, *, registry: str, folder: Path) -> ScannerPlan:
+    """Tagged by content (folder files, stand-in key, platforms): a changed scanner gets a new
+    tag, an unchanged one is found in the registry and not rebuilt."""
+    digest = hashlib.sha256()
+    for path in sorted(
+        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    digest.update(json.dumps([stand_ins.image, stand_ins.key, stand_ins.platforms]).encode())
+    return ScannerPlan(
+        folder=folder,
+        vendor_image=stand_ins.image,
+        image=f"{registry.rstrip('/')}/tf2aif/sbom-scanner:{digest.hexdigest()[:12]}",
+        platforms=stand_ins.platforms,
+    )
+
+
+def buildx_scanner_argv(plan: ScannerPlan, ca_file: str | None = None) -> list[str]:
+    """Build the scanner for every stand-in platform and push it: BuildKit pulls an SBOM
+    generator by reference and runs it on the build platform, whatever the target platform."""
+    argv = ["docker", "buildx", "build", "--platform", ",".join(plan.platforms)]
+    argv += ["--provenance=false", "--build-arg", f"VENDOR_IMAGE={plan.vendor_image}"]
+    if ca_file:
+        argv += ["--secret", f"id=ca,src={ca_file}"]
+    argv += ["--output", f"type=image,name={plan.image},push=true", str(plan.folder)]
+    return argv
+
+
+def vendor_map(plan: StandInPlan, scanner: ScannerPlan | None = None) -> dict[str, str]:
+    mapping = {ref: plan.image for ref in plan.vendor_refs}
+    if scanner is not None:
+        mapping[scanner.replaces] = scanner.image
+    return mapping
 
 
 def render_vendor_map(mapping: Mapping[str, str]) -> str:
@@ -308,18 +357,40 @@ def _push_image(plan: StandInPlan, run: Runner) -> StepTiming:
     return StepTiming(name="build+push", seconds=time.monotonic() - started)
 
 
-def write_vendor_map(plan: StandInPlan) -> Path:
+def run_sbom_scanner(
+    plan: ScannerPlan, *, ca_file: str | None = None, run: Runner = subprocess.run
+) -> StepTiming:
+    """Build + push the scanner unless the registry already serves its content tag."""
+    probe = ["docker", "buildx", "imagetools", "inspect", plan.image]
+    if run(probe, capture_output=True).returncode == 0:
+        return StepTiming(name="sbom-scanner", seconds=0.0, cached=True)
+    started = time.monotonic()
+    result = run(buildx_scanner_argv(plan, ca_file), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"building the SBOM scanner {plan.image} failed:\n{result.stderr[-2000:]}")
+    return StepTiming(name="sbom-scanner", seconds=time.monotonic() - started)
+
+
+def write_vendor_map(plan: StandInPlan, scanner: ScannerPlan | None = None) -> Path:
     plan.map_file.parent.mkdir(parents=True, exist_ok=True)
-    plan.map_file.write_text(render_vendor_map(vendor_map(plan)))
+    plan.map_file.write_text(render_vendor_map(vendor_map(plan, scanner)))
     return plan.map_file
 
 
 def run_stand_ins(
-    plan: StandInPlan, *, env: Mapping[str, str], run: Runner = subprocess.run
+    plan: StandInPlan,
+    *,
+    env: Mapping[str, str],
+    scanner: ScannerPlan | None = None,
+    ca_file: str | None = None,
+    run: Runner = subprocess.run,
 ) -> tuple[StepTiming, ...]:
-    """Make (or reuse) the root file systems, build + push the stand-in, write the vendor map."""
+    """Make (or reuse) the root file systems, build + push the stand-in (and the SBOM scanner
+    on it), write the vendor map."""
     _require_tools(["docker"])
     timings = _make_rootfs(plan, env)
     timings.append(_push_image(plan, run))
-    write_vendor_map(plan)
+    if scanner is not None:
+        timings.append(run_sbom_scanner(scanner, ca_file=ca_file, run=run))
+    write_vendor_map(plan, scanner)
     return tuple(timings)

@@ -20,15 +20,17 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE
+from tf2aif.bases import DEFAULT_SBOM_GENERATOR
 from tf2aif.errors import BuildError, PlanError, ToolMissingError
 from tf2aif.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
 
 __all__ = [
+    "DEFAULT_SBOM_GENERATOR",
     "BuildOptions",
     "Result",
     "Status",
@@ -37,6 +39,7 @@ __all__ = [
     "check_tools",
     "fidelity_labels",
     "run_build",
+    "sbom_generator",
     "select_serves",
 ]
 
@@ -68,7 +71,8 @@ class Result:
 class BuildOptions:
     only: tuple[str, ...] = ()  # fnmatch patterns over variant ids or target names
     changed: bool = False  # skip images whose content tag already exists in the registry
-    sbom: bool = False  # BuildKit SBOM attestation (needs the docker/buildkit-syft-scanner image)
+    sbom: bool = False  # BuildKit SBOM attestation on every server image
+    sbom_generator: str = DEFAULT_SBOM_GENERATOR  # the scanner image BuildKit runs for it
     push: bool = False
     load: bool = True  # load server images into the local image store when not pushing
     set_values: tuple[str, ...] = ()  # extra bake --set values
@@ -77,6 +81,20 @@ class BuildOptions:
     builder: str | None = None
     progress: str = "plain"
     source_date_epoch: str | None = None  # build timestamps pinned for reproducible images
+
+
+def sbom_generator(
+    *, explicit: str | None, env: Mapping[str, str], vendor_map: Mapping[str, str]
+) -> str:
+    """The SBOM generator image, first found wins: --sbom-generator, $TF2AIF_SBOM_GENERATOR,
+    the vendor map's replacement for BuildKit's default generator (a mirror, or the local
+    scanner `tf2aif bases --local` maps), that default (docker/buildkit-syft-scanner)."""
+    return (
+        explicit
+        or env.get("TF2AIF_SBOM_GENERATOR")
+        or vendor_map.get(DEFAULT_SBOM_GENERATOR)
+        or DEFAULT_SBOM_GENERATOR
+    )
 
 
 def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
@@ -160,7 +178,12 @@ def bake_argv(
     if options.push:
         argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
     if options.sbom:
-        argv.append("--sbom=true")
+        # Per target, not `--sbom` (= `*.attest`): that would also scan every linked target bake
+        # solves as a context (bases, conversions) and throw those SBOMs away. BuildKit runs the
+        # generator image on the build platform over each target platform's root file system.
+        attest = f"type=sbom,generator={options.sbom_generator}"
+        for target in targets:
+            argv += ["--set", f"{target}.attest={attest}"]
     for value in (*set_values, *options.set_values):
         argv += ["--set", value]
     argv += list(options.extra_args)
@@ -224,7 +247,10 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
         if not serves and not clients:
             return unchanged
     converts = tuple(dict.fromkeys(s.convert for s in serves))
-    results = list(_phase(root, converts, options, sink=sink, label="convert"))
+    # A conversion's output is an artifact folder, not an image: nothing to describe in an SBOM
+    # (and the local exporter would write the SBOM into the artifact).
+    convert_options = replace(options, sbom=False)
+    results = list(_phase(root, converts, convert_options, sink=sink, label="convert"))
     failed = [r for r in results if not r]
     if failed:
         aborted = [_aborted(s, failed) for s in serves if s.convert in {r.target for r in failed}]

@@ -60,7 +60,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sbom",
         action="store_true",
-        help="attach BuildKit SBOM attestations (pulls docker/buildkit-syft-scanner)",
+        help="attach an SPDX SBOM attestation to every server image (BuildKit runs a generator "
+        "image: docker/buildkit-syft-scanner, or the vendor map's replacement for it)",
+    )
+    p.add_argument(
+        "--sbom-generator",
+        metavar="REF",
+        help="SBOM generator image to run (implies --sbom; default $TF2AIF_SBOM_GENERATOR)",
     )
     p.add_argument(
         "--changed",
@@ -259,16 +265,22 @@ def cmd_bake(args: argparse.Namespace) -> int:
     if args.print_only:
         print(text, end="")
         return 0
-    from tf2aif.build import BuildOptions, check_tools
+    from tf2aif.build import BuildOptions, check_tools, sbom_generator
     from tf2aif.sourcedate import resolve_source_date
 
     buildx = check_tools()
     source_date = resolve_source_date(Path(plan.root), args.source_date_epoch)
     write_build_dir(plan, text)
+    generator = sbom_generator(
+        explicit=args.sbom_generator,
+        env=os.environ,
+        vendor_map=read_vendor_map(args.vendor_map or os.environ.get("TF2AIF_VENDOR_MAP")),
+    )
     options = BuildOptions(
         only=tuple(args.only),
         changed=args.changed,
-        sbom=args.sbom,
+        sbom=args.sbom or bool(args.sbom_generator),
+        sbom_generator=generator,
         push=args.push,
         load=not args.no_load,
         set_values=tuple(args.set_values),

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from tf2aif.bases import DEMO_VENDOR_REFS
+from tf2aif.bases import DEFAULT_SBOM_GENERATOR, DEMO_VENDOR_REFS
 
 from .conftest import REGISTRY, tf2aif
 
@@ -18,7 +18,10 @@ STAND_IN = f"{REGISTRY}/stand-in/python:3.11-bookworm"
 
 
 def test_vendor_map_points_every_demo_vendor_image_at_the_stand_in(stand_in_map):
-    assert yaml.safe_load(stand_in_map.read_text()) == dict.fromkeys(DEMO_VENDOR_REFS, STAND_IN)
+    mapping = yaml.safe_load(stand_in_map.read_text())
+    scanner = mapping.pop(DEFAULT_SBOM_GENERATOR)  # and BuildKit's SBOM generator at the scanner
+    assert mapping == dict.fromkeys(DEMO_VENDOR_REFS, STAND_IN)
+    assert scanner.startswith(f"{REGISTRY}/tf2aif/sbom-scanner:")
 
 
 def test_stand_in_is_one_index_for_amd64_and_arm64(stand_in_map):
@@ -55,6 +58,11 @@ def test_rerun_reuses_the_cached_rootfs_and_push(stand_in_map, tmp_path):
         "bases", "--local", "--registry", REGISTRY, "--map", str(tmp_path / "m.yaml")
     )
     assert proc.returncode == 0, proc.stderr
-    lines = {line[:14].strip(): line[14:].strip() for line in proc.stdout.splitlines()[:3]}
-    assert lines == {"rootfs amd64": "cached", "rootfs arm64": "cached", "build+push": "cached"}
+    lines = {line[:14].strip(): line[14:].strip() for line in proc.stdout.splitlines()[:4]}
+    assert lines == {
+        "rootfs amd64": "cached",
+        "rootfs arm64": "cached",
+        "build+push": "cached",
+        "sbom-scanner": "cached",
+    }
     assert seconds < 30

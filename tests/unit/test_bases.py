@@ -8,11 +8,14 @@ import pytest
 import yaml
 
 from tf2aif.bases import (
+    DEFAULT_SBOM_GENERATOR,
     DEMO_VENDOR_REFS,
     base_folders,
+    buildx_scanner_argv,
     buildx_stand_in_argv,
     debian_mirrors,
     mmdebstrap_argv,
+    plan_sbom_scanner,
     plan_stand_ins,
     render_vendor_map,
     stand_in_dockerfile,
@@ -130,6 +133,7 @@ def test_base_folders_lists_every_shipped_base_with_its_vendor_default():
         "serve-tf": "tensorflow/tensorflow:2.21.0",
         "serve-tflite": "python:3.11-slim-bookworm",
         "serve-vitis-ai": "xilinx/vitis-ai-runtime:3.5.0",
+        "sbom-scanner": "python:3.11-slim-bookworm",
     }
 
 
@@ -138,3 +142,46 @@ def test_base_folders_reports_a_dockerfile_without_vendor_arg(tmp_path):
     (tmp_path / "broken" / "Dockerfile").write_text("FROM python:3.11\n")
     with pytest.raises(Tf2aifError, match=r"broken/Dockerfile: no 'ARG VENDOR_IMAGE=<default>'"):
         base_folders(tmp_path)
+
+
+def _scanner(tmp_path, folder=None, **kw):
+    return plan_sbom_scanner(
+        _plan(tmp_path, **kw),
+        registry="127.0.0.1:5000/",
+        folder=folder or data_dir("base_images") / "sbom-scanner",
+    )
+
+
+def test_sbom_scanner_is_built_on_the_stand_in_for_its_platforms_and_pushed(tmp_path):
+    scanner = _scanner(tmp_path)
+    assert scanner.image.startswith("127.0.0.1:5000/tf2aif/sbom-scanner:")
+    assert scanner.replaces == DEFAULT_SBOM_GENERATOR == "docker/buildkit-syft-scanner:stable-1"
+    assert buildx_scanner_argv(scanner, "/tmp/ca.pem") == [
+        "docker", "buildx", "build", "--platform", "linux/amd64,linux/arm64",
+        "--provenance=false",
+        "--build-arg", "VENDOR_IMAGE=127.0.0.1:5000/stand-in/python:3.11-bookworm",
+        "--secret", "id=ca,src=/tmp/ca.pem",
+        "--output", f"type=image,name={scanner.image},push=true",
+        str(data_dir("base_images") / "sbom-scanner"),
+    ]  # fmt: skip
+    assert "--secret" not in buildx_scanner_argv(scanner)
+
+
+def test_sbom_scanner_tag_follows_its_content_and_platforms(tmp_path):
+    folder = tmp_path / "sbom-scanner"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM x\n")
+    first = _scanner(tmp_path, folder).image
+    assert _scanner(tmp_path, folder).image == first
+    assert _scanner(tmp_path, folder, arches=["amd64"]).image != first
+    (folder / "scan.py").write_text("print()\n")
+    assert _scanner(tmp_path, folder).image != first
+
+
+def test_vendor_map_maps_the_default_sbom_generator_to_the_scanner(tmp_path):
+    plan, scanner = _plan(tmp_path), _scanner(tmp_path)
+    mapping = yaml.safe_load(render_vendor_map(vendor_map(plan, scanner)))
+    assert mapping == {
+        **dict.fromkeys(DEMO_VENDOR_REFS, plan.image),
+        DEFAULT_SBOM_GENERATOR: scanner.image,
+    }

@@ -7,7 +7,17 @@ import shutil
 
 import pytest
 
-from tf2aif.build import BuildOptions, Result, Status, _failing_targets, bake_argv, select_serves
+from tf2aif.build import (
+    DEFAULT_SBOM_GENERATOR,
+    BuildOptions,
+    Result,
+    Status,
+    _failing_targets,
+    bake_argv,
+    run_build,
+    sbom_generator,
+    select_serves,
+)
 from tf2aif.cli import main
 from tf2aif.errors import PlanError
 from tf2aif.manifest import load_manifest
@@ -212,6 +222,7 @@ def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
     assert main(argv) == 0
     options = seen["options"]
     assert options.only == ("cpu/*",) and options.push and options.changed and options.sbom
+    assert options.sbom_generator == DEFAULT_SBOM_GENERATOR
     assert not options.load
     assert (
         options.set_values == ("a.b=c",)
@@ -225,7 +236,69 @@ def test_push_asks_for_provenance():
     argv = bake_argv(
         "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(push=True, sbom=True)
     )
-    assert "--provenance=mode=max" in argv and "--sbom=true" in argv
+    assert "--provenance=mode=max" in argv
+    sbom = "serve-x.attest=type=sbom,generator=docker/buildkit-syft-scanner:stable-1"
+    assert argv[argv.index(sbom) - 1] == "--set"
     assert "--provenance=mode=max" not in bake_argv(
         "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions()
     )
+
+
+def test_sbom_generator_precedence():
+    local = "127.0.0.1:5000/tf2aif/sbom-scanner:abc"
+    mapped = {DEFAULT_SBOM_GENERATOR: local, "python:3.11": "mirror/python:3.11"}
+    assert sbom_generator(explicit=None, env={}, vendor_map={}) == DEFAULT_SBOM_GENERATOR
+    assert sbom_generator(explicit=None, env={}, vendor_map=mapped) == local
+    env = {"TF2AIF_SBOM_GENERATOR": "env/scanner:1"}
+    assert sbom_generator(explicit=None, env=env, vendor_map=mapped) == "env/scanner:1"
+    assert sbom_generator(explicit="cli/scanner:2", env=env, vendor_map=mapped) == "cli/scanner:2"
+
+
+def _bake_options(tmp_path, monkeypatch, *argv, env=None):
+    seen = {}
+
+    def fake_run(plan, options, args, buildx):
+        seen["options"] = options
+        return ()
+
+    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
+    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
+    for key in ("TF2AIF_VENDOR_MAP", "TF2AIF_SBOM_GENERATOR"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    assert main(["bake", str(write_project(tmp_path, BASIC)), *argv]) == 0
+    return seen["options"]
+
+
+def test_sbom_generator_comes_from_the_vendor_map_the_flag_or_the_env(tmp_path, monkeypatch):
+    vendor_map = tmp_path / "vendor-map.yaml"
+    vendor_map.write_text(f'"{DEFAULT_SBOM_GENERATOR}": "127.0.0.1:5000/tf2aif/sbom-scanner:k"\n')
+    options = _bake_options(tmp_path, monkeypatch, "--sbom", "--vendor-map", str(vendor_map))
+    assert options.sbom and options.sbom_generator == "127.0.0.1:5000/tf2aif/sbom-scanner:k"
+    options = _bake_options(
+        tmp_path, monkeypatch, "--sbom", env={"TF2AIF_VENDOR_MAP": str(vendor_map)}
+    )
+    assert options.sbom_generator == "127.0.0.1:5000/tf2aif/sbom-scanner:k"
+    options = _bake_options(tmp_path, monkeypatch, "--sbom-generator", "reg/scan:1")
+    assert options.sbom and options.sbom_generator == "reg/scan:1"  # the flag implies --sbom
+    options = _bake_options(tmp_path, monkeypatch, env={"TF2AIF_SBOM_GENERATOR": "reg/scan:2"})
+    assert not options.sbom and options.sbom_generator == "reg/scan:2"
+
+
+def test_sbom_is_asked_for_server_images_only(plan, monkeypatch, tmp_path):
+    """Conversions export an artifact folder: no SBOM there, one on every server image."""
+    calls = []
+
+    def fake_run(argv, *, cwd, sink):
+        calls.append(argv)
+        return 0, []
+
+    monkeypatch.setattr("tf2aif.build._run", fake_run)
+    options = BuildOptions(sbom=True, sbom_generator="reg/scan:1", load=False)
+    results = run_build(plan, options, sink=lambda line: None)
+    assert results and all(results)
+    convert, serve = calls
+    assert not any("attest" in a for a in convert)
+    attests = [a for a in serve if ".attest=" in a]
+    assert attests == [f"{s.name}.attest=type=sbom,generator=reg/scan:1" for s in plan.serves]
