@@ -9,11 +9,16 @@ import shutil
 import sys
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
 from tf2aif.bench.result import load_result
+from tf2aif.bench.targets import host_platform
 from tf2aif.cli import main
+from tf2aif.resources import data_dir
+
+from .test_units import record_document, record_image
 
 pytest.importorskip("tf2aif.server.app", reason="needs the tf2aif server")
 pytestmark = pytest.mark.conversion
@@ -80,12 +85,43 @@ def test_predict_endpoint_with_image_files(artifact, tmp_path):
     assert run["server_stages"]["preprocess"]["count"] > 0
 
 
-def test_profile_reports_the_server_memory(artifact, tmp_path):
-    out = tmp_path / "p.json"
-    assert main(["bench", "--profile", "--profile-requests", "200", "--artifact", str(artifact),
-                 "--json", str(out), *QUICK]) == 0  # fmt: skip
-    (profile,) = json.loads(out.read_text())["profiles"]
+def test_profile_of_a_built_project_is_what_place_reads(artifact, tmp_path, capsys):
+    """bench --profile on a project's artifact writes tf2aif-profile.json beside its build
+    record; `tf2aif place` takes the two as they are and places an app with them."""
+    variant = f"{host_platform()}/tflite/fp32"
+    shutil.copytree(artifact, tmp_path / ".tf2aif" / "artifacts" / "convert-tflite-fp32")
+    record = record_document("digits", [record_image("serve-tflite-fp32", [variant],
+                                                     tags=["r/digits:tflite-fp32"])])  # fmt: skip
+    (tmp_path / "tf2aif-record.json").write_text(json.dumps(record))
+    assert main(["bench", "--profile", "--profile-requests", "200", "--artifact",
+                 str(tmp_path / ".tf2aif" / "artifacts" / "convert-tflite-fp32"), *QUICK]) == 0  # fmt: skip
+    document = json.loads((tmp_path / "tf2aif-profile.json").read_text())
+    jsonschema.validate(
+        document, json.loads((data_dir("schema") / "bench-profile.schema.json").read_text())
+    )
+    (profile,) = document["profiles"]
+    assert profile["variant"] == variant and profile["model"] == "digits"
     assert profile["memory"]["source"] == "proc"
     assert profile["memory"]["rss_bytes"] > 30 * 2**20  # python + numpy + LiteRT at least
-    assert profile["service_time"]["mean_s"] > 0
+    service = profile["service_time"]
+    assert service["requests"] == 200 and service["errors"] == 0
+    # the server's own CPU per request: some, and less than the client-observed latency
+    assert 0 < service["server_cpu_s"] < service["mean_s"]
     assert profile["sustainable_rate_rps"] is not None
+
+    (tmp_path / "cluster.yaml").write_text(
+        f"version: 1\nnodes:\n  - {{name: edge, platform: {host_platform()}, cores: 1, memory_mb: 2048}}\n"
+    )
+    rate = round(0.3 * profile["sustainable_rate_rps"], 1)
+    (tmp_path / "apps.yaml").write_text(
+        "version: 1\n"
+        "models:\n  digits: {record: tf2aif-record.json, profiles: tf2aif-profile.json}\n"
+        f"apps:\n  - {{name: reader, model: digits, rate: {rate}, slo_ms: 1000}}\n"
+    )
+    capsys.readouterr()
+    assert main(["place", "--cluster", str(tmp_path / "cluster.yaml"),
+                 "--apps", str(tmp_path / "apps.yaml"), "--json"]) == 0  # fmt: skip
+    (placed,) = json.loads(capsys.readouterr().out)["assignments"]
+    assert placed["app"] == "reader" and placed["variant"] == variant
+    assert placed["node"] == "edge" and placed["image"] == "r/digits:tflite-fp32"
+    assert 0 < placed["predicted_mean_ms"] < 1000

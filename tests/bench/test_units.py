@@ -1,8 +1,12 @@
-"""Pure pieces: statistics, stability rule, /metrics parsing, payload encoding, record reading."""
+"""Small pieces: statistics, stability rule, /metrics parsing, payload encoding, record reading,
+server CPU from /proc and engine stats, where a profile is written."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -107,3 +111,68 @@ def record_image(target, variants, *, tags, digest=None, durations=None) -> dict
 def record_document(name, images) -> dict:
     return {"version": 1, "manifest": "tf2aif.yaml", "name": name, "model_digest": "sha256:00",
             "registry": "r", "created": "2026-11-23T15:00:00Z", "tools": {}, "images": images}  # fmt: skip
+
+
+def test_process_tree_cpu_counts_a_busy_child():
+    from tf2aif.bench.targets import process_tree_cpu
+
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])",
+        ]
+    )
+    try:
+        seen = 0.0
+        while parent.poll() is None:  # the child burns 0.3 s of CPU, then both exit
+            seen = max(seen, process_tree_cpu(parent.pid) or 0.0)
+            time.sleep(0.02)
+    finally:
+        parent.wait()
+    assert 0.15 <= seen <= 1.5
+    assert process_tree_cpu(parent.pid) is None  # gone
+
+
+def test_container_cpu_is_read_from_the_engine_stats():
+    from tf2aif.bench.targets import container_cpu_seconds
+
+    stats = {"cpu_stats": {"cpu_usage": {"total_usage": 2_500_000_000}, "online_cpus": 2}}
+    assert container_cpu_seconds(stats) == 2.5
+    assert container_cpu_seconds({"cpu_stats": {}}) is None
+
+
+def test_server_cpu_and_processing_per_request_from_the_probes():
+    from tf2aif.bench.profile import processing_per_request, server_cpu_per_request
+    from tf2aif.bench.runner import ServerSample
+
+    first = ServerSample(stages={"preprocess": (10, 0.01), "inference": (10, 0.05)}, cpu_s=4.0)
+    last = ServerSample(stages={"preprocess": (110, 0.03), "inference": (110, 0.25)}, cpu_s=4.2)
+    assert server_cpu_per_request(first, last, 100) == pytest.approx(0.002)
+    assert processing_per_request(first, last, 100) == pytest.approx(0.0002)
+    blind = ServerSample(stages=None, cpu_s=None)
+    assert server_cpu_per_request(blind, blind, 100) is None
+    assert processing_per_request(first, ServerSample(stages=first.stages, cpu_s=1), 0) is None
+    no_processing = {"inference": (10, 0.05)}
+    assert (
+        processing_per_request(
+            ServerSample(stages=no_processing, cpu_s=0),
+            ServerSample(stages=no_processing, cpu_s=0),
+            5,
+        )
+        is None
+    )
+
+
+def test_profile_goes_next_to_the_build_record_of_the_project(tmp_path):
+    from tf2aif.bench.command import project_profile_path
+
+    record = tmp_path / "tf2aif-record.json"
+    assert project_profile_path(record, []) == tmp_path / "tf2aif-profile.json"
+    artifact = tmp_path / ".tf2aif" / "artifacts" / "convert-tflite-fp32"
+    artifact.mkdir(parents=True)
+    assert project_profile_path(None, [artifact]) is None  # no build record there
+    record.write_text("{}")
+    assert project_profile_path(None, [artifact]) == tmp_path.resolve() / "tf2aif-profile.json"
+    assert project_profile_path(None, [tmp_path / "elsewhere"]) is None

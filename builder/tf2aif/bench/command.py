@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tf2aif.errors import Tf2aifError
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "project_profile_path"]
 
 
 def _numbers(kind):
@@ -92,7 +92,8 @@ def _add_bench(subparsers) -> None:
     out.add_argument(
         "--profile",
         action="store_true",
-        help="placement profile: E[S], E[S^2], capacity, sustainable rate, memory (JSON to --json)",
+        help="placement profile: E[S], E[S^2], server CPU, capacity, sustainable rate, memory"
+        " (to --json, else tf2aif-profile.json next to the build record, else stdout)",
     )
     out.add_argument(
         "--profile-requests", type=int, default=500, metavar="N",
@@ -249,10 +250,36 @@ def _run_profile(args, settings, inputs) -> int:
             profiles.append(profile)
             console.print_json(dumps(_headline(profile)))
     document = profile_document(profiles, settings)
-    _write(document, args)
-    if not args.json:
+    path = args.json or project_profile_path(args.record, args.artifact)
+    if path is None:
         print(dumps(document), end="")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps(document))
+    console.log(f"wrote {path}")
     return 0
+
+
+def project_profile_path(record: Path | None, artifacts: list[Path]) -> Path | None:
+    """Where a profile of a built project goes when --json does not say: next to its record.
+
+    That is `tf2aif-profile.json` beside the `--record` file, or beside the build record of the
+    project whose artifacts (`<project>/.tf2aif/artifacts/<convert target>`) are benched.
+    """
+    from tf2aif.bench.profile import PROFILE_FILE
+    from tf2aif.record import RECORD_FILE
+
+    if record is not None:
+        return record.parent / PROFILE_FILE
+    roots = set()
+    for artifact in artifacts:
+        folder = artifact.resolve()
+        if folder.parent.name != "artifacts" or folder.parent.parent.name != ".tf2aif":
+            return None
+        roots.add(folder.parents[2])
+    if len(roots) != 1 or not (root := roots.pop()).joinpath(RECORD_FILE).is_file():
+        return None
+    return root / PROFILE_FILE
 
 
 def _headline(profile: dict) -> dict:

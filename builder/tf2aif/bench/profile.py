@@ -1,7 +1,12 @@
 """`tf2aif bench --profile`: the numbers a placement model needs for one variant.
 
 - service time at batch 1, isolated (one request at a time): mean E[S], second moment E[S^2] and
-  squared coefficient of variation, as an M/G/1 model (Pollaczek-Khinchine) wants them;
+  squared coefficient of variation of the client-observed latency, as an M/G/1 model
+  (Pollaczek-Khinchine) wants them; for targets tf2aif starts itself, also the server's own CPU
+  seconds per request over the same requests (`server_cpu_s`: utime + stime of the `tf2aif serve`
+  process tree from /proc, or the container's cgroup CPU usage from one engine stats sample),
+  which leaves out the client's and the loopback's share of the latency; and the pre/post-
+  processing seconds per request when the server's stage histogram has them (`processing_s`);
 - capacity: closed-loop throughput at concurrency 1, 2, 4, ... until it grows less than 5%;
 - the highest sustainable rate: open-loop Poisson arrivals at falling fractions of that capacity,
   the first rate at which there are no errors, >= 95% of the arrivals are answered within the
@@ -21,12 +26,20 @@ import numpy as np
 
 from tf2aif import __version__
 from tf2aif.bench.load import Load, LoadSettings, Measurement
+from tf2aif.bench.metrics import stage_deltas
 from tf2aif.bench.runner import Bench, measure, prepare, settle
 from tf2aif.bench.stats import summarize
 
-__all__ = ["PROFILE_SCHEMA", "ProfileSettings", "profile_document", "profile_endpoint"]
+__all__ = [
+    "PROFILE_FILE",
+    "PROFILE_SCHEMA",
+    "ProfileSettings",
+    "profile_document",
+    "profile_endpoint",
+]
 
 PROFILE_SCHEMA = "tf2aif-bench-profile"
+PROFILE_FILE = "tf2aif-profile.json"  # next to the build record (tf2aif-record.json)
 PROFILE_VERSION = 1
 
 
@@ -52,7 +65,9 @@ async def profile_endpoint(
         stable_windows=10**9,
         max_duration_s=max(bench.settings.max_duration_s, 300.0),
     )
-    isolated = await measure(replace(bench, settings=fixed), prepared, Load(concurrency=1))
+    isolated = await measure(
+        replace(bench, settings=fixed), prepared, Load(concurrency=1), server_cpu=True
+    )
     service = _service_time(isolated)
     quiet_ms = 3 * service["p50_s"] * 1e3 + 5
     sweep = await _capacity(bench, prepared, settings, note)
@@ -86,6 +101,7 @@ def _service_time(m: Measurement) -> dict[str, Any]:
     mean = float(seconds.mean()) if seconds.size else float("nan")
     second = float((seconds**2).mean()) if seconds.size else float("nan")
     stats = summarize(m.latencies_ms)
+    first, last = m.probes or (None, None)
     return {
         "requests": int(seconds.size),
         "errors": sum(v for k, v in m.outcomes.items() if k != "ok"),
@@ -94,7 +110,29 @@ def _service_time(m: Measurement) -> dict[str, Any]:
         "scv": (second - mean**2) / mean**2 if mean > 0 else None,
         "p50_s": stats.p50 / 1e3,
         "p99_s": stats.p99 / 1e3,
+        "server_cpu_s": server_cpu_per_request(first, last, sum(m.outcomes.values())),
+        "processing_s": processing_per_request(first, last, sum(m.outcomes.values())),
     }
+
+
+def server_cpu_per_request(first: Any, last: Any, requests: int) -> float | None:
+    """The server's CPU seconds over the measured requests, per request; None when unknown."""
+    cpu = [getattr(sample, "cpu_s", None) for sample in (first, last)]
+    if None in cpu or requests <= 0 or cpu[1] < cpu[0]:
+        return None
+    return (cpu[1] - cpu[0]) / requests
+
+
+def processing_per_request(first: Any, last: Any, requests: int) -> float | None:
+    """Pre- and post-processing seconds per request from the server's stage histogram."""
+    stages = [getattr(sample, "stages", None) for sample in (first, last)]
+    if None in stages or requests <= 0:
+        return None
+    deltas = stage_deltas(stages[0], stages[1])
+    timed = [deltas[s] for s in ("preprocess", "postprocess") if s in deltas]
+    if not any(d.count > 0 for d in timed):
+        return None
+    return sum(d.sum_s for d in timed) / requests
 
 
 async def _capacity(bench, prepared, settings: ProfileSettings, note) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ in turn and turn every measurement into a RunResult (with the server's stage spl
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -27,7 +28,16 @@ from tf2aif.bench.stats import summarize
 from tf2aif.bench.targets import Endpoint
 from tf2aif.errors import Tf2aifError
 
-__all__ = ["Bench", "InputSpec", "Prepared", "bench_endpoint", "measure", "prepare", "settle"]
+__all__ = [
+    "Bench",
+    "InputSpec",
+    "Prepared",
+    "ServerSample",
+    "bench_endpoint",
+    "measure",
+    "prepare",
+    "settle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +175,43 @@ def _levelled(latencies: Sequence[float], span: int = 5) -> bool:
     return recent >= 0.9 * before
 
 
-async def measure(bench: Bench, prepared: Prepared, load: Load) -> Measurement:
-    """One load on a fresh connection pool; /metrics is scraped on its own connection."""
+async def measure(
+    bench: Bench, prepared: Prepared, load: Load, *, server_cpu: bool = False
+) -> Measurement:
+    """One load on a fresh connection pool; /metrics is scraped on its own connection.
+
+    The probes are the stage totals at the start and end of the measurement; with `server_cpu`
+    each is a `ServerSample` that also holds the server's CPU seconds at that moment.
+    """
     connections = load.concurrency or bench.settings.max_connections
     async with _client(bench, connections) as client, _client(bench, 1) as scraper:
         probe = _metrics_probe(scraper, prepared.model)
+        if server_cpu:
+            probe = _with_cpu(probe, bench.endpoint.cpu_seconds)
         return await run_load(client, prepared.payloads, load, bench.settings, probe=probe)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSample:
+    """What the server's counters said at one moment: stage totals and CPU seconds."""
+
+    stages: dict[str, tuple[float, float]] | None
+    cpu_s: float | None
+
+
+def _with_cpu(probe, cpu_seconds: Callable[[], float | None]):
+    """The CPU figure is read as close to the measured period as the scrape allows: after the
+    scrape at the start, before it at the end (a scrape costs the server CPU of its own)."""
+    calls = itertools.count()
+
+    async def sample() -> ServerSample:
+        if next(calls) == 0:
+            stages = await probe()
+            return ServerSample(stages=stages, cpu_s=cpu_seconds())
+        cpu = cpu_seconds()
+        return ServerSample(stages=await probe(), cpu_s=cpu)
+
+    return sample
 
 
 def _client(bench: Bench, connections: int):

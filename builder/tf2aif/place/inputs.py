@@ -1,6 +1,27 @@
 """The placement inputs as frozen values: cluster nodes, models (profiles + build record), apps.
 
 Units inside: seconds, requests/second, MiB. Files speak milliseconds (`*_ms`).
+
+A profile file is either placement's own (schema/profile.schema.json, figures in ms) or what
+`tf2aif bench --profile` measured (schema/bench-profile.schema.json, `schema:
+tf2aif-bench-profile`, figures in s). A bench profile becomes a placement Profile so:
+
+- latency L of the isolated requests: mean E[L], variance Var(L) = E[L^2] - E[L]^2;
+- total service T: on cpu/arm variants the server's own CPU seconds per request
+  (`service_time.server_cpu_s`) when the bench measured it and it is below E[L], since the
+  client's and the loopback's share of L does not occupy the node; else E[L] (accelerators:
+  their device time is not CPU time; URL targets: the server's CPU is not ours to read; a
+  request spread over several cores: its CPU exceeds its latency);
+- processing P = `service_time.processing_s` (pre/post-processing from the server's stage
+  histogram) when measured and below T, else 0; E[P^2] = P^2 (only its mean is measured);
+- service S = T - P, E[S^2] = S^2 + Var(L): the latency's spread is kept whole, as the
+  server's CPU is measured as a total, not per request. On cpu/arm, where placement adds P back
+  to S, the combined second moment is T^2 + Var(L): with T = E[L] exactly the measured E[L^2];
+- max_rate = `sustainable_rate_rps`, memory_mb = `memory.rss_bytes` / 2^20.
+
+A bench profile without a sustainable rate or without a resident memory figure is refused with
+the field that lacks it: neither can be guessed safely, and both come back from a re-run (on a
+quieter machine; on an artifact or image rather than a URL).
 """
 
 from __future__ import annotations
@@ -8,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +46,7 @@ __all__ = [
     "ModelSpec",
     "Node",
     "Profile",
+    "bench_profile",
     "load_apps",
     "load_cluster",
     "load_profiles",
@@ -33,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_CAP = 0.8
+BENCH_PROFILE = "tf2aif-bench-profile"  # the `schema` of a `tf2aif bench --profile` document
+VARIANT = re.compile(r"[a-z0-9]+/[a-z0-9-]+/(fp32|fp16|int8)")  # as in profile.schema.json
 # Which device a platform's model runs on, and how that device is shared by default.
 ACCELERATED = {"gpu": "time", "agx": "time", "alveo": "exclusive"}
 
@@ -158,8 +183,13 @@ def _check_unique(document: Document, names: list[str], path: tuple, what: str) 
 
 
 def load_profiles(path: str | Path) -> tuple[str, dict[str, Profile]]:
-    """(model name, variant -> Profile) from a profile file."""
-    document = load_document(path, "profile.schema.json")
+    """(model name, variant -> Profile) from a profile file: placement's own or a bench profile.
+
+    The model name is "" when a bench profile does not say (a `--health` run).
+    """
+    document = load_document(path, _profile_schema)
+    if document.data.get("schema") == BENCH_PROFILE:
+        return _bench_profiles(document)
     profiles = {}
     for raw in document.data["profiles"]:
         service = raw["service_ms"] / 1e3
@@ -179,6 +209,114 @@ def load_profiles(path: str | Path) -> tuple[str, dict[str, Profile]]:
         document, [p["variant"] for p in document.data["profiles"]], ("profiles",), "variant"
     )
     return document.data["model"], profiles
+
+
+def _profile_schema(data: Any) -> str:
+    bench = isinstance(data, Mapping) and data.get("schema") == BENCH_PROFILE
+    return "bench-profile.schema.json" if bench else "profile.schema.json"
+
+
+def _bench_profiles(document: Document) -> tuple[str, dict[str, Profile]]:
+    """A `tf2aif bench --profile` document as placement profiles (see the module docstring)."""
+    raws = document.data["profiles"]
+    issues = [] if raws else [document.issue(("profiles",), "measures no variant")]
+    profiles: dict[str, Profile] = {}
+    model, model_at = "", None
+    for i, raw in enumerate(raws):
+        found = raw.get("model") or ""
+        if found and model and found != model:
+            issues.append(
+                document.issue(
+                    ("profiles", i, "model"),
+                    f"is for model {found!r}, but profiles[{model_at}] is for {model!r}:"
+                    " one profile file holds one model",
+                )
+            )
+        elif found and not model:
+            model, model_at = found, i
+        profile, problems = bench_profile(raw)
+        issues.extend(document.issue(("profiles", i, *where), what) for where, what in problems)
+        if profile is not None:
+            profiles[profile.variant] = profile
+    if issues:
+        raise ManifestError(issues, file=document.file)
+    _check_unique(document, [p["variant"] for p in raws], ("profiles",), "variant")
+    return model, profiles
+
+
+def bench_profile(raw: Mapping[str, Any]) -> tuple[Profile | None, list[tuple[tuple, str]]]:
+    """One variant of a bench profile as a placement Profile, or what it lacks (field, why)."""
+    problems: list[tuple[tuple, str]] = []
+    variant = raw["variant"]
+    if not VARIANT.fullmatch(variant):
+        problems.append(
+            (
+                ("variant",),
+                f"expected a variant id <platform>/<runtime>/<precision> such as"
+                f" 'cpu/tflite/fp32', got {variant!r} (label --url and --image runs with"
+                " `tf2aif bench --variant`)",
+            )
+        )
+    service = raw["service_time"]
+    latency, latency_m2 = service.get("mean_s"), service.get("second_moment_s2")
+    if not (_positive(latency) and _positive(latency_m2)):
+        problems.append(
+            (
+                ("service_time", "mean_s"),
+                "expected the mean of the isolated requests, but none was answered"
+                f" ({service.get('requests', 0)} answered, {service.get('errors', 0)} errors)",
+            )
+        )
+    rate = raw.get("sustainable_rate_rps")
+    if not _positive(rate):
+        problems.append(
+            (
+                ("sustainable_rate_rps",),
+                "expected the highest sustainable rate (placement's max_rate), but no checked"
+                " rate was sustainable (see rate_checks); measure again on a quieter machine",
+            )
+        )
+    rss = (raw.get("memory") or {}).get("rss_bytes")
+    if not _positive(rss):
+        problems.append(
+            (
+                ("memory", "rss_bytes"),
+                "expected the server's resident memory (placement's memory_mb), but none was"
+                f" measured ({raw.get('target_kind')} target); bench the --artifact or --image,"
+                " which tf2aif starts and can inspect",
+            )
+        )
+    if problems:
+        return None, problems
+    variance = max(latency_m2 - latency**2, 0.0)
+    total = latency
+    cpu = service.get("server_cpu_s")
+    if variant.split("/", 1)[0] not in ACCELERATED and _positive(cpu) and cpu < latency:
+        total = cpu
+    processing = service.get("processing_s")
+    processing = processing if _positive(processing) and processing < total else 0.0
+    mean = total - processing
+    return (
+        Profile(
+            variant=variant,
+            service=mean,
+            service_m2=mean**2 + variance,
+            processing=processing,
+            processing_m2=processing**2,
+            max_rate=float(rate),
+            memory_mb=rss / 2**20,
+        ),
+        [],
+    )
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

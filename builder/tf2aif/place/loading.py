@@ -6,6 +6,7 @@ Parsing with positions and the wording of schema errors are the manifest's own
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,11 @@ class Document:
         return ManifestIssue(location=self.locate(path, key), message=message)
 
 
-def load_document(path: str | Path, schema_name: str) -> Document:
-    """Parse `path` (YAML or JSON), validate it against schema/`schema_name`, or raise."""
+def load_document(path: str | Path, schema_name: str | Callable[[Any], str]) -> Document:
+    """Parse `path` (YAML or JSON), validate it against schema/`schema_name`, or raise.
+
+    `schema_name` may be a function of the parsed data, for files of more than one kind.
+    """
     file = str(path)
     try:
         text = Path(path).read_text()
@@ -51,6 +55,8 @@ def load_document(path: str | Path, schema_name: str) -> Document:
         )
         raise ManifestError([issue], file=file) from exc
     loaded = load_yaml(text, file)
+    if not loaded.issues and callable(schema_name):
+        schema_name = schema_name(loaded.data)
     issues = list(loaded.issues) or schema_issues(loaded, load_schema(schema_name))
     if issues:
         raise ManifestError(issues, file=file)
