@@ -122,6 +122,7 @@ class PlatformIndex:
         slo: float,
         speed_bound: bool,
         load_bound: bool,
+        capped: bool = True,
     ) -> Candidates:
         """Where a new server of `profile`, or a join of the existing one, may take `rate`."""
         # the same expressions as _NodeState.precheck, elementwise
@@ -137,7 +138,7 @@ class PlatformIndex:
             accelerator = (self.accelerator + rate * profile.service) / self.units
             accelerator = np.where(self.accelerated, accelerator, 0.0)
             utilisation = np.maximum(utilisation, accelerator)
-        fits = utilisation <= self.cap
+        fits = utilisation <= self.cap if capped else np.ones(len(self.orders), dtype=bool)
         new = fits & ~(self.memory + profile.memory_mb > self.memory_total) & self.eligible
         # the device the model runs on: the accelerator, else the CPU (model + processing)
         if self.all_accelerated:
@@ -164,5 +165,7 @@ class PlatformIndex:
                 if self.any_accelerated
                 else cpu_plain
             )
-            join = fits & (means <= slo) & (loads + device_load <= self.cap)
+            join = fits & (means <= slo)
+            if capped:
+                join &= loads + device_load <= self.cap
         return Candidates(utilisation=utilisation, new=new, join=join)

@@ -10,6 +10,9 @@ model and variant or start a new one) -- and differs in feasibility and order:
 * spread: among all feasible options, the one leaving its node the least utilised.
 * knapsack: first-fit on memory and utilisation caps only, no co-location model (the
   baseline); it only skips variants on which the app alone would miss its SLO.
+* knapsack-memory: first-fit on memory and accelerator memory only -- no utilisation cap, no
+  latency at all, one server per app: the knapsack hosting of Liang et al. (ACM TAAS 2023),
+  the reference's baseline.
 
 Online mode places apps in the order given and never moves one; batch mode sees all apps first
 and places the heaviest (rate x fastest service time) first, i.e. first-fit decreasing.
@@ -31,6 +34,7 @@ from .predict import (
     capacity_violation,
     cpu_work,
     evaluate,
+    memory_violation,
     surely_too_slow,
     violation,
 )
@@ -38,7 +42,8 @@ from .queueing import erlang_c
 
 __all__ = ["POLICIES", "Assignment", "Placement", "place"]
 
-POLICIES = ("first-fit", "best-fit", "spread", "knapsack")
+POLICIES = ("first-fit", "best-fit", "spread", "knapsack", "knapsack-memory")
+KNAPSACKS = ("knapsack", "knapsack-memory")
 DEFAULT_HEADROOM = 0.1
 
 
@@ -115,8 +120,9 @@ class _NodeState:
         # depend on the newcomer only through its load, so anything heavier fails as well.
         self.fail_load = math.inf
 
-    def precheck(self, app: App, profile: Profile, join: bool) -> float | None:
-        """Utilisation after adding, or None when memory or a cap already rules it out."""
+    def precheck(self, app: App, profile: Profile, join: bool, capped: bool = True) -> float | None:
+        """Utilisation after adding, or None when memory or a cap (if `capped`) already rules
+        it out."""
         node = self.node
         if not join and self.memory + profile.memory_mb > node.memory_mb:
             return None
@@ -125,7 +131,7 @@ class _NodeState:
         if node.accelerator is not None:
             accelerator = (self.accelerator + app.rate * profile.service) / node.accelerator.units
         utilisation = max(cpu, accelerator)
-        return utilisation if utilisation <= node.cap else None
+        return utilisation if utilisation <= node.cap or not capped else None
 
     def with_app(self, model: str, app: App, profile: Profile, join: int | None) -> list[Instance]:
         instances = list(self.instances)
@@ -232,7 +238,12 @@ class _Option:
 
 
 def _node_options(
-    app: App, variants: Sequence[Profile], state: _NodeState, order: int
+    app: App,
+    variants: Sequence[Profile],
+    state: _NodeState,
+    order: int,
+    capped: bool = True,
+    joins: bool = True,
 ) -> list[_Option]:
     """This node's options for `app` that pass the cheap memory/utilisation precheck."""
     if any(state.node.labels.get(k) != v for k, v in app.node_selector.items()):
@@ -241,9 +252,9 @@ def _node_options(
     for profile in variants:
         if profile.platform != state.node.platform:
             continue
-        join = state.where.get((app.model, profile.variant))
+        join = state.where.get((app.model, profile.variant)) if joins else None
         for choice in (join, None) if join is not None else (None,):
-            utilisation = state.precheck(app, profile, choice is not None)
+            utilisation = state.precheck(app, profile, choice is not None, capped)
             if utilisation is not None:
                 out.append(
                     _Option(
@@ -305,7 +316,7 @@ class _Cluster:
         """Per variant: its position in `variants`, its platform's index, the utilisation after
         adding the app per node, and where a new server and a join pass the caps and the
         necessary latency conditions (identical empty nodes: only the first of each kind)."""
-        bounded = policy != "knapsack"
+        bounded = policy not in KNAPSACKS
         out = []
         for j, profile in enumerate(variants):
             index = self.indexes.get(profile.platform)
@@ -319,8 +330,11 @@ class _Cluster:
                 slo=app.plan_slo,
                 speed_bound=bounded and queue_model == "fcfs-ps",
                 load_bound=bounded and bool(queue_model),
+                capped=policy != "knapsack-memory",
             )
             new, join = found.new, found.join
+            if policy == "knapsack-memory":  # one server per app, as in the reference
+                join = np.zeros_like(join)
             selector = index.selector(app.node_selector)
             if selector is not None:
                 new, join = new & selector, join & selector
@@ -359,12 +373,15 @@ def _candidates(
         variants = [p for p in variants if _alone(app, p) <= app.slo]
     found = cluster.candidates(app, variants, policy, queue_model)
     states = cluster.states
-    if policy in ("first-fit", "knapsack"):
+    if policy in ("first-fit", *KNAPSACKS):
         orders = [index.orders[new | join] for _, index, _, new, join in found]
         if not orders:
             return
+        memory_only = policy == "knapsack-memory"
         for order in np.unique(np.concatenate(orders)).tolist():
-            yield from _node_options(app, variants, states[order], order)
+            yield from _node_options(
+                app, variants, states[order], order, not memory_only, not memory_only
+            )
         return
     # best-fit, spread: every option at once, sorted as (utilisation, node order, join before
     # a new server, variant order) -- the order sorting each node's options and then all
@@ -400,8 +417,10 @@ def _candidates(
 
 def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue_model: str) -> str:
     """Place `app`; return '' on success, else why not."""
-    knapsack = policy == "knapsack"
-    check = capacity_violation if knapsack else violation
+    knapsack = policy in KNAPSACKS
+    check = {"knapsack": capacity_violation, "knapsack-memory": memory_violation}.get(
+        policy, violation
+    )
     tried = 0
     for option in _candidates(app, model, cluster, policy, queue_model):
         tried += 1
