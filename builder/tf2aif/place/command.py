@@ -30,8 +30,9 @@ def add_parsers(subparsers) -> None:
     p.add_argument(
         "--policy",
         default="first-fit",
-        choices=("first-fit", "best-fit", "spread", "knapsack"),
-        help="knapsack packs by memory and utilisation only (baseline, no latency model)",
+        choices=("first-fit", "best-fit", "spread", "knapsack", "knapsack-memory"),
+        help="knapsack packs by memory and utilisation caps only (baseline, no latency model); "
+        "knapsack-memory by memory only (the reference paper's baseline)",
     )
     p.add_argument(
         "--mode",

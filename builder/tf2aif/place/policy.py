@@ -10,6 +10,9 @@ model and variant or start a new one) -- and differs in feasibility and order:
 * spread: among all feasible options, the one leaving its node the least utilised.
 * knapsack: first-fit on memory and utilisation caps only, no co-location model (the
   baseline); it only skips variants on which the app alone would miss its SLO.
+* knapsack-memory: first-fit on memory and accelerator memory only -- no utilisation cap, no
+  latency at all, one server per app: the knapsack hosting of Liang et al. (ACM TAAS 2023),
+  the reference's baseline.
 
 Online mode places apps in the order given and never moves one; batch mode sees all apps first
 and places the heaviest (rate x fastest service time) first, i.e. first-fit decreasing.
@@ -17,13 +20,13 @@ and places the heaviest (rate x fastest service time) first, i.e. first-fit decr
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .index import FreeIndex
+import numpy as np
+
+from .index import PlatformIndex
 from .inputs import App, ModelSpec, Node, Profile
 from .predict import (
     Instance,
@@ -31,6 +34,7 @@ from .predict import (
     capacity_violation,
     cpu_work,
     evaluate,
+    memory_violation,
     surely_too_slow,
     violation,
 )
@@ -38,7 +42,8 @@ from .queueing import erlang_c
 
 __all__ = ["POLICIES", "Assignment", "Placement", "place"]
 
-POLICIES = ("first-fit", "best-fit", "spread", "knapsack")
+POLICIES = ("first-fit", "best-fit", "spread", "knapsack", "knapsack-memory")
+KNAPSACKS = ("knapsack", "knapsack-memory")
 DEFAULT_HEADROOM = 0.1
 
 
@@ -115,8 +120,9 @@ class _NodeState:
         # depend on the newcomer only through its load, so anything heavier fails as well.
         self.fail_load = math.inf
 
-    def precheck(self, app: App, profile: Profile, join: bool) -> float | None:
-        """Utilisation after adding, or None when memory or a cap already rules it out."""
+    def precheck(self, app: App, profile: Profile, join: bool, capped: bool = True) -> float | None:
+        """Utilisation after adding, or None when memory or a cap (if `capped`) already rules
+        it out."""
         node = self.node
         if not join and self.memory + profile.memory_mb > node.memory_mb:
             return None
@@ -125,7 +131,7 @@ class _NodeState:
         if node.accelerator is not None:
             accelerator = (self.accelerator + app.rate * profile.service) / node.accelerator.units
         utilisation = max(cpu, accelerator)
-        return utilisation if utilisation <= node.cap else None
+        return utilisation if utilisation <= node.cap or not capped else None
 
     def with_app(self, model: str, app: App, profile: Profile, join: int | None) -> list[Instance]:
         instances = list(self.instances)
@@ -180,13 +186,6 @@ class _NodeState:
                 return True
         return False
 
-    def may_join(self, app: App, profile: Profile) -> bool:
-        """Cheap necessary condition for joining the instance of (model, variant) here."""
-        i = self.where.get((app.model, profile.variant))
-        if i is None or self.means[i] > app.plan_slo:
-            return False
-        return self.process_load[i] + app.rate * self.device_work(profile) <= self.node.cap
-
     def device_work(self, profile: Profile) -> float:
         """Mean time a request occupies the device the model runs on."""
         return (
@@ -195,30 +194,18 @@ class _NodeState:
             else profile.service + profile.processing
         )
 
-    def free(self) -> tuple[float, ...]:
-        """Free memory, CPU cores and accelerator units under the cap, and the best speed s a
-        new server could get on the model's device (for the FreeIndex).
+    def speed(self) -> float:
+        """The best speed s a new server could get on the model's device (for the index).
 
         With s = 1 - C(c, current offered load) (1 while fewer servers than units), a new
         instance of mean service S has predicted mean >= sqrt(S / s * S) = S / sqrt(s), so it
         can only meet SLO T where s >= (S / T)^2."""
         node = self.node
-        accelerator = math.inf
         if node.accelerator is not None:
-            accelerator = node.cap * node.accelerator.units - self.accelerator
             if node.accelerator.sharing == "exclusive":
-                speed = 1.0
-            else:
-                speed = self._speed(self.accelerator_offered, node.accelerator.units)
-        else:
-            speed = self._speed(self.cpu, node.cores)
-        return (
-            node.memory_mb - self.memory,
-            node.cap * node.cores - self.cpu,
-            accelerator,
-            speed,
-            self.fail_load,
-        )
+                return 1.0
+            return self._speed(self.accelerator_offered, node.accelerator.units)
+        return self._speed(self.cpu, node.cores)
 
     def _speed(self, offered: float, units: int) -> float:
         return 1.0 - erlang_c(units, offered) if len(self.instances) >= units else 1.0
@@ -251,7 +238,12 @@ class _Option:
 
 
 def _node_options(
-    app: App, variants: Sequence[Profile], state: _NodeState, order: int
+    app: App,
+    variants: Sequence[Profile],
+    state: _NodeState,
+    order: int,
+    capped: bool = True,
+    joins: bool = True,
 ) -> list[_Option]:
     """This node's options for `app` that pass the cheap memory/utilisation precheck."""
     if any(state.node.labels.get(k) != v for k, v in app.node_selector.items()):
@@ -260,9 +252,9 @@ def _node_options(
     for profile in variants:
         if profile.platform != state.node.platform:
             continue
-        join = state.where.get((app.model, profile.variant))
+        join = state.where.get((app.model, profile.variant)) if joins else None
         for choice in (join, None) if join is not None else (None,):
-            utilisation = state.precheck(app, profile, choice is not None)
+            utilisation = state.precheck(app, profile, choice is not None, capped)
             if utilisation is not None:
                 out.append(
                     _Option(
@@ -278,67 +270,76 @@ def _node_options(
 
 
 class _Cluster:
-    """The node states plus what makes first-fit fast: one FreeIndex per platform and, per
-    (model, variant), the nodes already running that server (joins need no free memory)."""
+    """The node states plus what makes the policies fast: one PlatformIndex per platform,
+    mirroring the states as arrays so the candidate nodes of an app are found in numpy."""
 
     def __init__(self, nodes: Sequence[Node]) -> None:
         self.states = [_NodeState(node) for node in nodes]
-        self.platform_orders: dict[str, list[int]] = {}
+        platform_orders: dict[str, list[int]] = {}
         for order, state in enumerate(self.states):
-            self.platform_orders.setdefault(state.node.platform, []).append(order)
+            platform_orders.setdefault(state.node.platform, []).append(order)
         self.indexes = {
-            platform: FreeIndex([self.states[o].free() for o in orders])
-            for platform, orders in self.platform_orders.items()
+            platform: PlatformIndex(
+                orders,
+                [self.states[o].node for o in orders],
+                [self.states[o].kind() for o in orders],
+            )
+            for platform, orders in platform_orders.items()
         }
-        self.position = {
-            o: i for orders in self.platform_orders.values() for i, o in enumerate(orders)
-        }
-        self.hosting: dict[tuple[str, str], list[int]] = {}
 
     def refresh(self, order: int) -> None:
         state = self.states[order]
-        self.indexes[state.node.platform].update(self.position[order], state.free())
+        index = self.indexes[state.node.platform]
+        index.update(
+            index.position[order],
+            memory=state.memory,
+            cpu=state.cpu,
+            accelerator=state.accelerator,
+            speed=state.speed(),
+            fail_load=state.fail_load,
+            used=bool(state.instances),
+        )
 
-    def committed(self, order: int, model: str, variant: str) -> None:
+    def committed(self, order: int) -> None:
         self.refresh(order)
-        hosts = self.hosting.setdefault((model, variant), [])
-        if order not in hosts:
-            bisect.insort(hosts, order)
+        state = self.states[order]
+        index = self.indexes[state.node.platform]
+        position = index.position[order]
+        for instance, mean, load in zip(
+            state.instances, state.means, state.process_load, strict=True
+        ):
+            index.update_instance(position, (instance.model, instance.variant), mean, load)
 
-    def _joinable(self, app: App, profile: Profile) -> Iterator[int]:
-        hosts = self.hosting.get((app.model, profile.variant), ())
-        return (o for o in hosts if self.states[o].may_join(app, profile))
-
-    def first_fit_orders(
-        self, app: App, variants: Sequence[Profile], queue_model: str
-    ) -> Iterator[int]:
-        """Node positions that may fit `app`, in cluster order, each once."""
-        streams = []
-        for platform in sorted({p.platform for p in variants}):
-            orders = self.platform_orders.get(platform)
-            if not orders:
+    def candidates(
+        self, app: App, variants: Sequence[Profile], policy: str, queue_model: str
+    ) -> list[tuple[int, PlatformIndex, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per variant: its position in `variants`, its platform's index, the utilisation after
+        adding the app per node, and where a new server and a join pass the caps and the
+        necessary latency conditions (identical empty nodes: only the first of each kind)."""
+        bounded = policy not in KNAPSACKS
+        out = []
+        for j, profile in enumerate(variants):
+            index = self.indexes.get(profile.platform)
+            if index is None:
                 continue
-            mine = [p for p in variants if p.platform == platform]
-            accelerated = self.states[orders[0]].node.accelerator is not None
-            device_time = [p.service if accelerated else p.service + p.processing for p in mine]
-            need = (
-                min(p.memory_mb for p in mine),
-                min(
-                    app.rate * (p.processing if accelerated else p.service + p.processing)
-                    for p in mine
-                ),
-                min(app.rate * p.service for p in mine) if accelerated else 0.0,
-                min(device_time) ** 2 / app.plan_slo**2 if queue_model == "fcfs-ps" else 0.0,
-                min(app.rate * t for t in device_time) * (1.0 + 1e-9) if queue_model else 0.0,
+            found = index.options(
+                model=app.model,
+                variant=profile.variant,
+                rate=app.rate,
+                profile=profile,
+                slo=app.plan_slo,
+                speed_bound=bounded and queue_model == "fcfs-ps",
+                load_bound=bounded and bool(queue_model),
+                capped=policy != "knapsack-memory",
             )
-            streams.append(_mapped(orders, self.indexes[platform].fits(need)))
-            for p in mine:
-                streams.append(self._joinable(app, p))
-        last = None
-        for order in heapq.merge(*streams):
-            if order != last:
-                yield order
-                last = order
+            new, join = found.new, found.join
+            if policy == "knapsack-memory":  # one server per app, as in the reference
+                join = np.zeros_like(join)
+            selector = index.selector(app.node_selector)
+            if selector is not None:
+                new, join = new & selector, join & selector
+            out.append((j, index, found.utilisation, new, join))
+        return out
 
 
 def _others_fail(app: App, instances: Sequence[Instance], view: NodeView) -> bool:
@@ -361,49 +362,65 @@ def _alone(app: App, profile: Profile) -> float:
     return math.inf if busy >= 1.0 else mean + app.rate * m2 / (2.0 * (1.0 - busy))
 
 
-def _mapped(orders: Sequence[int], positions: Iterator[int]) -> Iterator[int]:
-    return (orders[i] for i in positions)
-
-
 def _candidates(
     app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue_model: str
 ) -> Iterator[_Option]:
     """Options in the order the policy tries them (lazily for first-fit)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     variants = [p for v, p in model.profiles.items() if app.allows(v)]
     if policy == "knapsack":  # no co-location model, but only variants meeting the SLO alone
         variants = [p for p in variants if _alone(app, p) <= app.slo]
-    platforms = {p.platform for p in variants}
+    found = cluster.candidates(app, variants, policy, queue_model)
     states = cluster.states
-    if policy in ("first-fit", "knapsack"):
-        for order in cluster.first_fit_orders(
-            app, variants, "" if policy == "knapsack" else queue_model
-        ):
-            yield from _node_options(app, variants, states[order], order)
+    if policy in ("first-fit", *KNAPSACKS):
+        orders = [index.orders[new | join] for _, index, _, new, join in found]
+        if not orders:
+            return
+        memory_only = policy == "knapsack-memory"
+        for order in np.unique(np.concatenate(orders)).tolist():
+            yield from _node_options(
+                app, variants, states[order], order, not memory_only, not memory_only
+            )
         return
-    options = []
-    empty_seen: set[tuple] = set()
-    for order, state in enumerate(states):
-        if state.node.platform not in platforms:
-            continue
-        if not state.instances:  # identical empty nodes are interchangeable: try one of each kind
-            kind = state.kind()
-            if kind in empty_seen:
-                continue
-            empty_seen.add(kind)
-        options.extend(_node_options(app, variants, state, order))
-    if policy == "best-fit":
-        options.sort(key=lambda o: (-o.utilisation, o.order))
-    elif policy == "spread":
-        options.sort(key=lambda o: (o.utilisation, o.order))
-    else:
-        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    yield from options
+    # best-fit, spread: every option at once, sorted as (utilisation, node order, join before
+    # a new server, variant order) -- the order sorting each node's options and then all
+    # options by (utilisation, node order) gives
+    parts = []
+    for j, index, utilisation, new, join in found:
+        for fresh, mask in ((0, join), (1, new)):
+            where = np.flatnonzero(mask)
+            if where.size:
+                parts.append(
+                    (
+                        utilisation[where],
+                        index.orders[where],
+                        np.full(where.size, fresh),
+                        np.full(where.size, j),
+                    )
+                )
+    if not parts:
+        return
+    utilisation, orders, fresh, which = (np.concatenate(x) for x in zip(*parts, strict=True))
+    key = -utilisation if policy == "best-fit" else utilisation
+    for k in np.lexsort((which, fresh, orders, key)).tolist():
+        state = states[orders[k]]
+        profile = variants[which[k]]
+        yield _Option(
+            state=state,
+            profile=profile,
+            join=None if fresh[k] else state.where[(app.model, profile.variant)],
+            utilisation=float(utilisation[k]),
+            order=int(orders[k]),
+        )
 
 
 def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue_model: str) -> str:
     """Place `app`; return '' on success, else why not."""
-    knapsack = policy == "knapsack"
-    check = capacity_violation if knapsack else violation
+    knapsack = policy in KNAPSACKS
+    check = {"knapsack": capacity_violation, "knapsack-memory": memory_violation}.get(
+        policy, violation
+    )
     tried = 0
     for option in _candidates(app, model, cluster, policy, queue_model):
         tried += 1
@@ -417,7 +434,7 @@ def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue
         view = evaluate(state.node, instances, queue_model, latency=not knapsack)
         if not check(state.node, instances, view):
             state.commit(instances, app, option.profile, option.join, view)
-            cluster.committed(option.order, app.model, option.profile.variant)
+            cluster.committed(option.order)
             return ""
         if state.remember_failure(
             app, option.profile, option.join, _others_fail(app, instances, view)

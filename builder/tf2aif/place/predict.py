@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from .inputs import App, Node, Profile
 from .queueing import Load, Prediction, exclusive_device, shared_device, shared_device_lower
 
-__all__ = ["Instance", "NodeView", "cpu_work", "evaluate", "surely_too_slow", "violation"]
+__all__ = [
+    "Instance",
+    "NodeView",
+    "capacity_violation",
+    "cpu_work",
+    "evaluate",
+    "memory_violation",
+    "surely_too_slow",
+    "violation",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,13 +112,21 @@ def evaluate(
     )
 
 
-def capacity_violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
-    """Why the node is over memory, utilisation caps or a profile's max rate ('' if it is not)."""
+def memory_violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
+    """Why the node is over memory or accelerator memory ('' if it is not)."""
     if view.memory_mb > node.memory_mb:
         return f"memory {view.memory_mb:.0f} > {node.memory_mb:.0f} MiB"
     limit = node.accelerator.memory_mb if node.accelerator else None
     if limit is not None and view.accelerator_memory_mb > limit:
         return f"accelerator memory {view.accelerator_memory_mb:.0f} > {limit:.0f} MiB"
+    return ""
+
+
+def capacity_violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
+    """Why the node is over memory, utilisation caps or a profile's max rate ('' if it is not)."""
+    reason = memory_violation(node, instances, view)
+    if reason:
+        return reason
     if view.cpu_utilisation > node.cap:
         return f"CPU utilisation {view.cpu_utilisation:.2f} > cap {node.cap}"
     if view.accelerator_utilisation > node.cap:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -194,11 +195,13 @@ def _poisson_binomial(probabilities: Sequence[float]) -> list[float]:
     """P(K = k) for K a sum of independent Bernoulli(probabilities)."""
     dist = [1.0]
     for b in probabilities:
-        nxt = [0.0] * (len(dist) + 1)
-        for k, p in enumerate(dist):
-            nxt[k] += p * (1.0 - b)
-            nxt[k + 1] += p * b
-        dist = nxt
+        keep = 1.0 - b
+        # P'(k) = P(k - 1) b + P(k) (1 - b), one list per step
+        dist = [
+            dist[0] * keep,
+            *[low * b + high * keep for low, high in zip(dist[:-1], dist[1:], strict=True)],
+            dist[-1] * b,
+        ]
     return dist
 
 
@@ -209,20 +212,28 @@ def _leave_one_out(dist: Sequence[float], b: float) -> list[float]:
     q = [0.0] * n
     if b <= 0.5:
         carry = 0.0
+        keep = 1.0 - b
         for i in range(n):
-            carry = (dist[i] - b * carry) / (1.0 - b)
-            q[i] = carry
+            carry = (dist[i] - b * carry) / keep
+            q[i] = carry if carry > 0.0 else 0.0
     else:
         carry = 0.0
+        keep = 1.0 - b
         for i in range(n, 0, -1):
-            carry = (dist[i] - (1.0 - b) * carry) / b
-            q[i - 1] = carry
-    return [max(x, 0.0) for x in q]
+            carry = (dist[i] - keep * carry) / b
+            q[i - 1] = carry if carry > 0.0 else 0.0
+    return q
+
+
+@functools.cache
+def _core_shares(cores: int, size: int) -> tuple[float, ...]:
+    """min(1, c / (1 + k)) for k = 0 .. size - 1: a busy process's share with k others busy."""
+    return tuple(min(1.0, cores / (1.0 + k)) for k in range(size))
 
 
 def _speed(dist: Sequence[float], cores: int) -> float:
     """E[min(1, c / (1 + K))] for K with law `dist`: the share of a core one busy process gets."""
-    return sum(p * min(1.0, cores / (1.0 + k)) for k, p in enumerate(dist))
+    return sum(map(operator.mul, dist, _core_shares(cores, len(dist))))
 
 
 def _speeds(busy: Sequence[float], cores: int) -> list[float]:
