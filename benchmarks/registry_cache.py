@@ -72,7 +72,9 @@ def _project(tmp: Path, model: Path, registry: str) -> Path:
 
 
 def _timed_build(root: Path, label: str, argv: list[str]) -> float:
-    subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True
+    )
     print(f"{label}: building ...", file=sys.stderr, flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO / "builder")}
     started = time.monotonic()

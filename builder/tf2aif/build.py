@@ -36,6 +36,7 @@ __all__ = [
     "Status",
     "bake_argv",
     "build_env",
+    "builder_driver",
     "check_tools",
     "fidelity_labels",
     "run_build",
@@ -81,6 +82,7 @@ class BuildOptions:
     builder: str | None = None
     progress: str = "plain"
     source_date_epoch: str | None = None  # build timestamps pinned for reproducible images
+    rewrite_timestamps: bool = False  # clamp layer file times too (not on the docker driver)
 
 
 def sbom_generator(
@@ -208,6 +210,17 @@ def _buildx_version() -> tuple[int, ...]:
     return tuple(int(x) for x in match.groups()) if match else (0,)
 
 
+def builder_driver(builder: str | None) -> str | None:
+    """The buildx driver of `builder` (default: the current one): docker, docker-container, ..."""
+    argv = ["docker", "buildx", "inspect", *([builder] if builder else [])]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(?m)^Driver:\s*(\S+)", out)
+    return match.group(1) if match else None
+
+
 def check_tools() -> str:
     """The buildx version line, or ToolMissingError saying what to install."""
     if shutil.which("docker") is None:
@@ -306,7 +319,7 @@ def _tag_published(root: Path, publish, sink: LineSink) -> None:
 
 def _serve_output(options: BuildOptions) -> str:
     # with SOURCE_DATE_EPOCH, file times in the layers are clamped to it too, not only the config
-    pinned = ",rewrite-timestamp=true" if options.source_date_epoch else ""
+    pinned = ",rewrite-timestamp=true" if options.rewrite_timestamps else ""
     if options.push:
         return "type=image,push=true" + pinned
     return "type=docker" + pinned if options.load else "type=cacheonly"

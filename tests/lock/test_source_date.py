@@ -66,7 +66,7 @@ def test_a_bad_value_says_what_was_expected(tmp_path, bad):
 
 
 def test_buildx_gets_it_in_its_environment_and_the_exporter_clamps_file_times():
-    pinned = BuildOptions(source_date_epoch="1700000123", push=True)
+    pinned = BuildOptions(source_date_epoch="1700000123", push=True, rewrite_timestamps=True)
     assert build_env(pinned, {"PATH": "/bin"}) == {
         "PATH": "/bin",
         "SOURCE_DATE_EPOCH": "1700000123",
@@ -74,10 +74,10 @@ def test_buildx_gets_it_in_its_environment_and_the_exporter_clamps_file_times():
     # a stray value in the caller's environment never leaks in when it is off
     assert "SOURCE_DATE_EPOCH" not in build_env(BuildOptions(), {"SOURCE_DATE_EPOCH": "9"})
     assert _serve_output(pinned) == "type=image,push=true,rewrite-timestamp=true"
-    assert _serve_output(BuildOptions(push=True)) == "type=image,push=true"
-    assert (
-        _serve_output(BuildOptions(source_date_epoch="1")) == "type=docker,rewrite-timestamp=true"
-    )
+    # the epoch alone pins the config times; file times only when the driver can rewrite them
+    assert _serve_output(BuildOptions(push=True, source_date_epoch="1")) == "type=image,push=true"
+    clamped = BuildOptions(source_date_epoch="1", rewrite_timestamps=True)
+    assert _serve_output(clamped) == "type=docker,rewrite-timestamp=true"
     assert _serve_output(BuildOptions(load=False)) == "type=cacheonly"
 
 
@@ -99,7 +99,10 @@ def test_bake_flag_reaches_the_options_and_the_record(tmp_path, monkeypatch):
     monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
     monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
     file = write_project(tmp_path, BASIC)
-    assert main(["bake", str(file), "--source-date-epoch", "1234"]) == 0
-    assert seen["options"].source_date_epoch == "1234"
+    for driver, rewrite in (("docker", False), ("docker-container", True)):
+        monkeypatch.setattr("tf2aif.build.builder_driver", lambda builder, d=driver: d)
+        assert main(["bake", str(file), "--source-date-epoch", "1234"]) == 0
+        assert seen["options"].source_date_epoch == "1234"
+        assert seen["options"].rewrite_timestamps is rewrite
     record = make_record(seen["plan"], [], fidelity={}, tools={}, source_date_epoch="1234")
     assert record.to_dict()["source_date_epoch"] == "1234"

@@ -290,7 +290,7 @@ def test_sbom_is_asked_for_server_images_only(plan, monkeypatch, tmp_path):
     """Conversions export an artifact folder: no SBOM there, one on every server image."""
     calls = []
 
-    def fake_run(argv, *, cwd, sink):
+    def fake_run(argv, *, cwd, sink, env):
         calls.append(argv)
         return 0, []
 
