@@ -154,27 +154,75 @@ def settings(seconds: float, requests: int | None = None):
                         max_requests=requests, timeout_s=60.0, max_connections=64)  # fmt: skip
 
 
+GAPS = (0.005, 0.02, 0.08)  # idle time before each spaced request, s
+TAUS = tuple(0.001 * 1.25**k for k in range(31))  # 1 ms .. 800 ms
+
+
+async def _cpu_per_request(target: Target, load, count: int) -> tuple[float, list[float]]:
+    """(server CPU seconds per request, latencies) of `count` requests under `load`."""
+    from tf2aif.bench.load import run_load
+
+    async def cpu(pid=target.pid) -> float:  # read when the measurement starts and ends
+        return cpu_seconds(pid)
+
+    m = await run_load(target.client, [target.payload], load, settings(120, count), probe=cpu)
+    first, last = m.probes
+    return (last - first) / len(m.latencies_ms), [x / 1e3 for x in m.latencies_ms]
+
+
+async def _spaced(target: Target, gap: float, count: int) -> tuple[float, list[float]]:
+    """Requests sent one at a time, each after `gap` s of idleness: the cold service."""
+    latencies = []
+    before = cpu_seconds(target.pid)
+    for _ in range(count):
+        await asyncio.sleep(gap)
+        start = time.perf_counter()
+        await target.client.send(target.payload)
+        latencies.append(time.perf_counter() - start)
+    return (cpu_seconds(target.pid) - before) / count, latencies
+
+
+def fit_cold(warm: float, points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(delta, tau) of cpu(gap) = warm + delta (1 - exp(-gap / tau)), least squares over tau."""
+    import math
+
+    best = (float("inf"), 0.0, TAUS[0])
+    for tau in TAUS:
+        xs = [1.0 - math.exp(-gap / tau) for gap, _ in points]
+        ys = [c - warm for _, c in points]
+        delta = max(sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs), 0.0)
+        error = sum((y - delta * x) ** 2 for x, y in zip(xs, ys, strict=True))
+        best = min(best, (error, delta, tau))
+    return best[1], best[2]
+
+
 async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dict]:
-    """Each server alone, one request at a time: S from its CPU time, d = the rest."""
-    from tf2aif.bench.load import Load, run_load
+    """Each server alone. Warm service S: server CPU per request while requests queue back to
+    back (closed loop, 2 in flight); its variance from one-at-a-time latencies. Cold starts:
+    CPU per request after 5, 20 and 80 ms of idleness, fitted as S + delta (1 - e^(-gap/tau)).
+    d: the latency of spaced requests not spent on the server's CPU (client, loopback)."""
+    from tf2aif.bench.load import Load
 
     out = {}
     for name, target in targets.items():
-
-        async def cpu(pid=target.pid) -> float:  # read when the measurement starts and ends
-            return cpu_seconds(pid)
-
-        load = Load(concurrency=1)
-        m = await run_load(target.client, [target.payload], load, settings(120, count), probe=cpu)
-        first, last = m.probes
-        service = (last - first) / len(m.latencies_ms)
-        latencies = [x / 1e3 for x in m.latencies_ms]
-        mean_latency = statistics.fmean(latencies)
+        warm, _ = await _cpu_per_request(target, Load(concurrency=2), count)
+        _, one_at_a_time = await _cpu_per_request(target, Load(concurrency=1), count // 2)
+        # enough spaced requests for >= 0.3 s of server CPU: /proc counts in 10 ms ticks
+        spaced_count = max(30, min(150, round(0.3 / warm)))
+        points, fixed = [], []
+        for gap in GAPS:
+            cpu, latencies = await _spaced(target, gap, spaced_count)
+            points.append((gap, cpu))
+            fixed.append(statistics.fmean(latencies) - cpu)
+        delta, tau = fit_cold(warm, points)
         out[name] = {
-            "service": service,
-            "service_m2": service**2 + statistics.pvariance(latencies),
-            "latency": mean_latency,
-            "fixed": max(mean_latency - service, 0.0),
+            "service": warm,
+            "service_m2": warm**2 + statistics.pvariance(one_at_a_time),
+            "cold_delta": delta,
+            "cold_tau": tau,
+            "cold_points": points,
+            "latency": statistics.fmean(one_at_a_time),
+            "fixed": max(statistics.fmean(fixed), 0.0),
         }
     return out
 
@@ -326,47 +374,69 @@ async def real_check(work: Path, seconds: float) -> dict:
 
 
 # ---------------------------------------------------------------- report
-def predict(row: dict, model: str) -> float:
-    from tf2aif.place.queueing import Load, shared_device
+def load_of(profile: dict, rate: float, cold: bool = True):
+    """The queueing model's view of one server: warm service and, with `cold`, the expected cold
+    service after a Poisson idle period I ~ Exp(rate): S + delta E[1 - e^(-I/tau)] =
+    S + delta / (1 + rate tau)."""
+    from tf2aif.place.queueing import Load
+
+    mean, m2 = profile["service"], profile["service_m2"]
+    if not cold or "cold_delta" not in profile:
+        return Load(rate=rate, mean=mean, m2=m2)
+    extra = profile["cold_delta"] / (1.0 + rate * profile["cold_tau"])
+    return Load(
+        rate=rate,
+        mean=mean,
+        m2=m2,
+        cold_mean=mean + extra,
+        cold_m2=m2 + 2 * mean * extra + extra**2,
+    )
+
+
+def predict(row: dict, model: str, cold: bool = True) -> float:
+    from tf2aif.place.queueing import shared_device
 
     mix = row["mix"]
     names = list(mix)
-    loads = [
-        Load(rate=mix[n]["rate"], mean=mix[n]["service"], m2=mix[n]["service_m2"]) for n in names
-    ]
+    loads = [load_of(mix[n], mix[n]["rate"], cold) for n in names]
     prediction = shared_device(loads, 1, model)[names.index(row["app"])]
     return row["profile"]["fixed"] + prediction.mean
+
+
+PREDICTORS = {  # column -> (model, with cold starts)
+    "fcfs-ps": ("fcfs-ps", True),
+    "fcfs-ps, warm only": ("fcfs-ps", False),
+    "ps": ("ps", False),
+}
 
 
 def report(work: Path) -> None:
     rows = json.loads((work / "validate.json").read_text())
     for row in rows:
-        row["fcfs-ps"] = predict(row, "fcfs-ps")
-        row["ps"] = predict(row, "ps")
-    print(
-        "| servers | utilisation | app | rate req/s | measured ms (runs) | predicted ms fcfs-ps | error | predicted ms ps | error |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+        for column, (model, cold) in PREDICTORS.items():
+            row[column] = predict(row, model, cold)
+    head = " | ".join(f"predicted ms {c} | error" for c in PREDICTORS)
+    print(f"| servers | utilisation | app | rate req/s | measured ms (runs) | {head} |")
+    print("|---" * (5 + 2 * len(PREDICTORS)) + "|")
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["servers"], row["utilisation"], row["app"]), []).append(row)
-    errors = {"fcfs-ps": [], "ps": []}
+    errors: dict[str, list[float]] = {c: [] for c in PREDICTORS}
     for (servers, utilisation, app), runs in groups.items():
-        measured = [r["measured"] * 1e3 for r in runs]
+        measured = " / ".join(f"{r['measured'] * 1e3:.2f}" for r in runs)
         cells = []
-        for model in ("fcfs-ps", "ps"):
-            errs = [(r[model] / r["measured"] - 1) * 100 for r in runs]
-            errors[model].extend(abs(e) for e in errs)
-            cells.append(
-                f"{statistics.fmean(r[model] for r in runs) * 1e3:.2f} | {' / '.join(f'{e:+.0f}%' for e in errs)}"
-            )
+        for column in PREDICTORS:
+            errs = [(r[column] / r["measured"] - 1) * 100 for r in runs]
+            errors[column].extend(abs(e) for e in errs)
+            mean = statistics.fmean(r[column] for r in runs) * 1e3
+            cells.append(f"{mean:.2f} | {' / '.join(f'{e:+.0f}%' for e in errs)}")
+        rate = statistics.fmean(r["rate"] for r in runs)
         print(
-            f"| {servers} | {utilisation:.1f} | {app} | {statistics.fmean(r['rate'] for r in runs):.1f} | "
-            f"{' / '.join(f'{m:.2f}' for m in measured)} | {cells[0]} | {cells[1]} |"
+            f"| {servers} | {utilisation:.1f} | {app} | {rate:.1f} | {measured} | {' | '.join(cells)} |"
         )
-    for model, errs in errors.items():
+    for column, errs in errors.items():
         print(
-            f"\n{model}: |relative error| median {statistics.median(errs):.1f}%, "
+            f"\n{column}: |relative error| median {statistics.median(errs):.1f}%, "
             f"p90 {sorted(errs)[int(0.9 * len(errs))]:.1f}%, worst {max(errs):.1f}% over {len(errs)} points"
         )
     plot(rows, Path(__file__).resolve().parents[1] / "docs" / "img" / "placement-validation.png")

@@ -65,8 +65,19 @@ class Build:
         return next(i for i in self.record["images"] if i["target"] == target)
 
 
+# one timestamp for every build in this module, as CI sets it from the commit
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+
+
 def _bake(root: Path, vendor_map: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-    return tf2aif("bake", str(root / "tf2aif.yaml"), "--vendor-map", str(vendor_map), *args)
+    manifest = str(root / "tf2aif.yaml")
+    return tf2aif("bake", manifest, "--vendor-map", str(vendor_map), *args, env=EPOCH)
+
+
+def _lock(root: Path, stand_in_map: Path, *args: str) -> subprocess.CompletedProcess:
+    proc, _ = tf2aif("lock", str(root / "tf2aif.yaml"), "--vendor-map", str(stand_in_map), *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +86,16 @@ def project(tmp_path_factory, digits_model) -> Path:
 
 
 @pytest.fixture(scope="module")
-def build(project, stand_in_map) -> Build:
-    proc, seconds = _bake(project, stand_in_map)
+def pinned(project, stand_in_map) -> Path:
+    """`tf2aif lock`: the lock file, and a vendor map pinning every base to its locked digest."""
+    pinned = project.parent / "vendor-pinned.yaml"
+    _lock(project, stand_in_map, "--write-vendor-map", str(pinned))
+    return pinned
+
+
+@pytest.fixture(scope="module")
+def build(project, pinned) -> Build:
+    proc, seconds = _bake(project, pinned)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     record = json.loads((project / "tf2aif-record.json").read_text())
     return Build(root=project, log=proc.stdout, seconds=seconds, record=record)
@@ -284,8 +303,8 @@ def _step_states(log: str) -> dict[str, list[str]]:
     return states
 
 
-def test_noop_rebuild_is_all_cache_hits(build, stand_in_map):
-    proc, seconds = _bake(build.root, stand_in_map)
+def test_noop_rebuild_is_all_cache_hits(build, pinned):
+    proc, seconds = _bake(build.root, pinned)
     assert proc.returncode == 0, proc.stdout[-3000:]
     states = _step_states(proc.stdout)
     assert states, "no RUN step in the rebuild log"
@@ -353,8 +372,8 @@ def _compressed_sizes(ref: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def pushed(build, stand_in_map) -> dict:
-    proc, seconds = _bake(build.root, stand_in_map, "--push")
+def pushed(build, pinned) -> dict:
+    proc, seconds = _bake(build.root, pinned, "--push")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     _save_timing({"push_s": round(seconds, 1)})
     return json.loads((build.root / "tf2aif-record.json").read_text())
@@ -381,12 +400,12 @@ def test_push_tags_point_at_the_recorded_digests_and_pull_back(pushed, docker_cl
     _save_timing({"compressed_bytes": sizes})
 
 
-def test_failed_fidelity_gate_publishes_nothing(pushed, tmp_path, digits_model, stand_in_map):
+def test_failed_fidelity_gate_publishes_nothing(pushed, tmp_path, digits_model, pinned):
     root = demo_project(tmp_path / "strict", digits_model, SESSION_REGISTRY)
     manifest = root / "tf2aif.yaml"
     manifest.write_text(re.sub(r"(?m)^  atol: .*$", "  atol: 0", manifest.read_text()))
     before = _registry_tags()
-    proc, _ = _bake(root, stand_in_map, "--push", "--only", "cpu/tflite/int8")
+    proc, _ = _bake(root, pinned, "--push", "--only", "cpu/tflite/int8")
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "convert-tflite-int8" in proc.stderr
     assert "cpu/tflite/int8" in proc.stderr
@@ -394,3 +413,54 @@ def test_failed_fidelity_gate_publishes_nothing(pushed, tmp_path, digits_model, 
     assert _registry_tags() == before  # no tag created or moved
     assert not (root / "tf2aif-record.json").exists()
     shutil.rmtree(root / ".tf2aif", ignore_errors=True)
+
+
+def _index(ref: str) -> dict:
+    raw = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(raw)
+
+
+def _platform_manifests(index: dict) -> dict[str, str]:
+    """platform -> image manifest digest, attestation manifests left out."""
+    return {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("vnd.docker.reference.type") != "attestation-manifest"
+    }
+
+
+def test_a_locked_rebuild_elsewhere_gives_the_same_tags_and_image_digests(
+    pushed, build, pinned, stand_in_map, tmp_path, digits_model
+):
+    """A second CI run: a fresh checkout in another folder, `lock --check`, `bake --push`.
+
+    Deterministic: the bake file bytes, every tag, and every platform's image manifest (config
+    and layers). Not deterministic: the index digest, because the SLSA provenance attached to
+    it records the build's start and finish times and its local context paths; the index
+    lists the same image manifests next to a different attestation manifest.
+    """
+    again = demo_project(tmp_path / "checkout", digits_model, SESSION_REGISTRY)
+    shutil.copy(build.root / "tf2aif.lock", again / "tf2aif.lock")
+    check = _lock(again, stand_in_map, "--check")
+    assert "up to date" in check.stdout + check.stderr
+    proc, _ = _bake(again, pinned, "--push")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    first_bake = (build.root / ".tf2aif" / "docker-bake.json").read_bytes()
+    assert (again / ".tf2aif" / "docker-bake.json").read_bytes() == first_bake
+    second = json.loads((again / "tf2aif-record.json").read_text())
+    assert second["source_date_epoch"] == pushed["source_date_epoch"] == EPOCH["SOURCE_DATE_EPOCH"]
+    images = {i["target"]: i for i in second["images"]}
+    for image in pushed["images"]:
+        other = images[image["target"]]
+        assert other["tags"] == image["tags"]
+        first_index = _index(f"{REPOSITORY}@{image['digest']}")
+        second_index = _index(f"{REPOSITORY}@{other['digest']}")
+        assert _platform_manifests(second_index) == _platform_manifests(first_index)
+        assert set(_platform_manifests(first_index)) == set(image["platforms"])
+        for tag in image["tags"]:  # the tags now point at the second run's index
+            assert _digest(tag) == other["digest"]

@@ -131,3 +131,45 @@ def test_switch_model_matches_real_edgetpu_measurements():
     assert len(errors) == 10  # 2 models x 5 load levels
     assert statistics.median(errors) < 0.06
     assert max(errors) < 0.12
+
+
+def test_cold_start_is_pollaczek_khinchine_when_cold_equals_warm():
+    from tf2aif.place.queueing import cold_start_response, fcfs_response
+
+    rate, mean, m2 = 80.0, 0.005, 0.005**2 * 1.2
+    welch = cold_start_response(rate, mean, m2, mean, m2)
+    pk = fcfs_response(rate, mean, m2, rate * mean, rate, m2, 0.0)
+    assert welch.mean == pytest.approx(pk.mean, rel=1e-12)
+    assert welch.utilisation == pytest.approx(rate * mean)
+
+
+@pytest.mark.parametrize("rho", [0.1, 0.4, 0.7])
+def test_cold_start_matches_a_lindley_simulation(rho):
+    """Requests that find the server idle take the cold service: simulate the FCFS queue with
+    Lindley's recursion and compare the mean response with Welch's formula."""
+    import random
+
+    from tf2aif.place.queueing import cold_start_response
+
+    warm, cold = 0.005, 0.008  # deterministic warm service, exponential-ish cold one
+    rate = rho / warm
+    rng = random.Random(7)
+    wait, total, n = 0.0, 0.0, 200_000
+    for _ in range(n):
+        service = rng.expovariate(1 / cold) if wait == 0.0 else warm
+        total += wait + service
+        wait = max(0.0, wait + service - rng.expovariate(rate))
+    predicted = cold_start_response(rate, warm, warm**2, cold, 2 * cold**2).mean
+    assert total / n == pytest.approx(predicted, rel=0.03)
+
+
+def test_cold_starts_slow_a_shared_process_and_count_in_the_others_load():
+    from tf2aif.place.queueing import Load, shared_device
+
+    warm = Load(rate=40.0, mean=0.005, m2=0.005**2)
+    cold = Load(rate=40.0, mean=0.005, m2=0.005**2, cold_mean=0.008, cold_m2=0.008**2)
+    other = Load(rate=20.0, mean=0.01, m2=0.01**2)
+    (alone_warm,), (alone_cold,) = shared_device([warm]), shared_device([cold])
+    assert alone_cold.mean > alone_warm.mean
+    # the neighbour of a process with cold starts sees a busier core
+    assert shared_device([cold, other])[1].mean > shared_device([warm, other])[1].mean

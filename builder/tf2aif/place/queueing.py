@@ -28,6 +28,18 @@ was of another model, which under Poisson arrivals happens with probability p_k 
       W = l E[S'^2] / (2 (1 - rho')),    rho' = sum l_k E[S'_k]   (Pollaczek-Khinchine)
       E[T_k] = W + E[S'_k].
 
+Cold starts (M/G/1 with exceptional first service, Welch 1964): on a real CPU a request that
+finds its server process idle often takes longer than one that follows another (caches, TLB and
+branch predictors were lost to other work while it slept; a halted virtual CPU must be woken).
+Given that cold service S0 (mean m0, second moment m2_0) besides the warm S, the mean-value
+argument behind Pollaczek-Khinchine (an arrival waits for the work it finds, PASTA; a customer of
+service X waiting W adds X W + X^2 / 2 to the area under the workload; X = S0 exactly when
+W = 0) gives, with rho = l m and rho0 = l m0:
+      p0 = (1 - rho) / (1 - rho + rho0)                  P(an arrival finds the server idle)
+      E[W] = l (p0 m2_0 + (1 - p0) m2) / (2 (1 - rho))
+      E[T] = E[W] + p0 m0 + (1 - p0) m,   busy = 1 - p0
+which is P-K when S0 = S. Inside fcfs-ps both services are slowed by the same s_k.
+
 p99 estimates: FCFS response time T = W + S is fitted by a Gamma distribution on its first two
 moments (E[W^2] from Takacs' formula, E[S^3] from a Gamma fit of S) and the quantile is taken with
 the Wilson-Hilferty approximation. Pure PS, and a time-shared device with more than one process
@@ -51,7 +63,7 @@ __all__ = [
     "gamma_quantile",
     "shared_device",
     "shared_device_independent",
-    "shared_device_lower",
+    "cold_start_response",
     "shared_device_lower",
     "shared_device_priority",
     "shared_device_ps",
@@ -69,6 +81,16 @@ class Load:
     mean: float  # E[S], seconds
     m2: float  # E[S^2], seconds^2
     switch: float = 0.0  # one-model-at-a-time devices: overhead when the previous model differs
+    cold_mean: float | None = None  # E[S0] of a request that finds its process idle (if slower)
+    cold_m2: float | None = None  # E[S0^2]
+
+    @property
+    def busy(self) -> float:
+        """Share of time the process is busy when alone: rho, or 1 - p0 with cold starts."""
+        rho = self.rate * self.mean
+        if self.cold_mean is None or rho >= 1.0:
+            return rho
+        return 1.0 - (1.0 - rho) / (1.0 - rho + self.rate * self.cold_mean)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,11 +277,43 @@ def _busy_fixed_point(rhos: Sequence[float], cores: int) -> list[float] | None:
     return busy
 
 
+def cold_start_response(
+    rate: float, mean: float, m2: float, cold_mean: float, cold_m2: float, q: float = 0.99
+) -> Prediction:
+    """M/G/1 FCFS whose requests that find the server idle take the cold service (Welch; see
+    the module docstring). The p99 fits a Gamma on E[W] (exact) and a Takacs-style E[W^2] on
+    the mixed service X, an approximation."""
+    rho = rate * mean
+    if rho >= 1.0:
+        return Prediction(mean=INFINITE, p99=INFINITE, utilisation=1.0)
+    idle = (1.0 - rho) / (1.0 - rho + rate * cold_mean)
+    x1 = idle * cold_mean + (1.0 - idle) * mean
+    x2 = idle * cold_m2 + (1.0 - idle) * m2
+    wait = rate * x2 / (2.0 * (1.0 - rho))
+    x3 = idle * _gamma_third_moment(cold_mean, cold_m2) + (1.0 - idle) * _gamma_third_moment(
+        mean, m2
+    )
+    wait2 = 2.0 * wait * wait + rate * x3 / (3.0 * (1.0 - rho))
+    variance = (wait2 - wait * wait) + max(x2 - x1 * x1, 0.0)
+    response = wait + x1
+    return Prediction(
+        mean=response, p99=gamma_quantile(response, variance, q), utilisation=1 - idle
+    )
+
+
 def _slowed_fcfs(load: Load, speed: float, cores: int) -> Prediction:
-    """M/G/1 FCFS of one process whose service runs at `speed` (Pollaczek-Khinchine)."""
+    """M/G/1 FCFS of one process whose service runs at `speed` (Pollaczek-Khinchine, or Welch
+    with cold starts)."""
     rho = load.rate * load.mean
     if speed <= 0.0:
         return Prediction(mean=INFINITE, p99=INFINITE, utilisation=rho / cores)
+    if load.cold_mean is not None:
+        cold_m2 = load.cold_m2 if load.cold_m2 is not None else load.cold_mean**2
+        one = cold_start_response(
+            load.rate, load.mean / speed, load.m2 / speed**2,
+            load.cold_mean / speed, cold_m2 / speed**2,
+        )  # fmt: skip
+        return Prediction(mean=one.mean, p99=one.p99, utilisation=rho / cores)
     mean, m2 = load.mean / speed, load.m2 / speed**2
     one = fcfs_response(
         load.rate, mean, m2, load.rate * mean, load.rate, m2, _gamma_third_moment(mean, m2)
@@ -274,7 +328,7 @@ def shared_device_priority(loads: Sequence[Load], cores: int = 1) -> tuple[Predi
     processes next to heavy ones."""
     out = []
     for k, load in enumerate(loads):
-        others = [o.rate * o.mean for j, o in enumerate(loads) if j != k]
+        others = [o.busy for j, o in enumerate(loads) if j != k]
         blocked = erlang_c(cores, sum(others)) if len(others) >= cores else 0.0
         out.append(_slowed_fcfs(load, 1.0 - blocked, cores))
     return tuple(out)
@@ -284,7 +338,7 @@ def shared_device_independent(loads: Sequence[Load], cores: int = 1) -> tuple[Pr
     """Bound 2: others are busy independently with probabilities b_j from the fixed point
     b_k = rho_k / s_k, s_k = E[min(1, c / (1 + K_k))]; ignores that busy periods overlap more
     than by chance, so it is optimistic at high load."""
-    rhos = [load.rate * load.mean for load in loads]
+    rhos = [load.busy for load in loads]
     busy = _busy_fixed_point(rhos, cores) if sum(rhos) < cores else None
     if busy is None:
         return tuple(
