@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tf2aif.bases import COMMON_CONTEXT, COMMON_FOLDER
 from tf2aif.plan import (
     BUILD_DIR,
     CONTEXT_DIR,
@@ -28,6 +29,7 @@ from tf2aif.resources import data_dir
 __all__ = ["BAKE_FILE", "EmitOptions", "bake_dict", "bake_json", "write_build_dir"]
 
 BAKE_FILE = f"{BUILD_DIR}/docker-bake.json"
+BASES_DIR = f"{BUILD_DIR}/base_images"
 ARTIFACTS_DIR = f"{BUILD_DIR}/artifacts"
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -70,7 +72,8 @@ def bake_json(plan: Plan, options: EmitOptions = EmitOptions()) -> str:
 
 def _base(base: BaseTarget) -> dict[str, Any]:
     target: dict[str, Any] = {
-        "context": f"{BUILD_DIR}/base_images/{base.folder}",
+        "context": f"{BASES_DIR}/{base.folder}",
+        "contexts": {COMMON_CONTEXT: f"{BASES_DIR}/{COMMON_FOLDER}"},
         "dockerfile": "Dockerfile",
         "args": {"VENDOR_IMAGE": base.vendor},
         # Used only as a build context: keep it in the build cache, do not export a multi-GB image.
@@ -147,8 +150,9 @@ def write_build_dir(plan: Plan, text: str) -> Path:
     for name in ("convert.Dockerfile", "serve.Dockerfile", "client.Dockerfile"):
         shutil.copyfile(_PACKAGE / "dockerfiles" / name, context / name)
     (root / EMPTY_CONTEXT).mkdir(parents=True, exist_ok=True)
-    for base in {b.folder for b in plan.bases}:
-        _replace_tree(data_dir("base_images") / base, build / "base_images" / base)
+    folders = {b.folder for b in plan.bases}
+    for base in sorted(folders | ({COMMON_FOLDER} if folders else set())):
+        _replace_tree(data_dir("base_images") / base, root / BASES_DIR / base)
     bake_file = root / BAKE_FILE
     bake_file.write_text(text)
     (build / ".gitignore").write_text("*\n")

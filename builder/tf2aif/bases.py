@@ -1,7 +1,8 @@
 """Base image folders and local stand-ins for vendor images.
 
 Every `base_images/<folder>/Dockerfile` starts `ARG VENDOR_IMAGE=<vendor ref>`, so a bake can
-swap the vendor image for another one. Where vendor registries cannot be reached (air-gapped
+swap the vendor image for another one, and copies `install.sh` from the named build context
+`tf2aif-base-common` (`base_images/common`, shared by every base and not a base itself). Where vendor registries cannot be reached (air-gapped
 CI, this kind of sandbox), a *stand-in* takes their place: a Debian minbase root file system
 with python3 made by mmdebstrap for each architecture, pushed to a registry as one multi-arch
 image, plus a vendor map (vendor ref -> stand-in ref) that `tf2aif bake --vendor-map` reads.
@@ -24,9 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tf2aif.digests import trees_digest
 from tf2aif.errors import BuildError, Tf2aifError, ToolMissingError
 
 __all__ = [
+    "COMMON_CONTEXT",
+    "COMMON_FOLDER",
     "DEFAULT_SBOM_GENERATOR",
     "DEMO_VENDOR_REFS",
     "STAND_IN_PACKAGES",
@@ -34,7 +38,9 @@ __all__ = [
     "ScannerPlan",
     "StandInPlan",
     "StepTiming",
+    "base_digest",
     "base_folders",
+    "common_context_arg",
     "buildx_scanner_argv",
     "buildx_stand_in_argv",
     "debian_mirrors",
@@ -50,6 +56,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# base_images/common: what every base build copies (install.sh), given to each base build as the
+# named build context COMMON_CONTEXT. Not a base: it has no Dockerfile and is never listed as one.
+COMMON_FOLDER = "common"
+COMMON_CONTEXT = "tf2aif-base-common"
 STAND_IN_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # The vendor images the demo manifest (tf2aif.yaml) builds on: convert-tf and serve-tf,
 # serve-tflite (amd64 + arm64) and serve-openvino (cpu).
@@ -77,9 +87,11 @@ class BaseFolder:
 
 
 def base_folders(root: Path) -> tuple[BaseFolder, ...]:
-    """Every folder under `root` holding a Dockerfile, sorted by name."""
+    """Every folder under `root` holding a Dockerfile, sorted by name (never `common`)."""
     folders = []
     for dockerfile in sorted(root.glob("*/Dockerfile")):
+        if dockerfile.parent.name == COMMON_FOLDER:
+            continue
         match = _VENDOR_ARG.search(dockerfile.read_text())
         if match is None:
             raise Tf2aifError(f"{dockerfile}: no 'ARG VENDOR_IMAGE=<default>' line")
@@ -87,6 +99,17 @@ def base_folders(root: Path) -> tuple[BaseFolder, ...]:
             BaseFolder(name=dockerfile.parent.name, path=dockerfile.parent, vendor_default=match[1])
         )
     return tuple(folders)
+
+
+def base_digest(folder: Path) -> str:
+    """Content digest of one base build: its own folder plus the common folder next to it, so a
+    change to the shared install.sh changes every base's digest (and the tags built on it)."""
+    return trees_digest({folder.name: folder, COMMON_FOLDER: folder.parent / COMMON_FOLDER})
+
+
+def common_context_arg(folder: Path) -> list[str]:
+    """`docker buildx build` arguments naming the common context for the base in `folder`."""
+    return ["--build-context", f"{COMMON_CONTEXT}={folder.parent / COMMON_FOLDER}"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,7 +235,7 @@ def buildx_stand_in_argv(plan: StandInPlan) -> list[str]:
 class ScannerPlan:
     """The SBOM generator image built from base_images/sbom-scanner on the stand-in."""
 
-    folder: Path  # base_images/sbom-scanner (its own build context)
+    folder: Path  # base_images/sbom-scanner (the build context; base_images/common is named)
     vendor_image: str  # the stand-in it is built on
     image: str  # e.g. 127.0.0.1:5000/tf2aif/sbom-scanner:<content key>
     platforms: tuple[str, ...]
@@ -220,13 +243,10 @@ class ScannerPlan:
 
 
 def plan_sbom_scanner(stand_ins: StandInPlan, *, registry: str, folder: Path) -> ScannerPlan:
-    """Tagged by content (folder files, stand-in key, platforms): a changed scanner gets a new
-    tag, an unchanged one is found in the registry and not rebuilt."""
-    digest = hashlib.sha256()
-    for path in sorted(
-        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    ):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    """Tagged by content (its folder and base_images/common, stand-in key, platforms): a changed
+    scanner or install.sh gets a new tag, an unchanged one is found in the registry and not
+    rebuilt."""
+    digest = hashlib.sha256(base_digest(folder).encode())
     digest.update(json.dumps([stand_ins.image, stand_ins.key, stand_ins.platforms]).encode())
     return ScannerPlan(
         folder=folder,
@@ -243,6 +263,7 @@ def buildx_scanner_argv(plan: ScannerPlan, ca_file: str | None = None) -> list[s
     argv += ["--provenance=false", "--build-arg", f"VENDOR_IMAGE={plan.vendor_image}"]
     if ca_file:
         argv += ["--secret", f"id=ca,src={ca_file}"]
+    argv += common_context_arg(plan.folder)
     argv += ["--output", f"type=image,name={plan.image},push=true", str(plan.folder)]
     return argv
 

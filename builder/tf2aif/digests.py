@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_digest", "tree_digest"]
+__all__ = ["json_digest", "tree_digest", "trees_digest"]
 
 _SKIP = {"__pycache__", ".DS_Store"}
 
@@ -15,6 +16,21 @@ _SKIP = {"__pycache__", ".DS_Store"}
 def tree_digest(path: Path) -> str:
     """sha256 over relative file names and contents in sorted order (a file or a folder)."""
     digest = hashlib.sha256()
+    _update(digest, path, "")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def trees_digest(trees: Mapping[str, Path]) -> str:
+    """sha256 over several folders at once, each file named `<key>/<relative name>`: a build
+    that reads more than one folder (a base folder plus base_images/common) changes when any
+    of them does."""
+    digest = hashlib.sha256()
+    for key in sorted(trees):
+        _update(digest, trees[key], f"{key}/")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _update(digest: Any, path: Path, prefix: str) -> None:
     base = path if path.is_dir() else path.parent
     files = (
         [path]
@@ -22,11 +38,10 @@ def tree_digest(path: Path) -> str:
         else sorted(p for p in path.rglob("*") if p.is_file() and not _SKIP & set(p.parts))
     )
     for item in files:
-        digest.update(item.relative_to(base).as_posix().encode() + b"\0")
+        digest.update((prefix + item.relative_to(base).as_posix()).encode() + b"\0")
         with item.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
 
 
 def json_digest(value: Any) -> str:

@@ -470,9 +470,11 @@ def plan_inputs(
     manifest: Path, *, env: Mapping[str, str], vendor_map: Mapping[str, str] | None = None
 ) -> LockInputs:
     """Inputs of the build `tf2aif bake` would run for `manifest`: the manifest, the model and
-    plug-in build contexts, the recipes and base image folders the plan uses, the vendor images
+    plug-in build contexts, the recipes and base image folders the plan uses (and
+    base_images/common, which every base build copies install.sh from), the vendor images
     those name (as the recipes name them: the vendor map is applied when resolving) and the
     base images' requirement pins."""
+    from tf2aif.bases import COMMON_FOLDER
     from tf2aif.manifest import load_manifest
     from tf2aif.plan import EMPTY_CONTEXT, make_plan
     from tf2aif.recipes import load_recipes, recipe_dirs
@@ -496,6 +498,8 @@ def plan_inputs(
             _add_tree(files, folder / recipe, root, data)
     base_dir = data_dir("base_images")
     tools = {}
+    if plan.bases:
+        _add_tree(files, base_dir / COMMON_FOLDER, root, ("base_images", base_dir))
     for folder in sorted({b.folder for b in plan.bases}):
         _add_tree(files, base_dir / folder, root, ("base_images", base_dir))
         for requirements in sorted((base_dir / folder).glob("requirements*.txt")):

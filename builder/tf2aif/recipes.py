@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tf2aif.digests import tree_digest
+from tf2aif.bases import COMMON_FOLDER, base_digest
 from tf2aif.errors import RecipeError
 from tf2aif.resources import data_dir
 from tf2aif.yamlfile import load_schema, load_yaml, schema_issues
@@ -42,7 +42,7 @@ class ImageRef:
 
     base: str
     vendor: str
-    folder_digest: str = ""  # sha256 over base_images/<base>: part of content tags
+    folder_digest: str = ""  # sha256 over base_images/<base> + common: part of content tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,9 +97,9 @@ def load_recipes(
         platforms.update(_load_platforms(folder, known=platforms))
         recipes += [_load_recipe(f) for f in sorted(folder.glob("*/recipe.yaml"))]
     folders = {
-        p.name: tree_digest(p)
+        p.name: base_digest(p)
         for p in data_dir("base_images").iterdir()
-        if (p / "Dockerfile").is_file()
+        if (p / "Dockerfile").is_file() and p.name != COMMON_FOLDER
     }
     recipes = [_with_folder_digests(r, folders) for r in recipes]
     recipe_set = RecipeSet(
@@ -186,4 +186,8 @@ def _check(recipe_set: RecipeSet) -> None:
 def _missing_base(recipe: Recipe, base: str, available: frozenset[str]) -> list[str]:
     if base in available:
         return []
+    if base == COMMON_FOLDER:
+        return [
+            f"recipe {recipe.name!r}: base_images/{base} is shared by every base image, not a base"
+        ]
     return [f"recipe {recipe.name!r}: base image folder base_images/{base} has no Dockerfile"]

@@ -60,6 +60,12 @@ def test_buildx_accepts_emitted_file(case, tmp_path):
     emitted = json.loads((tmp_path / BAKE_FILE).read_text())
     assert set(printed["target"]) == set(emitted["target"])
     for name, target in printed["target"].items():
+        if name.startswith("base-"):
+            # every base build gets the shared install.sh as a named context, copied beside it
+            common = target["contexts"]["tf2aif-base-common"]
+            assert common == emitted["target"][name]["contexts"]["tf2aif-base-common"]
+            assert (tmp_path / common / "install.sh").is_file()
+            assert not (tmp_path / target["context"] / "install.sh").exists()
         if name.startswith("serve-"):
             assert target["contexts"]["artifact"] == emitted["target"][name]["contexts"]["artifact"]
             assert target["platforms"] == emitted["target"][name]["platforms"]

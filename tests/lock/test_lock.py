@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,10 @@ def test_inputs_are_what_the_plan_builds_from(project: Path) -> None:
     assert "tf2aif:recipes/tflite/recipe.yaml" in shipped
     assert not any(name.startswith("tf2aif:recipes/openvino/") for name in shipped)
     bases = {name.split("/")[1] for name in shipped if name.startswith("tf2aif:base_images/")}
-    assert bases == {"convert-tf", "serve-tflite"}  # only the folders the plan uses
+    # only the folders the plan uses, and the common folder every base copies install.sh from
+    assert bases == {"common", "convert-tf", "serve-tflite"}
     assert "tf2aif:base_images/serve-tflite/Dockerfile" in shipped
+    assert "tf2aif:base_images/common/install.sh" in shipped
     assert inputs.images == ("python:3.11-slim-bookworm", "tensorflow/tensorflow:2.21.0")
     assert sorted(inputs.tools) == ["convert-tf", "serve-tflite"]
     assert inputs.tools["convert-tf"].packages["tensorflow"] == "2.21.0"
@@ -173,6 +176,33 @@ def test_check_sees_a_changed_base_image_folder_and_its_pins(tmp_path: Path) -> 
         "changed  base_images/serve-x/requirements.txt",
         "tool     serve-x: numpy 2.4.6 -> 2.5.0",
         "tool     serve-x: uvicorn 0.38.0 -> absent",
+    )
+
+
+def test_check_sees_a_changed_common_install_script(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every base build copies base_images/common/install.sh: the lock names it once, and a
+    change to it is a change of the build's inputs."""
+    from tf2aif import recipes, resources
+
+    shipped = resources.data_dir
+    copy = tmp_path / "data" / "base_images"
+    shutil.copytree(shipped("base_images"), copy)
+
+    def data_dir(name: str) -> Path:
+        return copy if name == "base_images" else shipped(name)
+
+    monkeypatch.setattr(resources, "data_dir", data_dir)
+    monkeypatch.setattr(recipes, "data_dir", data_dir)
+    old = build_lock(plan_inputs(project, env={}, vendor_map=PINNED), no_registry)
+    assert old.files["tf2aif:base_images/common/install.sh"] == sha(
+        (copy / "common" / "install.sh").read_bytes()
+    )
+    install = copy / "common" / "install.sh"
+    install.write_text(install.read_text() + "# changed\n")
+    assert check_lock(old, plan_inputs(project, env={}, vendor_map=PINNED), None) == (
+        "changed  tf2aif:base_images/common/install.sh",
     )
 
 

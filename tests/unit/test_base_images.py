@@ -1,16 +1,29 @@
-"""The base image contract, checked on the shipped Dockerfiles and requirements files."""
+"""The base image contract, checked on the shipped Dockerfiles and requirements files, and the
+shared base_images/common folder every base build gets as a named build context."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from tf2aif.bake import bake_dict, bake_json, write_build_dir
+from tf2aif.bases import COMMON_CONTEXT, COMMON_FOLDER
+from tf2aif.manifest import load_manifest
+from tf2aif.plan import make_plan
+from tf2aif.recipes import load_recipes
+from tf2aif.resolve import resolve
 from tf2aif.resources import data_dir
+
+from projects import write_project
 
 ROOT = data_dir("base_images")
 FOLDERS = sorted(p.parent.name for p in ROOT.glob("*/Dockerfile"))
-INSTALL = (ROOT / "convert-tf" / "install.sh").read_bytes()
+# every runtime on every platform, plus the bench client: a plan using every base but sbom-scanner
+FULL_WITH_CLIENT = (
+    Path(__file__).parents[1] / "golden" / "cases" / "full" / "tf2aif.yaml"
+).read_text()
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -29,9 +42,27 @@ def test_dockerfile_follows_the_base_contract(folder):
     assert not re.search(r"(COPY|ADD|ARG|ENV)\b.*\b(ca|cert|crt|pem)\b", text, re.IGNORECASE)
 
 
+def test_the_common_folder_is_shared_not_a_base():
+    assert COMMON_FOLDER == "common" and COMMON_FOLDER not in FOLDERS
+    assert (ROOT / COMMON_FOLDER / "install.sh").read_text().startswith("#!/bin/sh\n")
+    assert len(FOLDERS) == 10
+
+
 @pytest.mark.parametrize("folder", FOLDERS)
-def test_install_script_copies_are_identical(folder):
-    assert (ROOT / folder / "install.sh").read_bytes() == INSTALL
+def test_dockerfile_copies_install_sh_from_the_common_context(folder):
+    assert not (ROOT / folder / "install.sh").exists()  # one copy only: base_images/common
+    text = (ROOT / folder / "Dockerfile").read_text()
+    copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert copies[:2] == [
+        f"COPY --from={COMMON_CONTEXT} install.sh /opt/tf2aif/base/",
+        "COPY requirements*.txt /opt/tf2aif/base/",
+    ]
+    assert "    sh /opt/tf2aif/base/install.sh /opt/tf2aif/base/requirements" in text
+    # the header says how to build it by hand
+    assert (
+        f"#   docker build --build-context {COMMON_CONTEXT}=base_images/{COMMON_FOLDER} "
+        f"base_images/{folder}\n"
+    ) in text
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -50,3 +81,24 @@ def test_every_requirement_is_pinned_and_names_its_module(folder):
 def test_serving_bases_install_the_server_deps(folder):
     modules = set(re.findall(r"# import: (\S+)", (ROOT / folder / "requirements.txt").read_text()))
     assert {"numpy", "starlette", "uvicorn", "prometheus_client", "PIL", "yaml"} <= modules
+
+
+def test_every_emitted_base_target_gets_the_common_context(tmp_path):
+    file = write_project(tmp_path, FULL_WITH_CLIENT)
+    plan = make_plan(resolve(load_manifest(file)[0], load_recipes(env={})), env={})
+    targets = bake_dict(plan)["target"]
+    bases = {name: t for name, t in targets.items() if name.startswith("base-")}
+    assert {t["context"].rsplit("/", 1)[1] for t in bases.values()} == {
+        f for f in FOLDERS if f != "sbom-scanner"
+    }  # every base the plan can use, the bench client's included
+    for target in bases.values():
+        assert target["contexts"] == {COMMON_CONTEXT: ".tf2aif/base_images/common"}
+    for name, target in targets.items():
+        if not name.startswith("base-"):
+            assert COMMON_CONTEXT not in target.get("contexts", {})
+    write_build_dir(plan, bake_json(plan))
+    copied = tmp_path / ".tf2aif" / "base_images"
+    assert (copied / "common" / "install.sh").read_bytes() == (
+        ROOT / "common" / "install.sh"
+    ).read_bytes()
+    assert [p.parent.name for p in copied.glob("*/install.sh")] == ["common"]

@@ -161,6 +161,7 @@ def test_sbom_scanner_is_built_on_the_stand_in_for_its_platforms_and_pushed(tmp_
         "--provenance=false",
         "--build-arg", "VENDOR_IMAGE=127.0.0.1:5000/stand-in/python:3.11-bookworm",
         "--secret", "id=ca,src=/tmp/ca.pem",
+        "--build-context", f"tf2aif-base-common={data_dir('base_images') / 'common'}",
         "--output", f"type=image,name={scanner.image},push=true",
         str(data_dir("base_images") / "sbom-scanner"),
     ]  # fmt: skip
@@ -175,7 +176,11 @@ def test_sbom_scanner_tag_follows_its_content_and_platforms(tmp_path):
     assert _scanner(tmp_path, folder).image == first
     assert _scanner(tmp_path, folder, arches=["amd64"]).image != first
     (folder / "scan.py").write_text("print()\n")
-    assert _scanner(tmp_path, folder).image != first
+    second = _scanner(tmp_path, folder).image
+    assert second != first
+    (tmp_path / "common").mkdir()  # base_images/common beside it: the shared install.sh
+    (tmp_path / "common" / "install.sh").write_text("#!/bin/sh\n")
+    assert _scanner(tmp_path, folder).image != second
 
 
 def test_vendor_map_maps_the_default_sbom_generator_to_the_scanner(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -12,6 +13,7 @@ from tf2aif.manifest import load_manifest
 from tf2aif.plan import local_convert_spec, make_plan
 from tf2aif.recipes import load_recipes
 from tf2aif.resolve import resolve
+from tf2aif.resources import data_dir
 
 from projects import BASIC, write_project
 
@@ -188,3 +190,43 @@ def test_plugins_next_to_the_manifest_give_a_warning(tmp_path):
     _, warnings = load_manifest(file)
     assert len(warnings) == 1 and "move them into a subfolder" in warnings[0]
     assert load_manifest(write_project(tmp_path / "ok", BASIC))[1] == ()
+
+
+@pytest.fixture
+def base_images_copy(tmp_path, monkeypatch):
+    """A writable copy of base_images/ that load_recipes digests instead of the shipped one."""
+    copy = tmp_path / "data" / "base_images"
+    shutil.copytree(data_dir("base_images"), copy)
+    monkeypatch.setattr(
+        "tf2aif.recipes.data_dir", lambda name: copy if name == "base_images" else data_dir(name)
+    )
+    return copy
+
+
+def test_a_change_to_the_shared_install_script_changes_every_base_digest_and_tag(
+    tmp_path, base_images_copy
+):
+    before_recipes = load_recipes(env={})
+    assert dict(before_recipes.base_digests) == dict(load_recipes(env={}).base_digests)
+    assert "common" not in before_recipes.base_digests  # shared, not a base
+    before = plan_of(tmp_path / "a", FULL, before_recipes)
+    install = base_images_copy / "common" / "install.sh"
+    install.write_text(install.read_text() + "# changed\n")
+    after_recipes = load_recipes(env={})
+    after = plan_of(tmp_path / "b", FULL, after_recipes)
+    assert set(before_recipes.base_digests) == set(after_recipes.base_digests)
+    for folder, digest in before_recipes.base_digests.items():
+        assert after_recipes.base_digests[folder] != digest, folder
+    for old, new in zip(before.bases, after.bases, strict=True):
+        assert (old.name, old.folder) == (new.name, new.folder)
+        assert old.folder_digest != new.folder_digest
+    for old, new in zip(before.serves, after.serves, strict=True):
+        assert old.tags[0] != new.tags[0]  # content tag: rebuilt on the new install.sh
+        assert old.tags[1] == new.tags[1]
+
+
+def test_a_change_to_one_base_folder_changes_only_its_digest(base_images_copy):
+    before = dict(load_recipes(env={}).base_digests)
+    (base_images_copy / "serve-tflite" / "requirements.txt").write_text("numpy==2.5.0\n")
+    after = dict(load_recipes(env={}).base_digests)
+    assert [f for f in before if before[f] != after[f]] == ["serve-tflite"]

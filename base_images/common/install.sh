@@ -2,8 +2,8 @@
 # Turns a vendor image into a tf2aif base: a venv at $TF2AIF_VENV on top of the vendor's own
 # Python (--system-site-packages, so the vendor's TensorFlow / OpenVINO / TensorRT are reused),
 # the requirements whose module the vendor image does not already provide, and user tf2aif
-# (uid 10001). Every base_images/<folder> holds an identical copy because each folder is its
-# own build context; tests/unit/test_base_images.py keeps the copies identical.
+# (uid 10001). One copy for every base: each base_images/<folder>/Dockerfile copies it from the
+# named build context tf2aif-base-common (this folder, base_images/common).
 #   install.sh REQUIREMENTS_FILE
 # Secrets (BuildKit, never stored in a layer): /run/secrets/ca = CA bundle for pip (an HTTPS
 # proxy's CA), /run/secrets/pipconf = a pip.conf (mirror index, credentials).
