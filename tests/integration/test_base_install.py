@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tf2aif.bases import common_context_arg
 from tf2aif.resources import data_dir
 
 from .conftest import REGISTRY
@@ -36,6 +37,7 @@ def _vendor(tmp: Path, stand_in: str, run: str) -> str:
 def _build_base(vendor: str, tag: str) -> str:
     argv = ["docker", "buildx", "build", "--progress", "plain", "--platform", "linux/amd64"]
     argv += ["--build-arg", f"VENDOR_IMAGE={vendor}", "--load", "-t", tag]
+    argv += common_context_arg(BASE)  # install.sh comes from base_images/common
     if CA.is_file():
         argv += ["--secret", f"id=ca,src={CA}"]
     proc = subprocess.run([*argv, str(BASE)], capture_output=True, text=True)
