@@ -144,6 +144,15 @@ def test_base_folders_reports_a_dockerfile_without_vendor_arg(tmp_path):
         base_folders(tmp_path)
 
 
+def test_base_folders_never_lists_the_common_folder(tmp_path):
+    for name in ("common", "serve-x"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Dockerfile").write_text(
+            "ARG VENDOR_IMAGE=r/x:1\nFROM ${VENDOR_IMAGE}\n"
+        )
+    assert [f.name for f in base_folders(tmp_path)] == ["serve-x"]
+
+
 def _scanner(tmp_path, folder=None, **kw):
     return plan_sbom_scanner(
         _plan(tmp_path, **kw),

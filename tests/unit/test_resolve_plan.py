@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tf2aif.errors import ManifestError, PlanError
+from tf2aif.errors import ManifestError, PlanError, RecipeError
 from tf2aif.manifest import load_manifest
 from tf2aif.plan import local_convert_spec, make_plan
 from tf2aif.recipes import load_recipes
@@ -230,3 +230,18 @@ def test_a_change_to_one_base_folder_changes_only_its_digest(base_images_copy):
     (base_images_copy / "serve-tflite" / "requirements.txt").write_text("numpy==2.5.0\n")
     after = dict(load_recipes(env={}).base_digests)
     assert [f for f in before if before[f] != after[f]] == ["serve-tflite"]
+
+
+def test_a_recipe_cannot_name_the_common_folder_as_its_base(tmp_path):
+    (tmp_path / "extra" / "shared").mkdir(parents=True)
+    (tmp_path / "extra" / "shared" / "recipe.yaml").write_text(
+        "runtime: shared\nprecisions: [fp32]\n"
+        'converter: {backend: tflite, base: convert-tf, vendor: "tensorflow/tensorflow:2.21.0"}\n'
+        'platforms:\n  cpu: {base: common, vendor: "python:3.11-slim-bookworm"}\n'
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_recipes(env={"TF2AIF_RECIPE_PATH": str(tmp_path / "extra")})
+    assert str(caught.value) == (
+        "invalid recipes:\n"
+        "  recipe 'shared': base_images/common is shared by every base image, not a base"
+    )
