@@ -91,7 +91,7 @@ def _steps(log: str) -> tuple[int, int, int]:
         steps = set(re.findall(r"(?m)^#(\d+) \[[^\]]*\] RUN ", phase))
         hits = {step for step in steps if re.search(rf"(?m)^#{step} CACHED$", phase)}
         ran, cached = ran + len(steps - hits), cached + len(hits)
-    imported = len(re.findall(r"(?m)^#\d+ importing cache manifest from ", log))
+    imported = len(re.findall(r"(?m)^#\d+ (?:\[[^\]]*\] )?importing cache manifest from ", log))
     return ran, cached, imported
 
 
