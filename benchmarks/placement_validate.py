@@ -207,8 +207,8 @@ async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dic
     for name, target in targets.items():
         warm, _ = await _cpu_per_request(target, Load(concurrency=2), count)
         _, one_at_a_time = await _cpu_per_request(target, Load(concurrency=1), count // 2)
-        # enough spaced requests for >= 0.3 s of server CPU: /proc counts in 10 ms ticks
-        spaced_count = max(30, min(150, round(0.3 / warm)))
+        # /proc counts CPU in 10 ms ticks: 80 requests of >= 1 ms keep that under ~12%
+        spaced_count = 80
         points, fixed = [], []
         for gap in GAPS:
             cpu, latencies = await _spaced(target, gap, spaced_count)
@@ -375,22 +375,13 @@ async def real_check(work: Path, seconds: float) -> dict:
 
 # ---------------------------------------------------------------- report
 def load_of(profile: dict, rate: float, cold: bool = True):
-    """The queueing model's view of one server: warm service and, with `cold`, the expected cold
-    service after a Poisson idle period I ~ Exp(rate): S + delta E[1 - e^(-I/tau)] =
-    S + delta / (1 + rate tau)."""
-    from tf2aif.place.queueing import Load
+    """The queueing model's view of one server: warm service, with `cold` its cold starts."""
+    from tf2aif.place.queueing import Load, with_cold_start
 
-    mean, m2 = profile["service"], profile["service_m2"]
+    load = Load(rate=rate, mean=profile["service"], m2=profile["service_m2"])
     if not cold or "cold_delta" not in profile:
-        return Load(rate=rate, mean=mean, m2=m2)
-    extra = profile["cold_delta"] / (1.0 + rate * profile["cold_tau"])
-    return Load(
-        rate=rate,
-        mean=mean,
-        m2=m2,
-        cold_mean=mean + extra,
-        cold_m2=m2 + 2 * mean * extra + extra**2,
-    )
+        return load
+    return with_cold_start(load, profile["cold_delta"], profile["cold_tau"])
 
 
 def predict(row: dict, model: str, cold: bool = True) -> float:

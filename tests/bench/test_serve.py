@@ -107,6 +107,11 @@ def test_profile_of_a_built_project_is_what_place_reads(artifact, tmp_path, caps
     assert service["requests"] == 200 and service["errors"] == 0
     # the server's own CPU per request: some, and less than the client-observed latency
     assert 0 < service["server_cpu_s"] < service["mean_s"]
+    # cold starts: the server's CPU per request after each idle spell, and the curve fitted to it
+    cold = service["cold"]
+    assert [p["gap_s"] for p in cold["points"]] == [0.005, 0.02, 0.08]
+    assert all(p["server_cpu_s"] > 0 for p in cold["points"])
+    assert cold["extra_s"] >= 0 and cold["tau_s"] > 0
     assert profile["sustainable_rate_rps"] is not None
 
     (tmp_path / "cluster.yaml").write_text(

@@ -176,3 +176,17 @@ def test_profile_goes_next_to_the_build_record_of_the_project(tmp_path):
     record.write_text("{}")
     assert project_profile_path(None, [artifact]) == tmp_path.resolve() / "tf2aif-profile.json"
     assert project_profile_path(None, [tmp_path / "elsewhere"]) is None
+
+
+def test_cold_start_fit_recovers_the_curve_it_was_given():
+    import math
+
+    from tf2aif.bench.stats import fit_cold_start
+
+    warm, extra, tau = 0.005, 0.002, 0.012
+    points = [(g, warm + extra * (1 - math.exp(-g / tau))) for g in (0.005, 0.02, 0.08)]
+    fitted_extra, fitted_tau = fit_cold_start(warm, points)
+    assert fitted_extra == pytest.approx(extra, rel=0.1)
+    assert fitted_tau == pytest.approx(tau, rel=0.25)  # a 1.25x log grid
+    # no cold penalty measured (or less CPU after idling): nothing extra
+    assert fit_cold_start(warm, [(g, warm * 0.98) for g in (0.005, 0.02, 0.08)])[0] == 0.0

@@ -180,3 +180,51 @@ def test_apps_file_takes_bench_profiles_and_names_the_model_when_they_do_not(tmp
         ManifestError, match=r"apps.yaml:\d+:\d+: models.digits.profiles: is for model 'mnist'"
     ):
         load_apps(tmp_path / "apps.yaml")
+
+
+def _cold(extra_s=0.002, tau_s=0.01) -> dict:
+    points = [{"gap_s": g, "server_cpu_s": 0.0012 + extra_s * (1 - 2.718281828 ** (-g / tau_s))}
+              for g in (0.005, 0.02, 0.08)]  # fmt: skip
+    return {"points": points, "extra_s": extra_s, "tau_s": tau_s}
+
+
+def test_measured_cold_starts_reach_the_profile_with_the_server_cpu(tmp_path):
+    entry = bench_entry(service_time={"cold": _cold()})
+    _, profiles = load_profiles(write_json(tmp_path, bench_document(entry)))
+    p = profiles["cpu/tflite/fp32"]
+    assert (p.cold_extra, p.cold_tau) == (pytest.approx(0.002), pytest.approx(0.01))
+    # without the server's CPU the service is the latency, which already holds the cold part
+    entry = bench_entry(service_time={"cold": _cold(), "server_cpu_s": None})
+    _, profiles = load_profiles(write_json(tmp_path, bench_document(entry), "b.json"))
+    assert profiles["cpu/tflite/fp32"].cold_extra == 0.0
+
+
+def test_cold_starts_raise_the_prediction_on_a_cpu_node_only(tmp_path):
+    from dataclasses import replace
+
+    from tf2aif.place.inputs import Accelerator, App, Node
+    from tf2aif.place.predict import Instance, evaluate
+
+    _, profiles = load_profiles(write_json(tmp_path, bench_document(bench_entry())))
+    warm = profiles["cpu/tflite/fp32"]
+    cold = replace(warm, cold_extra=0.002, cold_tau=0.01)
+    cpu = Node(name="n", platform="cpu", memory_mb=4096, cores=1)
+
+    def mean(node, profile):
+        app = App(name="a", model="m", rate=100.0, slo=1.0)
+        instance = Instance(model="m", variant=profile.variant, profile=profile, apps=(app,))
+        return evaluate(node, [instance]).predictions[0].mean
+
+    assert mean(cpu, cold) > mean(cpu, warm) * 1.05
+    gpu = Node(name="g", platform="gpu", memory_mb=4096, cores=2,
+               accelerator=Accelerator(sharing="time", units=1, memory_mb=16000))  # fmt: skip
+    assert mean(gpu, cold) == pytest.approx(mean(gpu, warm))
+
+
+def test_placement_profile_files_carry_cold_starts_in_ms(tmp_path):
+    data = {"version": 1, "model": "m", "profiles": [
+        {"variant": "cpu/tflite/fp32", "service_ms": 5, "memory_mb": 100,
+         "cold_extra_ms": 2, "cold_tau_ms": 10}]}  # fmt: skip
+    _, profiles = load_profiles(write_json(tmp_path, data, "p.json"))
+    p = profiles["cpu/tflite/fp32"]
+    assert (p.cold_extra, p.cold_tau) == (pytest.approx(0.002), pytest.approx(0.01))

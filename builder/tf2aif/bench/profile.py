@@ -7,6 +7,10 @@
   process tree from /proc, or the container's cgroup CPU usage from one engine stats sample),
   which leaves out the client's and the loopback's share of the latency; and the pre/post-
   processing seconds per request when the server's stage histogram has them (`processing_s`);
+- cold starts (`service_time.cold`, with the server's CPU): the CPU seconds a request costs after
+  5, 20 and 80 ms of idleness, fitted as server_cpu_s + extra (1 - e^(-gap/tau)). A request that
+  finds its server idle pays part of `extra` (caches and branch predictors lost to other work, a
+  halted vCPU woken); placement turns it into M/G/1 with exceptional first service;
 - capacity: closed-loop throughput at concurrency 1, 2, 4, ... until it grows less than 5%;
 - the highest sustainable rate: open-loop Poisson arrivals at falling fractions of that capacity,
   the first rate at which there are no errors, >= 95% of the arrivals are answered within the
@@ -27,8 +31,8 @@ import numpy as np
 from tf2aif import __version__
 from tf2aif.bench.load import Load, LoadSettings, Measurement
 from tf2aif.bench.metrics import stage_deltas
-from tf2aif.bench.runner import Bench, measure, prepare, settle
-from tf2aif.bench.stats import summarize
+from tf2aif.bench.runner import Bench, measure, prepare, settle, spaced_cpu
+from tf2aif.bench.stats import fit_cold_start, summarize
 
 __all__ = [
     "PROFILE_FILE",
@@ -51,6 +55,8 @@ class ProfileSettings:
     fractions: Sequence[float] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
     min_served: float = 0.95  # answered / arrived during the measurement, to count as sustainable
     max_trend: float = 1.5  # mean latency of the last third / first third: a growing queue fails
+    cold_gaps_s: Sequence[float] = (0.005, 0.02, 0.08)  # idle spells before spaced requests
+    cold_requests: int = 60  # per gap; 0 skips the cold-start measurement
 
 
 async def profile_endpoint(
@@ -69,6 +75,7 @@ async def profile_endpoint(
         replace(bench, settings=fixed), prepared, Load(concurrency=1), server_cpu=True
     )
     service = _service_time(isolated)
+    service["cold"] = await _cold_starts(bench, prepared, settings, service["server_cpu_s"], note)
     quiet_ms = 3 * service["p50_s"] * 1e3 + 5
     sweep = await _capacity(bench, prepared, settings, note)
     peak = max(sweep, key=lambda row: row["throughput_rps"])
@@ -112,6 +119,26 @@ def _service_time(m: Measurement) -> dict[str, Any]:
         "p99_s": stats.p99 / 1e3,
         "server_cpu_s": server_cpu_per_request(first, last, sum(m.outcomes.values())),
         "processing_s": processing_per_request(first, last, sum(m.outcomes.values())),
+    }
+
+
+async def _cold_starts(bench, prepared, settings: ProfileSettings, warm_s, note):
+    if warm_s is None or settings.cold_requests <= 0:
+        return None
+    points = []
+    for gap in settings.cold_gaps_s:
+        note(
+            f"{bench.endpoint.variant}: {settings.cold_requests} requests after {gap * 1e3:g} ms idle"
+        )
+        cpu = await spaced_cpu(bench, prepared, gap, settings.cold_requests)
+        if cpu is None:
+            return None
+        points.append((gap, cpu))
+    extra, tau = fit_cold_start(warm_s, points)
+    return {
+        "points": [{"gap_s": gap, "server_cpu_s": cpu} for gap, cpu in points],
+        "extra_s": extra,
+        "tau_s": tau,
     }
 
 

@@ -3,6 +3,7 @@ in turn and turn every measurement into a RunResult (with the server's stage spl
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -164,6 +165,23 @@ async def settle(bench: Bench, prepared: Prepared, *, quiet_ms: float, timeout_s
             if latencies[-1] <= quiet_ms or _levelled(latencies):
                 break
     return latencies[-1] if latencies else float("nan")
+
+
+async def spaced_cpu(bench: Bench, prepared: Prepared, gap_s: float, count: int) -> float | None:
+    """Server CPU seconds per request when each of `count` requests follows `gap_s` seconds of
+    idleness (None when the server's CPU cannot be read)."""
+    cpu_seconds = bench.endpoint.cpu_seconds
+    payload = prepared.payloads[0]
+    async with _client(bench, 1) as client:
+        await client.send(payload)  # the connection is open before the first reading
+        before = cpu_seconds()
+        for _ in range(count):
+            await asyncio.sleep(gap_s)
+            await client.send(payload)
+        after = cpu_seconds()
+    if before is None or after is None or after < before:
+        return None
+    return (after - before) / count
 
 
 def _levelled(latencies: Sequence[float], span: int = 5) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 __all__ = [
     "HISTOGRAM_BOUNDS_MS",
     "LatencyStats",
+    "fit_cold_start",
     "histogram",
     "keep_samples",
     "summarize",
@@ -93,3 +94,20 @@ def within(values: Sequence[float], tolerance: float) -> bool:
 
 def _round(value: float) -> float:
     return round(float(value), 4)
+
+
+COLD_TAUS_S = tuple(0.001 * 1.25**k for k in range(31))  # 1 ms .. 0.8 s
+
+
+def fit_cold_start(warm_s: float, points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """(extra, tau) of cpu(gap) = warm + extra (1 - e^(-gap / tau)): the CPU a request costs
+    after `gap` seconds of idleness (caches and predictors lost to other work, a halted vCPU
+    woken). Least squares in extra for each tau of a log grid; extra >= 0."""
+    best = (math.inf, 0.0, COLD_TAUS_S[0])
+    for tau in COLD_TAUS_S:
+        xs = [1.0 - math.exp(-gap / tau) for gap, _ in points]
+        ys = [cpu - warm_s for _, cpu in points]
+        extra = max(sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs), 0.0)
+        error = sum((y - extra * x) ** 2 for x, y in zip(xs, ys, strict=True))
+        best = min(best, (error, extra, tau))
+    return best[1], best[2]

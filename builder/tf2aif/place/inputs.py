@@ -17,7 +17,8 @@ tf2aif-bench-profile`, figures in s). A bench profile becomes a placement Profil
 - service S = T - P, E[S^2] = S^2 + Var(L): the latency's spread is kept whole, as the
   server's CPU is measured as a total, not per request. On cpu/arm, where placement adds P back
   to S, the combined second moment is T^2 + Var(L): with T = E[L] exactly the measured E[L^2];
-- max_rate = `sustainable_rate_rps`, memory_mb = `memory.rss_bytes` / 2^20.
+- max_rate = `sustainable_rate_rps`, memory_mb = `memory.rss_bytes` / 2^20;
+- cold starts (cpu/arm, when T is the server's CPU): `service_time.cold` extra_s and tau_s.
 
 A bench profile without a sustainable rate or without a resident memory figure is refused with
 the field that lacks it: neither can be guessed safely, and both come back from a re-run (on a
@@ -92,6 +93,8 @@ class Profile:
     max_rate: float | None = None
     accelerator_memory_mb: float = 0.0
     switch: float = 0.0
+    cold_extra: float = 0.0  # extra CPU s of a request after a long idle spell (time-shared)
+    cold_tau: float = 0.0  # s; an idle spell I costs cold_extra (1 - e^(-I / cold_tau))
 
     @property
     def platform(self) -> str:
@@ -204,6 +207,8 @@ def load_profiles(path: str | Path) -> tuple[str, dict[str, Profile]]:
             memory_mb=float(raw["memory_mb"]),
             accelerator_memory_mb=float(raw.get("accelerator_memory_mb", 0.0)),
             switch=raw.get("switch_ms", 0.0) / 1e3,
+            cold_extra=raw.get("cold_extra_ms", 0.0) / 1e3,
+            cold_tau=raw.get("cold_tau_ms", 0.0) / 1e3,
         )
     _check_unique(
         document, [p["variant"] for p in document.data["profiles"]], ("profiles",), "variant"
@@ -296,6 +301,7 @@ def bench_profile(raw: Mapping[str, Any]) -> tuple[Profile | None, list[tuple[tu
     processing = service.get("processing_s")
     processing = processing if _positive(processing) and processing < total else 0.0
     mean = total - processing
+    cold = (service.get("cold") or {}) if total != latency else {}
     return (
         Profile(
             variant=variant,
@@ -305,6 +311,8 @@ def bench_profile(raw: Mapping[str, Any]) -> tuple[Profile | None, list[tuple[tu
             processing_m2=processing**2,
             max_rate=float(rate),
             memory_mb=rss / 2**20,
+            cold_extra=float(cold.get("extra_s", 0.0)),
+            cold_tau=float(cold.get("tau_s", 0.0)),
         ),
         [],
     )

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .inputs import App, Node, Profile
-from .queueing import Load, Prediction, exclusive_device, shared_device, shared_device_lower
+from .queueing import (
+    Load,
+    Prediction,
+    exclusive_device,
+    shared_device,
+    shared_device_lower,
+    with_cold_start,
+)
 
 __all__ = [
     "Instance",
@@ -60,6 +67,16 @@ def cpu_work(node: Node, profile: Profile) -> tuple[float, float]:
     return mean, m2
 
 
+def _cpu_load(node: Node, instance: Instance) -> Load:
+    """One instance's CPU demand; on cpu/arm nodes with the cold starts its profile measured
+    (the lower bounds below leave them out: warm service is a lower bound of cold)."""
+    mean, m2 = cpu_work(node, instance.profile)
+    load = Load(rate=instance.rate, mean=mean, m2=m2)
+    if node.accelerator is not None:
+        return load
+    return with_cold_start(load, instance.profile.cold_extra, instance.profile.cold_tau)
+
+
 def _utilisation_only(loads: Sequence[Load], cores: int) -> tuple[Prediction, ...]:
     return tuple(
         Prediction(mean=0.0, p99=0.0, utilisation=load.rate * load.mean / cores) for load in loads
@@ -70,16 +87,14 @@ def evaluate(
     node: Node, instances: Sequence[Instance], model: str = "fcfs-ps", latency: bool = True
 ) -> NodeView:
     """Predict the node; with latency=False only utilisation and memory (the knapsack's view)."""
-    cpu_loads = [
-        Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
-    ]
+    cpu_loads = [_cpu_load(node, i) for i in instances]
     shared = (
         shared_device if latency else lambda loads, units, _model: _utilisation_only(loads, units)
     )
     cpu = shared(cpu_loads, node.cores, model)
     if node.accelerator is None:
         device = [Prediction(mean=0.0, p99=0.0, utilisation=0.0) for _ in instances]
-        per_process = [load.rate * load.mean for load in cpu_loads]
+        per_process = [load.busy for load in cpu_loads]
     else:
         loads = [
             Load(

@@ -53,7 +53,7 @@ import functools
 import math
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "Load",
@@ -64,6 +64,7 @@ __all__ = [
     "shared_device",
     "shared_device_independent",
     "cold_start_response",
+    "with_cold_start",
     "shared_device_lower",
     "shared_device_priority",
     "shared_device_ps",
@@ -275,6 +276,18 @@ def _busy_fixed_point(rhos: Sequence[float], cores: int) -> list[float] | None:
         if delta < 1e-4:  # busy probabilities to 1e-4 move latencies by well under 1%
             break
     return busy
+
+
+def with_cold_start(load: Load, extra: float, tau: float) -> Load:
+    """`load` whose requests take `extra` seconds more after an idle spell of length I, in the
+    measured form extra (1 - e^(-I/tau)). Under Poisson arrivals the idle spell that a request
+    ends is Exp(rate), so E[S0] = S + extra E[1 - e^(-I/tau)] = S + extra / (1 + rate tau)."""
+    if extra <= 0.0:
+        return load
+    more = extra / (1.0 + load.rate * tau)
+    return replace(
+        load, cold_mean=load.mean + more, cold_m2=load.m2 + 2.0 * load.mean * more + more * more
+    )
 
 
 def cold_start_response(
