@@ -208,7 +208,7 @@ async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dic
         warm, _ = await _cpu_per_request(target, Load(concurrency=2), count)
         _, one_at_a_time = await _cpu_per_request(target, Load(concurrency=1), count // 2)
         # /proc counts CPU in 10 ms ticks: 80 requests of >= 1 ms keep that under ~12%
-        spaced_count = 80
+        spaced_count = 60
         points, fixed = [], []
         for gap in GAPS:
             cpu, latencies = await _spaced(target, gap, spaced_count)
@@ -265,7 +265,10 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
                     # profile right before each point: the machine is shared, so its background
                     # load drifts; the prediction uses what the servers did just now, alone
                     mix = {n: targets[n] for n in servers}
+                    started = time.perf_counter()
                     profiles = await profile(mix)
+                    print(f"profiled {servers} in {time.perf_counter() - started:.0f} s",
+                          file=sys.stderr, flush=True)  # fmt: skip
                     share = utilisation / len(servers)  # equal CPU share per server
                     rates = {n: share / profiles[n]["service"] for n in servers}
                     busy0 = core_busy(SERVER_CPU)
@@ -298,6 +301,8 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
                         rows.append(row)
                         keys = ("repeat", "servers", "utilisation", "app", "measured", "background")
                         print(json.dumps({k: row[k] for k in keys}), flush=True)
+                    # saved after every point: a long run that is stopped keeps what it measured
+                    (work / "validate.json").write_text(json.dumps(rows, indent=1))
     finally:
         stop_servers(procs)
     (work / "validate.json").write_text(json.dumps(rows, indent=1))
@@ -337,6 +342,8 @@ async def real_check(work: Path, seconds: float) -> dict:
                     service=p["service"],
                     service_m2=p["service_m2"],
                     memory_mb=100,
+                    cold_extra=p["cold_delta"],
+                    cold_tau=p["cold_tau"],
                 )
                 models[server] = ModelSpec(
                     name=server, profiles={prof.variant: prof}, images={prof.variant: server}
