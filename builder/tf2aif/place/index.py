@@ -33,6 +33,21 @@ class Candidates:
     join: np.ndarray  # bool: joining the existing server may fit
 
 
+# latency bounds computed here and in the exact model may differ in the last bits; a bound
+# only rules a node out when it exceeds the target by more than that
+_ROUNDING = 1.0 - 1e-9
+
+
+def _pk(rate, mean, m2, speed=1.0):
+    """Pollaczek-Khinchine mean response of one process slowed to `speed` (elementwise, inf
+    when it cannot keep up), as queueing._pk_mean."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean, m2 = np.divide(mean, speed), np.divide(m2, np.square(speed))
+        busy = np.multiply(rate, mean)
+        out = mean + np.multiply(rate, m2) / (2.0 * (1.0 - busy))
+    return np.where((busy < 1.0) & (np.asarray(speed) > 0.0), out, math.inf)
+
+
 class PlatformIndex:
     def __init__(self, orders: Sequence[int], nodes: Sequence, kinds: Sequence[tuple]) -> None:
         size = len(orders)
@@ -51,6 +66,7 @@ class PlatformIndex:
         self.cpu = np.zeros(size)
         self.accelerator = np.zeros(size)
         self.speed = np.ones(size)
+        self.share = np.ones(size)
         self.fail_load = np.full(size, math.inf)
         # Identical empty nodes are interchangeable: only the first empty one of each kind
         # (in cluster order) is a candidate. `eligible` is False for the others.
@@ -63,8 +79,12 @@ class PlatformIndex:
                 self.eligible[i] = False
             waiting.append(i)
         self._used = np.zeros(size, dtype=bool)
-        # (model, variant) -> (mean of the node's instance, its own device load); inf = none
+        # (model, variant) -> (mean of the node's instance, its own device load, its rate,
+        # its share bound); inf mean = none
         self.joins: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        # (model, variant) -> smallest rate a new server, and a join, failed to add since the
+        # node last changed whatever the newcomer's targets (see _NodeState.fail_rate)
+        self.fail_rates: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._labels = [dict(n.labels) for n in nodes]
         self._selectors: dict[tuple, np.ndarray] = {}
 
@@ -76,6 +96,7 @@ class PlatformIndex:
         cpu: float,
         accelerator: float,
         speed: float,
+        share: float,
         fail_load: float,
         used: bool,
     ) -> None:
@@ -83,6 +104,7 @@ class PlatformIndex:
         self.cpu[position] = cpu
         self.accelerator[position] = accelerator
         self.speed[position] = speed
+        self.share[position] = share
         self.fail_load[position] = fail_load
         if used and not self._used[position]:
             self._used[position] = True
@@ -91,13 +113,39 @@ class PlatformIndex:
             if waiting:
                 self.eligible[waiting[0]] = True
 
-    def update_instance(self, position: int, key: tuple[str, str], mean: float, load: float):
+    def update_instance(
+        self,
+        position: int,
+        key: tuple[str, str],
+        mean: float,
+        load: float,
+        rate: float,
+        share: float,
+    ) -> None:
         arrays = self.joins.get(key)
         if arrays is None:
             size = len(self.orders)
-            arrays = self.joins[key] = (np.full(size, math.inf), np.full(size, math.inf))
+            arrays = self.joins[key] = (
+                np.full(size, math.inf),
+                np.full(size, math.inf),
+                np.zeros(size),
+                np.ones(size),
+            )
         arrays[0][position] = mean
         arrays[1][position] = load
+        arrays[2][position] = rate
+        arrays[3][position] = share
+
+    def update_fail_rate(self, position: int, key: tuple[str, str], join: bool, rate: float):
+        arrays = self.fail_rates.get(key)
+        if arrays is None:
+            size = len(self.orders)
+            arrays = self.fail_rates[key] = (np.full(size, math.inf), np.full(size, math.inf))
+        arrays[int(join)][position] = rate
+
+    def clear_fail_rates(self, position: int) -> None:
+        for new, join in self.fail_rates.values():
+            new[position] = join[position] = math.inf
 
     def selector(self, node_selector) -> np.ndarray | None:
         """Nodes whose labels match the app's node selector (None: every node)."""
@@ -149,15 +197,42 @@ class PlatformIndex:
             )
         else:
             device_time = profile.service + profile.processing
-        if speed_bound:  # a new server's mean is at least S / sqrt(speed)
-            new &= self.speed >= np.square(device_time) / slo**2
+        if self.all_accelerated:
+            device_m2 = profile.service_m2
+        else:
+            cpu_m2 = (
+                profile.service_m2
+                + 2.0 * profile.service * profile.processing
+                + profile.processing_m2
+            )
+            device_m2 = (
+                np.where(self.accelerated, profile.service_m2, cpu_m2)
+                if self.any_accelerated
+                else cpu_m2
+            )
+        # the pre/post-processing queue in front of an accelerator takes at least its mean
+        before = (
+            np.where(self.accelerated, profile.processing, 0.0) if self.any_accelerated else 0.0
+        )
+        if speed_bound:
+            # a new server's mean is at least the geometric mean of its Pollaczek-Khinchine
+            # responses at the two bounds' speeds (queueing.shared_device): 1 - Erlang C of
+            # the others' load, and at most `share` (which is at most 1)
+            low = np.sqrt(
+                _pk(rate, device_time, device_m2, self.speed)
+                * _pk(rate, device_time, device_m2, self.share)
+            )
+            new &= (low + before) * _ROUNDING <= slo
         if load_bound:
             new &= self.fail_load >= np.multiply(rate, device_time) * (1.0 + 1e-9)
+        failing = self.fail_rates.get((model, variant))
+        if failing is not None:
+            new &= rate < failing[0]
         arrays = self.joins.get((model, variant))
         if arrays is None:
             join = np.zeros(len(self.orders), dtype=bool)
         else:
-            means, loads = arrays
+            means, loads, rates, shares = arrays
             device_load = (
                 rate * profile.service
                 if self.all_accelerated
@@ -166,6 +241,14 @@ class PlatformIndex:
                 else cpu_plain
             )
             join = fits & (means <= slo)
+            if speed_bound:  # the joined server at its new rate: at speed 1 and at most `shares`
+                low = np.sqrt(
+                    _pk(rates + rate, device_time, device_m2)
+                    * _pk(rates + rate, device_time, device_m2, shares)
+                )
+                join &= (low + before) * _ROUNDING <= slo
             if capped:
                 join &= loads + device_load <= self.cap
+            if failing is not None:
+                join &= rate < failing[1]
         return Candidates(utilisation=utilisation, new=new, join=join)

@@ -153,9 +153,11 @@ def violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
     return ""
 
 
-def surely_too_slow(node: Node, instances: Sequence[Instance], model: str = "fcfs-ps") -> bool:
-    """True when cheap lower bounds of the mean latencies already break an app's SLO, so the
-    full prediction (a fixed point per shared device) can be skipped."""
+def surely_too_slow(
+    node: Node, instances: Sequence[Instance], model: str = "fcfs-ps"
+) -> tuple[App, ...]:
+    """The apps whose planned mean target cheap lower bounds of the mean latencies already
+    break (none: the full prediction, a fixed point per shared device, is needed)."""
     cpu_loads = [
         Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
     ]
@@ -175,8 +177,9 @@ def surely_too_slow(node: Node, instances: Sequence[Instance], model: str = "fcf
         else:
             device = list(shared_device_lower(loads, node.accelerator.units, model))
         lower = [a + b for a, b in zip(lower, device, strict=True)]
-    return any(
-        bound > app.slo
+    return tuple(
+        app
         for instance, bound in zip(instances, lower, strict=True)
         for app in instance.apps
+        if bound > app.plan_slo
     )
