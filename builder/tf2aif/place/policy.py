@@ -247,10 +247,12 @@ class _NodeState:
             units = node.cores if node.accelerator is None else node.accelerator.units
             self.share = _speed(_poisson_binomial(self.process_load), units)
             self.shares = _speeds(self.process_load, units)
+        if join is None and (model := (app.model, profile.variant)) in self.where:
+            # a second server of this model and variant: joins now go to it, not the first
+            self.fail_rate.pop((*model, True), None)
+            self.failed.pop((*model, True), None)
         self.where = {(inst.model, inst.variant): i for i, inst in enumerate(instances)}
-        self.failed = {}
         self.fail_load = math.inf
-        self.fail_rate = {}
         if join is None:
             self.memory += profile.memory_mb
         self.cpu += app.rate * cpu_work(self.node, profile)[0]
