@@ -38,14 +38,26 @@ class Candidates:
 _ROUNDING = 1.0 - 1e-9
 
 
-def _pk(rate, mean, m2, speed=1.0):
+def _pk(rate, mean, m2, speed):
     """Pollaczek-Khinchine mean response of one process slowed to `speed` (elementwise, inf
-    when it cannot keep up), as queueing._pk_mean."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean, m2 = np.divide(mean, speed), np.divide(m2, np.square(speed))
-        busy = np.multiply(rate, mean)
-        out = mean + np.multiply(rate, m2) / (2.0 * (1.0 - busy))
-    return np.where((busy < 1.0) & (np.asarray(speed) > 0.0), out, math.inf)
+    when it cannot keep up), as queueing._pk_mean; call under np.errstate."""
+    mean, m2 = mean / speed, m2 / np.square(speed)
+    busy = rate * mean
+    out = mean + rate * m2 / (2.0 * (1.0 - busy))
+    return np.where((busy < 1.0) & (speed > 0.0), out, math.inf)
+
+
+def _fcfs_ps_lower(rate, mean, m2, speed, share):
+    """A lower bound of the fcfs-ps mean (queueing.shared_device): the geometric mean of the
+    Pollaczek-Khinchine responses at the priority bound's speed and at an upper bound `share`
+    of the independent bound's speed."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.sqrt(_pk(rate, mean, m2, speed) * _pk(rate, mean, m2, share))
+
+
+def _at(values, where):
+    """values[where], for a per-node array or a scalar shared by every node."""
+    return values[where] if isinstance(values, np.ndarray) else values
 
 
 class PlatformIndex:
@@ -214,20 +226,22 @@ class PlatformIndex:
         before = (
             np.where(self.accelerated, profile.processing, 0.0) if self.any_accelerated else 0.0
         )
-        if speed_bound:
-            # a new server's mean is at least the geometric mean of its Pollaczek-Khinchine
-            # responses at the two bounds' speeds (queueing.shared_device): 1 - Erlang C of
-            # the others' load, and at most `share` (which is at most 1)
-            low = np.sqrt(
-                _pk(rate, device_time, device_m2, self.speed)
-                * _pk(rate, device_time, device_m2, self.share)
-            )
-            new &= (low + before) * _ROUNDING <= slo
         if load_bound:
             new &= self.fail_load >= np.multiply(rate, device_time) * (1.0 + 1e-9)
         failing = self.fail_rates.get((model, variant))
         if failing is not None:
             new &= rate < failing[0]
+        if speed_bound and (where := np.flatnonzero(new)).size:
+            # a new server: the priority bound's speed is 1 - Erlang C of the others' load,
+            # the independent bound's at most `share`
+            low = _fcfs_ps_lower(
+                rate,
+                _at(device_time, where),
+                _at(device_m2, where),
+                self.speed[where],
+                self.share[where],
+            )
+            new[where] = (low + _at(before, where)) * _ROUNDING <= slo
         arrays = self.joins.get((model, variant))
         if arrays is None:
             join = np.zeros(len(self.orders), dtype=bool)
@@ -241,14 +255,19 @@ class PlatformIndex:
                 else cpu_plain
             )
             join = fits & (means <= slo)
-            if speed_bound:  # the joined server at its new rate: at speed 1 and at most `shares`
-                low = np.sqrt(
-                    _pk(rates + rate, device_time, device_m2)
-                    * _pk(rates + rate, device_time, device_m2, shares)
-                )
-                join &= (low + before) * _ROUNDING <= slo
             if capped:
                 join &= loads + device_load <= self.cap
             if failing is not None:
                 join &= rate < failing[1]
+            if speed_bound and (where := np.flatnonzero(join)).size:
+                # the joined server at its new rate: the priority bound's speed is at most 1,
+                # the independent bound's at most `shares`
+                low = _fcfs_ps_lower(
+                    rates[where] + rate,
+                    _at(device_time, where),
+                    _at(device_m2, where),
+                    1.0,
+                    shares[where],
+                )
+                join[where] = (low + _at(before, where)) * _ROUNDING <= slo
         return Candidates(utilisation=utilisation, new=new, join=join)
