@@ -116,18 +116,23 @@ class _NodeState:
         # the fixed point only raises them, and more load only lowers the speed.
         self.share = 1.0
         self.shares: list[float] = []
-        # Options that failed since the last commit, (model, variant, join) -> [(rate, slo,
-        # p99 slo)]. Latency grows with rate, so an app of the same model asking more rate for
-        # a tighter target fails too, without solving the queues again.
+        # Options that failed, (model, variant, join) -> [(rate, slo, p99 slo)]. Latency grows
+        # with rate, so an app of the same model asking more rate for a tighter target fails
+        # too, without solving the queues again. It grows with the node's load as well, so a
+        # failure stays one after later placements on the node (but a join goes to the
+        # model's newest server, so join failures go when a second server starts).
         self.failed: dict[tuple[str, str, bool], list[tuple[float, float, float]]] = {}
-        # Smallest load (on the model's device) a new server failed to add since the last
-        # commit because an app already here would miss its target: the earlier apps' latencies
-        # depend on the newcomer only through its load, so anything heavier fails as well.
+        # Smallest load (on the model's device) a new server failed to add because an app
+        # already here would miss its target: the earlier apps' latencies depend on the
+        # newcomer only through its load, so anything heavier fails as well. On a node without
+        # accelerator that is exact (the newcomer's CPU load is all the others see) and it
+        # outlives commits; with an accelerator it only holds until the next commit.
         self.fail_load = math.inf
-        # Smallest rate of (model, variant, join) that failed since the last commit whatever
-        # the newcomer's own targets: a cap or max rate was crossed, or an app other than the
-        # newcomer missed its target. Both only depend on the newcomer's rate (its profile is
-        # fixed by the variant), so any app of this model and variant asking as much fails too.
+        self.cpu_only = node.accelerator is None
+        # Smallest rate of (model, variant, join) that failed whatever the newcomer's own
+        # targets: a cap or max rate was crossed, or an app other than the newcomer missed its
+        # target. Both only depend on the newcomer's rate (its profile is fixed by the
+        # variant), so any app of this model and variant asking as much fails too.
         self.fail_rate: dict[tuple[str, str, bool], float] = {}
 
     def precheck(self, app: App, profile: Profile, join: bool, capped: bool = True) -> float | None:
@@ -252,7 +257,8 @@ class _NodeState:
             self.fail_rate.pop((*model, True), None)
             self.failed.pop((*model, True), None)
         self.where = {(inst.model, inst.variant): i for i, inst in enumerate(instances)}
-        self.fail_load = math.inf
+        if not self.cpu_only:
+            self.fail_load = math.inf
         if join is None:
             self.memory += profile.memory_mb
         self.cpu += app.rate * cpu_work(self.node, profile)[0]
@@ -471,7 +477,9 @@ def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue
         slow = () if knapsack else surely_too_slow(state.node, instances, queue_model)
         if slow:
             others = any(other is not app for other in slow)
-            if state.remember_failure(app, option.profile, option.join, any_slo=others):
+            if state.remember_failure(
+                app, option.profile, option.join, others and state.cpu_only, others
+            ):
                 cluster.refresh(option.order)
             continue
         view = evaluate(state.node, instances, queue_model, latency=not knapsack)

@@ -9,6 +9,7 @@ over-estimates the p99 of the sum, on the safe side).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ class Instance:
     profile: Profile
     apps: tuple[App, ...]
 
-    @property
+    @functools.cached_property
     def rate(self) -> float:
         return sum(app.rate for app in self.apps)
 
@@ -157,11 +158,21 @@ def surely_too_slow(
     node: Node, instances: Sequence[Instance], model: str = "fcfs-ps"
 ) -> tuple[App, ...]:
     """The apps whose planned mean target cheap lower bounds of the mean latencies already
-    break (none: the full prediction, a fixed point per shared device, is needed)."""
+    break (none: the full prediction, a fixed point per shared device, is needed). The bounds
+    are tried loosest and cheapest first."""
+    slow = _below_bounds(node, instances, model, tight=False)
+    if slow or model != "fcfs-ps":
+        return slow
+    return _below_bounds(node, instances, model, tight=True)
+
+
+def _below_bounds(
+    node: Node, instances: Sequence[Instance], model: str, tight: bool
+) -> tuple[App, ...]:
     cpu_loads = [
         Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
     ]
-    lower = list(shared_device_lower(cpu_loads, node.cores, model))
+    lower = list(shared_device_lower(cpu_loads, node.cores, model, tight=tight))
     if node.accelerator is not None:
         loads = [
             Load(
@@ -175,7 +186,7 @@ def surely_too_slow(
         if node.accelerator.sharing == "exclusive":
             device = [p.mean for p in exclusive_device(loads)]
         else:
-            device = list(shared_device_lower(loads, node.accelerator.units, model))
+            device = list(shared_device_lower(loads, node.accelerator.units, model, tight=tight))
         lower = [a + b for a, b in zip(lower, device, strict=True)]
     return tuple(
         app

@@ -306,21 +306,27 @@ def _pk_mean(rate: float, mean: float, m2: float, speed: float) -> float:
 
 
 def shared_device_lower(
-    loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps"
+    loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps", tight: bool = False
 ) -> tuple[float, ...]:
-    """Cheap lower bounds of shared_device's mean latencies: the independent bound replaced by
-    each process running alone (speed 1), so no fixed point is solved."""
+    """Cheap lower bounds of shared_device's mean latencies: the independent bound's speed
+    replaced by 1, so no fixed point is solved; with `tight`, by the fixed point's first
+    iterate from busy probabilities equal to the loads (its iterates only grow, so the speeds
+    only fall)."""
     offered = sum(load.rate * load.mean for load in loads)
     if offered >= cores:
         return tuple(INFINITE for _ in loads)
     if model == "ps":
         return tuple(p.mean for p in shared_device_ps(loads, cores))
+    if tight and len(loads) > cores:
+        shares = _speeds([load.rate * load.mean for load in loads], cores)
+    else:
+        shares = [1.0] * len(loads)
     out = []
-    for load in loads:
+    for load, share in zip(loads, shares, strict=True):
         others = offered - load.rate * load.mean
         blocked = erlang_c(cores, others) if len(loads) > cores else 0.0
         high = _pk_mean(load.rate, load.mean, load.m2, 1.0 - blocked)
-        alone = _pk_mean(load.rate, load.mean, load.m2, 1.0)
+        alone = _pk_mean(load.rate, load.mean, load.m2, min(share, 1.0))
         out.append(math.sqrt(high * alone))
     return tuple(out)
 
