@@ -38,21 +38,17 @@ class Candidates:
 _ROUNDING = 1.0 - 1e-9
 
 
-def _pk(rate, mean, m2, speed):
-    """Pollaczek-Khinchine mean response of one process slowed to `speed` (elementwise, inf
-    when it cannot keep up), as queueing._pk_mean; call under np.errstate."""
-    mean, m2 = mean / speed, m2 / np.square(speed)
-    busy = rate * mean
-    out = mean + rate * m2 / (2.0 * (1.0 - busy))
-    return np.where((busy < 1.0) & (speed > 0.0), out, math.inf)
-
-
 def _fcfs_ps_lower(rate, mean, m2, speed, share):
     """A lower bound of the fcfs-ps mean (queueing.shared_device): the geometric mean of the
-    Pollaczek-Khinchine responses at the priority bound's speed and at an upper bound `share`
-    of the independent bound's speed."""
+    Pollaczek-Khinchine responses (queueing._pk_mean) at the priority bound's speed and at an
+    upper bound `share` of the independent bound's speed; inf when either cannot keep up."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return np.sqrt(_pk(rate, mean, m2, speed) * _pk(rate, mean, m2, share))
+        high, low = mean / speed, mean / share
+        busy_high, busy_low = rate * high, rate * low
+        high = high + rate * (m2 / np.square(speed)) / (2.0 * (1.0 - busy_high))
+        low = low + rate * (m2 / np.square(share)) / (2.0 * (1.0 - busy_low))
+        bound = np.sqrt(high * low)
+    return np.where((busy_high < 1.0) & (busy_low < 1.0) & (speed > 0.0), bound, math.inf)
 
 
 def _at(values, where):

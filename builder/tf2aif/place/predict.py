@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .inputs import App, Node, Profile
-from .queueing import Load, Prediction, exclusive_device, shared_device, shared_device_lower
+from .queueing import (
+    Load,
+    Prediction,
+    _speeds,
+    exclusive_device,
+    fcfs_ps_lower,
+    shared_device,
+    shared_device_lower,
+)
 
 __all__ = [
     "Instance",
@@ -159,38 +167,72 @@ def surely_too_slow(
 ) -> tuple[App, ...]:
     """The apps whose planned mean target cheap lower bounds of the mean latencies already
     break (none: the full prediction, a fixed point per shared device, is needed). The bounds
-    are tried loosest and cheapest first."""
-    slow = _below_bounds(node, instances, model, tight=False)
-    if slow or model != "fcfs-ps":
-        return slow
-    return _below_bounds(node, instances, model, tight=True)
-
-
-def _below_bounds(
-    node: Node, instances: Sequence[Instance], model: str, tight: bool
-) -> tuple[App, ...]:
-    cpu_loads = [
-        Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
-    ]
-    lower = list(shared_device_lower(cpu_loads, node.cores, model, tight=tight))
-    if node.accelerator is not None:
-        loads = [
-            Load(
-                rate=i.rate,
-                mean=i.profile.service,
-                m2=i.profile.service_m2,
-                switch=i.profile.switch,
-            )
-            for i in instances
-        ]
-        if node.accelerator.sharing == "exclusive":
-            device = [p.mean for p in exclusive_device(loads)]
+    are tried loosest and cheapest first (see queueing.shared_device_lower)."""
+    if model != "fcfs-ps":
+        return _slow_apps(instances, _lower_bounds(node, instances, model))
+    rates = [i.rate for i in instances]
+    works = [cpu_work(node, i.profile) for i in instances]
+    stages = [(node.cores, [w[0] for w in works], [w[1] for w in works])]
+    fixed = [0.0] * len(instances)
+    accelerator = node.accelerator
+    if accelerator is not None:
+        if accelerator.sharing == "exclusive":
+            fixed = [p.mean for p in exclusive_device(_device_loads(instances))]
         else:
-            device = list(shared_device_lower(loads, node.accelerator.units, model, tight=tight))
-        lower = [a + b for a, b in zip(lower, device, strict=True)]
+            profiles = [i.profile for i in instances]
+            stages.append(
+                (accelerator.units, [p.service for p in profiles], [p.service_m2 for p in profiles])
+            )
+    lower = fixed
+    for units, means, m2s in stages:
+        bounds = fcfs_ps_lower(rates, means, m2s, units)
+        lower = [a + b for a, b in zip(lower, bounds, strict=True)]
+    slow = _slow_apps(instances, lower)
+    if slow or all(len(instances) <= units for units, _, _ in stages):
+        return slow  # with no more processes than units the tighter bound is the same
+    lower = fixed
+    for units, means, m2s in stages:
+        shares = (
+            _speeds([r * m for r, m in zip(rates, means, strict=True)], units)
+            if len(instances) > units
+            else None
+        )
+        bounds = fcfs_ps_lower(rates, means, m2s, units, shares)
+        lower = [a + b for a, b in zip(lower, bounds, strict=True)]
+    return _slow_apps(instances, lower)
+
+
+def _slow_apps(instances: Sequence[Instance], lower: Sequence[float]) -> tuple[App, ...]:
     return tuple(
         app
         for instance, bound in zip(instances, lower, strict=True)
         for app in instance.apps
         if bound > app.plan_slo
     )
+
+
+def _device_loads(instances: Sequence[Instance]) -> list[Load]:
+    return [
+        Load(
+            rate=i.rate,
+            mean=i.profile.service,
+            m2=i.profile.service_m2,
+            switch=i.profile.switch,
+        )
+        for i in instances
+    ]
+
+
+def _lower_bounds(node: Node, instances: Sequence[Instance], model: str) -> list[float]:
+    cpu_loads = [
+        Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
+    ]
+    lower = list(shared_device_lower(cpu_loads, node.cores, model))
+    if node.accelerator is not None:
+        loads = _device_loads(instances)
+        if node.accelerator.sharing == "exclusive":
+            device = [p.mean for p in exclusive_device(loads)]
+        else:
+            device = list(shared_device_lower(loads, node.accelerator.units, model))
+        lower = [a + b for a, b in zip(lower, device, strict=True)]
+    return lower
