@@ -240,13 +240,21 @@ class _NodeState:
         return 1.0 - erlang_c(units, offered) if len(self.instances) >= units else 1.0
 
     def commit(
-        self, instances: list[Instance], app: App, profile: Profile, join: int | None, view
+        self,
+        instances: list[Instance],
+        app: App,
+        profile: Profile,
+        join: int | None,
+        view,
+        shares: bool = True,
     ) -> None:
+        """Take the option; `shares`: compute the share bounds (only the latency bounds of
+        the model-driven policies read them)."""
         self.instances = instances
         self.means = [p.mean for p in view.predictions]
         self.process_load = list(view.instance_utilisation)
         node = self.node
-        if node.accelerator is not None and node.accelerator.sharing == "exclusive":
+        if not shares or (node.accelerator is not None and node.accelerator.sharing == "exclusive"):
             self.share, self.shares = 1.0, [1.0] * len(instances)
         else:
             units = node.cores if node.accelerator is None else node.accelerator.units
@@ -484,7 +492,7 @@ def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue
             continue
         view = evaluate(state.node, instances, queue_model, latency=not knapsack)
         if not check(state.node, instances, view):
-            state.commit(instances, app, option.profile, option.join, view)
+            state.commit(instances, app, option.profile, option.join, view, not knapsack)
             cluster.committed(option.order)
             return ""
         if knapsack:

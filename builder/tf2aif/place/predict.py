@@ -9,7 +9,6 @@ over-estimates the p99 of the sum, on the safe side).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,9 +44,12 @@ class Instance:
     profile: Profile
     apps: tuple[App, ...]
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rate", sum(app.rate for app in self.apps))
+
+    @property
     def rate(self) -> float:
-        return sum(app.rate for app in self.apps)
+        return self._rate
 
 
 @dataclass(frozen=True, kw_only=True)
