@@ -2,12 +2,14 @@
 numpy operations instead of a Python loop over every node.
 
 A `PlatformIndex` mirrors, for the nodes of one platform in cluster order, what the exact
-precheck in policy.py reads (memory used, busy CPU cores, busy accelerator units) plus two
-necessary conditions learnt from the queueing model: the best speed a new server could get on
-the model's device (which bounds its latency from below) and the smallest load a new server
-already failed to add because an app already there would miss its target. Per (model, variant)
-it also holds the current predicted mean and own device load of the node's instance, so joins
-are found without visiting the nodes that do not run it.
+precheck in policy.py reads (memory used, busy CPU cores, busy accelerator units) plus what the
+queueing model has taught: the speeds a new server could get at best on the model's device
+under the two fcfs-ps bounds (which bound its latency from below), the smallest load a new
+server already failed to add because an app already there would miss its target, and per
+(model, variant) the smallest rate a new server and a join failed to add whatever the
+newcomer's own target. Per (model, variant) it also holds the current predicted mean, own
+device load, rate and speed bound of the node's instance, so joins are found without visiting
+the nodes that do not run it.
 
 `options` returns, for one app and one variant, the positions where starting a new server, and
 where joining the existing one, passes the memory and utilisation caps -- computed with the same
