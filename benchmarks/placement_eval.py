@@ -2,6 +2,7 @@
 
     python benchmarks/placement_eval.py [--sizes 10 100 1000] [--seeds 3] [--apps-per-node 30]
                                         [--sample 100] [--json OUT] [--plot docs/img/placement-hosted.png]
+    python benchmarks/placement_eval.py --from-json RUN.json [RUN.json ...] [--plot PNG]
 
 For each cluster size and seed: a synthetic cluster (tf2aif.place.synthetic: 40% cpu, 30% arm,
 10% gpu, 10% agx, 10% alveo) is offered apps-per-node x nodes applications online (more than it
@@ -206,11 +207,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument(
-        "--from-json", type=Path, help="only print the table/plot of an earlier run"
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="only print the table/plot of earlier runs (their rows together)",
     )
     args = parser.parse_args()
     if args.from_json:
-        rows = json.loads(args.from_json.read_text())
+        rows = [row for path in args.from_json for row in json.loads(path.read_text())]
     else:
         rows = run(args.sizes, args.seeds, args.apps_per_node, args.sample)
     if args.json and not args.from_json:

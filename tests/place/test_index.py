@@ -3,6 +3,7 @@ every node (the straightforward reference) on small random clusters, for every p
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 
@@ -81,7 +82,28 @@ def test_index_mirrors_the_node_states():
         assert index.cpu[i] == state.cpu
         assert index.accelerator[i] == state.accelerator
         assert index.speed[i] == state.speed()
+        assert index.share[i] == state.share
         assert index.fail_load[i] == state.fail_load
+        for (model, variant), arrays in index.fail_rates.items():
+            for join in (False, True):
+                expected = state.fail_rate.get((model, variant, join), math.inf)
+                assert arrays[join][i] == expected
         for (model, variant), k in state.where.items():
-            means, loads = index.joins[(model, variant)]
+            means, loads, rates, shares = index.joins[(model, variant)]
             assert means[i] == state.means[k] and loads[i] == state.process_load[k]
+            assert rates[i] == state.instances[k].rate and shares[i] == state.shares[k]
+
+
+@pytest.mark.parametrize("policy", ["first-fit", "best-fit", "spread"])
+def test_learnt_failures_and_bounds_only_skip_infeasible_options(policy, monkeypatch):
+    """Without any shortcut (no index, no learnt failures, no lower bounds: the queueing model
+    solved for every option that passes memory and caps) the placements are the same."""
+    for seed, nodes, apps in clusters():
+        fast = place(apps, MODELS, nodes, policy=policy)
+        with monkeypatch.context() as patch:
+            patch.setattr(policy_module, "_candidates", reference_candidates)
+            patch.setattr(policy_module._NodeState, "dominated", lambda *args: False)
+            patch.setattr(policy_module, "surely_too_slow", lambda *args: ())
+            slow = place(apps, MODELS, nodes, policy=policy)
+        assert fast.assignments == slow.assignments, (policy, seed)
+        assert [a for a, _ in fast.unplaced] == [a for a, _ in slow.unplaced]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -67,6 +68,30 @@ def test_fcfs_ps_lies_between_its_bounds_and_above_the_cheap_lower_bound():
     for m, h, lo, lb in zip(mixed, high, low, lower, strict=True):
         assert lo.mean <= m.mean <= h.mean
         assert lb <= m.mean + 1e-12
+
+
+def test_lower_bounds_never_exceed_the_prediction_on_random_devices():
+    # the bounds rule options out before the fixed point: they must stay below it, tight or
+    # not, with more processes than units or fewer
+    rng = random.Random(7)
+    for _ in range(2000):
+        cores = rng.choice((1, 2, 4, 8))
+        loads = []
+        for _ in range(rng.randint(1, 12)):
+            mean = rng.uniform(0.001, 0.05)
+            loads.append(
+                Load(
+                    rate=rng.uniform(0.1, 1.0) * cores / 12 / mean,
+                    mean=mean,
+                    m2=mean**2 * rng.uniform(1, 3),
+                )
+            )
+        predicted = [p.mean for p in shared_device(loads, cores)]
+        for tight in (False, True):
+            for bound, mean in zip(
+                shared_device_lower(loads, cores, tight=tight), predicted, strict=True
+            ):
+                assert bound <= mean * (1 + 1e-12), (cores, loads, tight)
 
 
 def test_overload_is_infinite():

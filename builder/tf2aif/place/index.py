@@ -2,12 +2,14 @@
 numpy operations instead of a Python loop over every node.
 
 A `PlatformIndex` mirrors, for the nodes of one platform in cluster order, what the exact
-precheck in policy.py reads (memory used, busy CPU cores, busy accelerator units) plus two
-necessary conditions learnt from the queueing model: the best speed a new server could get on
-the model's device (which bounds its latency from below) and the smallest load a new server
-already failed to add because an app already there would miss its target. Per (model, variant)
-it also holds the current predicted mean and own device load of the node's instance, so joins
-are found without visiting the nodes that do not run it.
+precheck in policy.py reads (memory used, busy CPU cores, busy accelerator units) plus what the
+queueing model has taught: the speeds a new server could get at best on the model's device
+under the two fcfs-ps bounds (which bound its latency from below), the smallest load a new
+server already failed to add because an app already there would miss its target, and per
+(model, variant) the smallest rate a new server and a join failed to add whatever the
+newcomer's own target. Per (model, variant) it also holds the current predicted mean, own
+device load, rate and speed bound of the node's instance, so joins are found without visiting
+the nodes that do not run it.
 
 `options` returns, for one app and one variant, the positions where starting a new server, and
 where joining the existing one, passes the memory and utilisation caps -- computed with the same
@@ -33,6 +35,29 @@ class Candidates:
     join: np.ndarray  # bool: joining the existing server may fit
 
 
+# latency bounds computed here and in the exact model may differ in the last bits; a bound
+# only rules a node out when it exceeds the target by more than that
+_ROUNDING = 1.0 - 1e-9
+
+
+def _fcfs_ps_lower(rate, mean, m2, speed, share):
+    """A lower bound of the fcfs-ps mean (queueing.shared_device): the geometric mean of the
+    Pollaczek-Khinchine responses (queueing._pk_mean) at the priority bound's speed and at an
+    upper bound `share` of the independent bound's speed; inf when either cannot keep up."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        high, low = mean / speed, mean / share
+        busy_high, busy_low = rate * high, rate * low
+        high = high + rate * (m2 / np.square(speed)) / (2.0 * (1.0 - busy_high))
+        low = low + rate * (m2 / np.square(share)) / (2.0 * (1.0 - busy_low))
+        bound = np.sqrt(high * low)
+    return np.where((busy_high < 1.0) & (busy_low < 1.0) & (speed > 0.0), bound, math.inf)
+
+
+def _at(values, where):
+    """values[where], for a per-node array or a scalar shared by every node."""
+    return values[where] if isinstance(values, np.ndarray) else values
+
+
 class PlatformIndex:
     def __init__(self, orders: Sequence[int], nodes: Sequence, kinds: Sequence[tuple]) -> None:
         size = len(orders)
@@ -51,6 +76,7 @@ class PlatformIndex:
         self.cpu = np.zeros(size)
         self.accelerator = np.zeros(size)
         self.speed = np.ones(size)
+        self.share = np.ones(size)
         self.fail_load = np.full(size, math.inf)
         # Identical empty nodes are interchangeable: only the first empty one of each kind
         # (in cluster order) is a candidate. `eligible` is False for the others.
@@ -63,8 +89,12 @@ class PlatformIndex:
                 self.eligible[i] = False
             waiting.append(i)
         self._used = np.zeros(size, dtype=bool)
-        # (model, variant) -> (mean of the node's instance, its own device load); inf = none
+        # (model, variant) -> (mean of the node's instance, its own device load, its rate,
+        # its share bound); inf mean = none
         self.joins: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        # (model, variant) -> smallest rate a new server, and a join, failed to add since the
+        # node last changed whatever the newcomer's targets (see _NodeState.fail_rate)
+        self.fail_rates: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._labels = [dict(n.labels) for n in nodes]
         self._selectors: dict[tuple, np.ndarray] = {}
 
@@ -76,6 +106,7 @@ class PlatformIndex:
         cpu: float,
         accelerator: float,
         speed: float,
+        share: float,
         fail_load: float,
         used: bool,
     ) -> None:
@@ -83,6 +114,7 @@ class PlatformIndex:
         self.cpu[position] = cpu
         self.accelerator[position] = accelerator
         self.speed[position] = speed
+        self.share[position] = share
         self.fail_load[position] = fail_load
         if used and not self._used[position]:
             self._used[position] = True
@@ -91,13 +123,39 @@ class PlatformIndex:
             if waiting:
                 self.eligible[waiting[0]] = True
 
-    def update_instance(self, position: int, key: tuple[str, str], mean: float, load: float):
+    def update_instance(
+        self,
+        position: int,
+        key: tuple[str, str],
+        mean: float,
+        load: float,
+        rate: float,
+        share: float,
+    ) -> None:
         arrays = self.joins.get(key)
         if arrays is None:
             size = len(self.orders)
-            arrays = self.joins[key] = (np.full(size, math.inf), np.full(size, math.inf))
+            arrays = self.joins[key] = (
+                np.full(size, math.inf),
+                np.full(size, math.inf),
+                np.zeros(size),
+                np.ones(size),
+            )
         arrays[0][position] = mean
         arrays[1][position] = load
+        arrays[2][position] = rate
+        arrays[3][position] = share
+
+    def update_fail_rate(self, position: int, key: tuple[str, str], join: bool, rate: float):
+        arrays = self.fail_rates.get(key)
+        if arrays is None:
+            size = len(self.orders)
+            arrays = self.fail_rates[key] = (np.full(size, math.inf), np.full(size, math.inf))
+        arrays[int(join)][position] = rate
+
+    def clear_fail_rates(self, position: int) -> None:
+        for new, join in self.fail_rates.values():
+            new[position] = join[position] = math.inf
 
     def selector(self, node_selector) -> np.ndarray | None:
         """Nodes whose labels match the app's node selector (None: every node)."""
@@ -149,15 +207,44 @@ class PlatformIndex:
             )
         else:
             device_time = profile.service + profile.processing
-        if speed_bound:  # a new server's mean is at least S / sqrt(speed)
-            new &= self.speed >= np.square(device_time) / slo**2
+        if self.all_accelerated:
+            device_m2 = profile.service_m2
+        else:
+            cpu_m2 = (
+                profile.service_m2
+                + 2.0 * profile.service * profile.processing
+                + profile.processing_m2
+            )
+            device_m2 = (
+                np.where(self.accelerated, profile.service_m2, cpu_m2)
+                if self.any_accelerated
+                else cpu_m2
+            )
+        # the pre/post-processing queue in front of an accelerator takes at least its mean
+        before = (
+            np.where(self.accelerated, profile.processing, 0.0) if self.any_accelerated else 0.0
+        )
         if load_bound:
             new &= self.fail_load >= np.multiply(rate, device_time) * (1.0 + 1e-9)
+        failing = self.fail_rates.get((model, variant))
+        if failing is not None:
+            new &= rate < failing[0]
+        if speed_bound and (where := np.flatnonzero(new)).size:
+            # a new server: the priority bound's speed is 1 - Erlang C of the others' load,
+            # the independent bound's at most `share`
+            low = _fcfs_ps_lower(
+                rate,
+                _at(device_time, where),
+                _at(device_m2, where),
+                self.speed[where],
+                self.share[where],
+            )
+            new[where] = (low + _at(before, where)) * _ROUNDING <= slo
         arrays = self.joins.get((model, variant))
         if arrays is None:
             join = np.zeros(len(self.orders), dtype=bool)
         else:
-            means, loads = arrays
+            means, loads, rates, shares = arrays
             device_load = (
                 rate * profile.service
                 if self.all_accelerated
@@ -168,4 +255,17 @@ class PlatformIndex:
             join = fits & (means <= slo)
             if capped:
                 join &= loads + device_load <= self.cap
+            if failing is not None:
+                join &= rate < failing[1]
+            if speed_bound and (where := np.flatnonzero(join)).size:
+                # the joined server at its new rate: the priority bound's speed is at most 1,
+                # the independent bound's at most `shares`
+                low = _fcfs_ps_lower(
+                    rates[where] + rate,
+                    _at(device_time, where),
+                    _at(device_m2, where),
+                    1.0,
+                    shares[where],
+                )
+                join[where] = (low + _at(before, where)) * _ROUNDING <= slo
         return Candidates(utilisation=utilisation, new=new, join=join)

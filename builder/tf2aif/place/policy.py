@@ -38,7 +38,7 @@ from .predict import (
     surely_too_slow,
     violation,
 )
-from .queueing import erlang_c
+from .queueing import _poisson_binomial, _speed, _speeds, erlang_c
 
 __all__ = ["POLICIES", "Assignment", "Placement", "place"]
 
@@ -111,14 +111,29 @@ class _NodeState:
         self.means: list[float] = []  # current predicted mean per instance
         self.where: dict[tuple[str, str], int] = {}  # (model, variant) -> instance position
         self.process_load: list[float] = []  # each instance's own load on its device
-        # Options that failed since the last commit, (model, variant, join) -> [(rate, slo,
-        # p99 slo)]. Latency grows with rate, so an app of the same model asking more rate for
-        # a tighter target fails too, without solving the queues again.
+        # Upper bounds of the independent bound's speed (queueing.shared_device_independent)
+        # of a new server, and of each instance, from busy probabilities equal to the loads:
+        # the fixed point only raises them, and more load only lowers the speed.
+        self.share = 1.0
+        self.shares: list[float] = []
+        # Options that failed, (model, variant, join) -> [(rate, slo, p99 slo)]. Latency grows
+        # with rate, so an app of the same model asking more rate for a tighter target fails
+        # too, without solving the queues again. It grows with the node's load as well, so a
+        # failure stays one after later placements on the node (but a join goes to the
+        # model's newest server, so join failures go when a second server starts).
         self.failed: dict[tuple[str, str, bool], list[tuple[float, float, float]]] = {}
-        # Smallest load (on the model's device) a new server failed to add since the last
-        # commit because an app already here would miss its target: the earlier apps' latencies
-        # depend on the newcomer only through its load, so anything heavier fails as well.
+        # Smallest load (on the model's device) a new server failed to add because an app
+        # already here would miss its target: the earlier apps' latencies depend on the
+        # newcomer only through its load, so anything heavier fails as well. On a node without
+        # accelerator that is exact (the newcomer's CPU load is all the others see) and it
+        # outlives commits; with an accelerator it only holds until the next commit.
         self.fail_load = math.inf
+        self.cpu_only = node.accelerator is None
+        # Smallest rate of (model, variant, join) that failed whatever the newcomer's own
+        # targets: a cap or max rate was crossed, or an app other than the newcomer missed its
+        # target. Both only depend on the newcomer's rate (its profile is fixed by the
+        # variant), so any app of this model and variant asking as much fails too.
+        self.fail_rate: dict[tuple[str, str, bool], float] = {}
 
     def precheck(self, app: App, profile: Profile, join: bool, capped: bool = True) -> float | None:
         """Utilisation after adding, or None when memory or a cap (if `capped`) already rules
@@ -161,6 +176,9 @@ class _NodeState:
         """True when a cheap bound or an earlier failure proves this option infeasible."""
         if join is not None and self.means[join] > app.plan_slo:
             return True  # joining only adds load to an instance already too slow for this app
+        key = (app.model, profile.variant, join is not None)
+        if app.rate >= self.fail_rate.get(key, math.inf):
+            return True
         p99 = app.plan_p99
         for rate, slo, fp99 in self.failed.get((app.model, profile.variant, join is not None), ()):
             if app.rate >= rate and app.plan_slo <= slo and p99 <= fp99:
@@ -168,10 +186,21 @@ class _NodeState:
         return False
 
     def remember_failure(
-        self, app: App, profile: Profile, join: int | None, others: bool = False
+        self,
+        app: App,
+        profile: Profile,
+        join: int | None,
+        others: bool = False,
+        any_slo: bool = False,
     ) -> bool:
-        """Record a failed option; True when the node's FreeIndex entry changed."""
+        """Record a failed option; True when the node's index entries changed. `others`: an
+        app already here missed its target; `any_slo`: the option fails whatever the newcomer's
+        own targets (a cap, or another app missing its target)."""
         key = (app.model, profile.variant, join is not None)
+        changed = False
+        if any_slo and app.rate < self.fail_rate.get(key, math.inf):
+            self.fail_rate[key] = app.rate
+            changed = True
         entry = (app.rate, app.plan_slo, app.plan_p99)
         frontier = [
             f
@@ -184,7 +213,7 @@ class _NodeState:
             if load < self.fail_load:
                 self.fail_load = load
                 return True
-        return False
+        return changed
 
     def device_work(self, profile: Profile) -> float:
         """Mean time a request occupies the device the model runs on."""
@@ -211,14 +240,33 @@ class _NodeState:
         return 1.0 - erlang_c(units, offered) if len(self.instances) >= units else 1.0
 
     def commit(
-        self, instances: list[Instance], app: App, profile: Profile, join: int | None, view
+        self,
+        instances: list[Instance],
+        app: App,
+        profile: Profile,
+        join: int | None,
+        view,
+        shares: bool = True,
     ) -> None:
+        """Take the option; `shares`: compute the share bounds (only the latency bounds of
+        the model-driven policies read them)."""
         self.instances = instances
         self.means = [p.mean for p in view.predictions]
         self.process_load = list(view.instance_utilisation)
+        node = self.node
+        if not shares or (node.accelerator is not None and node.accelerator.sharing == "exclusive"):
+            self.share, self.shares = 1.0, [1.0] * len(instances)
+        else:
+            units = node.cores if node.accelerator is None else node.accelerator.units
+            self.share = _speed(_poisson_binomial(self.process_load), units)
+            self.shares = _speeds(self.process_load, units)
+        if join is None and (model := (app.model, profile.variant)) in self.where:
+            # a second server of this model and variant: joins now go to it, not the first
+            self.fail_rate.pop((*model, True), None)
+            self.failed.pop((*model, True), None)
         self.where = {(inst.model, inst.variant): i for i, inst in enumerate(instances)}
-        self.failed = {}
-        self.fail_load = math.inf
+        if not self.cpu_only:
+            self.fail_load = math.inf
         if join is None:
             self.memory += profile.memory_mb
         self.cpu += app.rate * cpu_work(self.node, profile)[0]
@@ -296,19 +344,25 @@ class _Cluster:
             cpu=state.cpu,
             accelerator=state.accelerator,
             speed=state.speed(),
+            share=state.share,
             fail_load=state.fail_load,
             used=bool(state.instances),
         )
+        for (model, variant, join), rate in state.fail_rate.items():
+            index.update_fail_rate(index.position[order], (model, variant), join, rate)
 
     def committed(self, order: int) -> None:
-        self.refresh(order)
         state = self.states[order]
         index = self.indexes[state.node.platform]
         position = index.position[order]
-        for instance, mean, load in zip(
-            state.instances, state.means, state.process_load, strict=True
+        index.clear_fail_rates(position)
+        self.refresh(order)
+        for instance, mean, load, share in zip(
+            state.instances, state.means, state.process_load, state.shares, strict=True
         ):
-            index.update_instance(position, (instance.model, instance.variant), mean, load)
+            index.update_instance(
+                position, (instance.model, instance.variant), mean, load, instance.rate, share
+            )
 
     def candidates(
         self, app: App, variants: Sequence[Profile], policy: str, queue_model: str
@@ -428,17 +482,24 @@ def _place_one(app: App, model: ModelSpec, cluster: _Cluster, policy: str, queue
         if not knapsack and state.dominated(app, option.profile, option.join):
             continue
         instances = state.with_app(app.model, app, option.profile, option.join)
-        if not knapsack and surely_too_slow(state.node, instances, queue_model):
-            state.remember_failure(app, option.profile, option.join)
+        slow = () if knapsack else surely_too_slow(state.node, instances, queue_model)
+        if slow:
+            others = any(other is not app for other in slow)
+            if state.remember_failure(
+                app, option.profile, option.join, others and state.cpu_only, others
+            ):
+                cluster.refresh(option.order)
             continue
         view = evaluate(state.node, instances, queue_model, latency=not knapsack)
         if not check(state.node, instances, view):
-            state.commit(instances, app, option.profile, option.join, view)
+            state.commit(instances, app, option.profile, option.join, view, not knapsack)
             cluster.committed(option.order)
             return ""
-        if state.remember_failure(
-            app, option.profile, option.join, _others_fail(app, instances, view)
-        ):
+        if knapsack:
+            continue
+        others = _others_fail(app, instances, view)
+        capacity = bool(capacity_violation(state.node, instances, view))
+        if state.remember_failure(app, option.profile, option.join, others, others or capacity):
             cluster.refresh(option.order)
     if not tried:
         return _no_option_reason(app, model, cluster.states)

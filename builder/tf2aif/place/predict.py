@@ -16,7 +16,9 @@ from .inputs import App, Node, Profile
 from .queueing import (
     Load,
     Prediction,
+    _speeds,
     exclusive_device,
+    fcfs_ps_lower,
     shared_device,
     shared_device_lower,
     with_cold_start,
@@ -43,9 +45,12 @@ class Instance:
     profile: Profile
     apps: tuple[App, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rate", sum(app.rate for app in self.apps))
+
     @property
     def rate(self) -> float:
-        return sum(app.rate for app in self.apps)
+        return self._rate
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,30 +173,77 @@ def violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
     return ""
 
 
-def surely_too_slow(node: Node, instances: Sequence[Instance], model: str = "fcfs-ps") -> bool:
-    """True when cheap lower bounds of the mean latencies already break an app's SLO, so the
-    full prediction (a fixed point per shared device) can be skipped."""
+def surely_too_slow(
+    node: Node, instances: Sequence[Instance], model: str = "fcfs-ps"
+) -> tuple[App, ...]:
+    """The apps whose planned mean target cheap lower bounds of the mean latencies already
+    break (none: the full prediction, a fixed point per shared device, is needed). The bounds
+    are tried loosest and cheapest first (see queueing.shared_device_lower)."""
+    if model != "fcfs-ps":
+        return _slow_apps(instances, _lower_bounds(node, instances, model))
+    rates = [i.rate for i in instances]
+    works = [cpu_work(node, i.profile) for i in instances]
+    stages = [(node.cores, [w[0] for w in works], [w[1] for w in works])]
+    fixed = [0.0] * len(instances)
+    accelerator = node.accelerator
+    if accelerator is not None:
+        if accelerator.sharing == "exclusive":
+            fixed = [p.mean for p in exclusive_device(_device_loads(instances))]
+        else:
+            profiles = [i.profile for i in instances]
+            stages.append(
+                (accelerator.units, [p.service for p in profiles], [p.service_m2 for p in profiles])
+            )
+    lower = fixed
+    for units, means, m2s in stages:
+        bounds = fcfs_ps_lower(rates, means, m2s, units)
+        lower = [a + b for a, b in zip(lower, bounds, strict=True)]
+    slow = _slow_apps(instances, lower)
+    if slow or all(len(instances) <= units for units, _, _ in stages):
+        return slow  # with no more processes than units the tighter bound is the same
+    lower = fixed
+    for units, means, m2s in stages:
+        shares = (
+            _speeds([r * m for r, m in zip(rates, means, strict=True)], units)
+            if len(instances) > units
+            else None
+        )
+        bounds = fcfs_ps_lower(rates, means, m2s, units, shares)
+        lower = [a + b for a, b in zip(lower, bounds, strict=True)]
+    return _slow_apps(instances, lower)
+
+
+def _slow_apps(instances: Sequence[Instance], lower: Sequence[float]) -> tuple[App, ...]:
+    return tuple(
+        app
+        for instance, bound in zip(instances, lower, strict=True)
+        for app in instance.apps
+        if bound > app.plan_slo
+    )
+
+
+def _device_loads(instances: Sequence[Instance]) -> list[Load]:
+    return [
+        Load(
+            rate=i.rate,
+            mean=i.profile.service,
+            m2=i.profile.service_m2,
+            switch=i.profile.switch,
+        )
+        for i in instances
+    ]
+
+
+def _lower_bounds(node: Node, instances: Sequence[Instance], model: str) -> list[float]:
     cpu_loads = [
         Load(rate=i.rate, mean=m, m2=m2) for i in instances for m, m2 in [cpu_work(node, i.profile)]
     ]
     lower = list(shared_device_lower(cpu_loads, node.cores, model))
     if node.accelerator is not None:
-        loads = [
-            Load(
-                rate=i.rate,
-                mean=i.profile.service,
-                m2=i.profile.service_m2,
-                switch=i.profile.switch,
-            )
-            for i in instances
-        ]
+        loads = _device_loads(instances)
         if node.accelerator.sharing == "exclusive":
             device = [p.mean for p in exclusive_device(loads)]
         else:
             device = list(shared_device_lower(loads, node.accelerator.units, model))
         lower = [a + b for a, b in zip(lower, device, strict=True)]
-    return any(
-        bound > app.slo
-        for instance, bound in zip(instances, lower, strict=True)
-        for app in instance.apps
-    )
+    return lower

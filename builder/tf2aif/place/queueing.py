@@ -60,6 +60,7 @@ __all__ = [
     "Prediction",
     "erlang_c",
     "exclusive_device",
+    "fcfs_ps_lower",
     "gamma_quantile",
     "shared_device",
     "shared_device_independent",
@@ -373,23 +374,49 @@ def _pk_mean(rate: float, mean: float, m2: float, speed: float) -> float:
 
 
 def shared_device_lower(
-    loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps"
+    loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps", tight: bool = False
 ) -> tuple[float, ...]:
-    """Cheap lower bounds of shared_device's mean latencies: the independent bound replaced by
-    each process running alone (speed 1), so no fixed point is solved."""
-    offered = sum(load.rate * load.mean for load in loads)
-    if offered >= cores:
-        return tuple(INFINITE for _ in loads)
+    """Cheap lower bounds of shared_device's mean latencies: the independent bound's speed
+    replaced by 1, so no fixed point is solved; with `tight`, by the fixed point's first
+    iterate from busy probabilities equal to the loads (its iterates only grow, so the speeds
+    only fall)."""
     if model == "ps":
+        if sum(load.rate * load.mean for load in loads) >= cores:
+            return tuple(INFINITE for _ in loads)
         return tuple(p.mean for p in shared_device_ps(loads, cores))
+    rates = [load.rate for load in loads]
+    rhos = [load.rate * load.mean for load in loads]
+    shares = _speeds(rhos, cores) if tight and len(loads) > cores else None
+    return tuple(
+        fcfs_ps_lower(
+            rates, [load.mean for load in loads], [load.m2 for load in loads], cores, shares
+        )
+    )
+
+
+def fcfs_ps_lower(
+    rates: Sequence[float],
+    means: Sequence[float],
+    m2s: Sequence[float],
+    cores: int,
+    shares: Sequence[float] | None = None,
+) -> list[float]:
+    """shared_device_lower for fcfs-ps on plain sequences: per process, the geometric mean of
+    its Pollaczek-Khinchine responses at the priority bound's speed and at `shares` (upper
+    bounds of the independent bound's speeds; 1 when None)."""
+    rhos = [rate * mean for rate, mean in zip(rates, means, strict=True)]
+    offered = sum(rhos)
+    if offered >= cores:
+        return [INFINITE] * len(rhos)
+    crowded = len(rhos) > cores
     out = []
-    for load in loads:
-        others = offered - load.rate * load.mean
-        blocked = erlang_c(cores, others) if len(loads) > cores else 0.0
-        high = _pk_mean(load.rate, load.mean, load.m2, 1.0 - blocked)
-        alone = _pk_mean(load.rate, load.mean, load.m2, 1.0)
+    for k, rho in enumerate(rhos):
+        rate, mean, m2 = rates[k], means[k], m2s[k]
+        blocked = erlang_c(cores, offered - rho) if crowded else 0.0
+        high = _pk_mean(rate, mean, m2, 1.0 - blocked)
+        alone = _pk_mean(rate, mean, m2, 1.0 if shares is None else min(shares[k], 1.0))
         out.append(math.sqrt(high * alone))
-    return tuple(out)
+    return out
 
 
 def shared_device(

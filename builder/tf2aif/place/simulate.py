@@ -76,32 +76,43 @@ class _Shared:
         self.units = units
         self.queues: dict[int, deque] = {}
         self.remaining: dict[int, float] = {}
+        self.speed = 0.0  # of each busy process, kept in step with `remaining`
+
+    def _busy_changed(self) -> None:
+        busy = len(self.remaining)
+        self.speed = min(1.0, self.units / busy) if busy else 0.0
 
     def add(self, stream: int, job, work: float) -> None:
-        queue = self.queues.setdefault(stream, deque())
+        queue = self.queues.get(stream)
+        if queue is None:
+            queue = self.queues[stream] = deque()
         queue.append((job, work))
         if len(queue) == 1:
             self.remaining[stream] = work
-
-    def _speed(self) -> float:
-        return min(1.0, self.units / len(self.remaining)) if self.remaining else 0.0
+            self._busy_changed()
 
     def next_time(self, now: float) -> float:
         if not self.remaining:
             return math.inf
-        return now + min(self.remaining.values()) / self._speed()
+        return now + min(self.remaining.values()) / self.speed
 
     def advance(self, dt: float) -> None:
-        done = self._speed() * dt
-        for stream in self.remaining:
-            self.remaining[stream] -= done
+        done = self.speed * dt
+        if done != 0.0:  # x - 0.0 is x: nothing to do
+            remaining = self.remaining
+            for stream in remaining:
+                remaining[stream] -= done
 
     def pop_done(self):
-        stream = min(self.remaining, key=self.remaining.__getitem__)
-        job, _ = self.queues[stream].popleft()
-        del self.remaining[stream]
-        if self.queues[stream]:
-            self.remaining[stream] = self.queues[stream][0][1]
+        remaining = self.remaining
+        stream = min(remaining, key=remaining.__getitem__)
+        queue = self.queues[stream]
+        job, _ = queue.popleft()
+        del remaining[stream]  # re-inserted last, as ties between streams go by this order
+        if queue:
+            remaining[stream] = queue[0][1]
+        else:
+            self._busy_changed()
         return job
 
 
@@ -201,36 +212,42 @@ def simulate_node(
     arrivals = [(rng.expovariate(s.rate), i) for i, s in enumerate(streams) if s.rate > 0]
     heapq.heapify(arrivals)
     responses: list[list[tuple[float, float]]] = [[] for _ in streams]
+    rates = [stream.rate for stream in streams]
+    stations_of = [[stage.station for stage in stream.stages] for stream in streams]
+    moving = [station for station in built if not isinstance(station, _Exclusive)]
+    expovariate, heappush, heappop = rng.expovariate, heapq.heappush, heapq.heappop
+    warm = warmup * horizon
     now = 0.0
     while True:
         next_station, t_station = None, math.inf
-        for index, station in enumerate(built):
+        for station in built:
             t = station.next_time(now)
             if t < t_station:
-                next_station, t_station = index, t
+                next_station, t_station = station, t
         t_arrival = arrivals[0][0] if arrivals else math.inf
         t_next = min(t_station, t_arrival)
         if t_next > horizon and not any(_busy(s) for s in built):
             break
-        for station in built:
-            station.advance(t_next - now)
+        dt = t_next - now
+        for station in moving:  # an exclusive station does not advance
+            station.advance(dt)
         now = t_next
         if t_arrival <= t_station:
-            _, s = heapq.heappop(arrivals)
+            _, s = heappop(arrivals)
             if now > horizon:
                 continue
-            heapq.heappush(arrivals, (now + rng.expovariate(streams[s].rate), s))
+            heappush(arrivals, (now + expovariate(rates[s]), s))
             job = (s, now, 0)
+            stage = 0
         else:
-            s, born, stage = built[next_station].pop_done()
-            job = (s, born, stage + 1)
-            if job[2] == len(streams[s].stages):
-                if born >= warmup * horizon:
+            s, born, stage = next_station.pop_done()
+            stage += 1
+            if stage == len(stations_of[s]):
+                if born >= warm:
                     responses[s].append((born, now - born))
                 continue
-        s, born, stage = job
-        spec = streams[s].stages[stage]
-        built[spec.station].add(s, job, samplers[s][stage]())
+            job = (s, born, stage)
+        built[stations_of[s][stage]].add(s, job, samplers[s][stage]())
     return {
         stream.name: _summarise(kept, warmup * horizon, horizon)
         for stream, kept in zip(streams, responses, strict=True)
