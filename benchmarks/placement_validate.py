@@ -155,7 +155,6 @@ def settings(seconds: float, requests: int | None = None):
 
 
 GAPS = (0.005, 0.02, 0.08)  # idle time before each spaced request, s
-TAUS = tuple(0.001 * 1.25**k for k in range(31))  # 1 ms .. 800 ms
 
 
 async def _cpu_per_request(target: Target, load, count: int) -> tuple[float, list[float]]:
@@ -182,26 +181,13 @@ async def _spaced(target: Target, gap: float, count: int) -> tuple[float, list[f
     return (cpu_seconds(target.pid) - before) / count, latencies
 
 
-def fit_cold(warm: float, points: list[tuple[float, float]]) -> tuple[float, float]:
-    """(delta, tau) of cpu(gap) = warm + delta (1 - exp(-gap / tau)), least squares over tau."""
-    import math
-
-    best = (float("inf"), 0.0, TAUS[0])
-    for tau in TAUS:
-        xs = [1.0 - math.exp(-gap / tau) for gap, _ in points]
-        ys = [c - warm for _, c in points]
-        delta = max(sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs), 0.0)
-        error = sum((y - delta * x) ** 2 for x, y in zip(xs, ys, strict=True))
-        best = min(best, (error, delta, tau))
-    return best[1], best[2]
-
-
 async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dict]:
     """Each server alone. Warm service S: server CPU per request while requests queue back to
     back (closed loop, 2 in flight); its variance from one-at-a-time latencies. Cold starts:
     CPU per request after 5, 20 and 80 ms of idleness, fitted as S + delta (1 - e^(-gap/tau)).
     d: the latency of spaced requests not spent on the server's CPU (client, loopback)."""
     from tf2aif.bench.load import Load
+    from tf2aif.bench.stats import fit_cold_start
 
     out = {}
     for name, target in targets.items():
@@ -214,7 +200,7 @@ async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dic
             cpu, latencies = await _spaced(target, gap, spaced_count)
             points.append((gap, cpu))
             fixed.append(statistics.fmean(latencies) - cpu)
-        delta, tau = fit_cold(warm, points)
+        delta, tau = fit_cold_start(warm, points)
         out[name] = {
             "service": warm,
             "service_m2": warm**2 + statistics.pvariance(one_at_a_time),

@@ -343,29 +343,26 @@ def _digest(ref: str) -> str:
     return json.loads(out)["digest"]
 
 
-def _compressed_sizes(ref: str) -> dict[str, int]:
-    """platform -> compressed bytes (config + layers) as stored in the registry."""
+def _raw(ref: str) -> dict:
+    """The manifest or index `ref` names, as the registry stores it."""
     raw = subprocess.run(
         ["docker", "buildx", "imagetools", "inspect", "--raw", ref],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    index = json.loads(raw)
+    return json.loads(raw)
+
+
+def _compressed_sizes(ref: str) -> dict[str, int]:
+    """platform -> compressed bytes (config + layers) as stored in the registry."""
     sizes = {}
-    for entry in index.get("manifests", []):
+    for entry in _raw(ref).get("manifests", []):
         platform = entry.get("platform", {})
         if platform.get("architecture") in (None, "unknown"):
             continue
         name, _, _ = ref.partition("@")
-        manifest = json.loads(
-            subprocess.run(
-                ["docker", "buildx", "imagetools", "inspect", "--raw", f"{name}@{entry['digest']}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
+        manifest = _raw(f"{name}@{entry['digest']}")
         total = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
         sizes[f"{platform['os']}/{platform['architecture']}"] = total
     return sizes
@@ -415,16 +412,6 @@ def test_failed_fidelity_gate_publishes_nothing(pushed, tmp_path, digits_model, 
     shutil.rmtree(root / ".tf2aif", ignore_errors=True)
 
 
-def _index(ref: str) -> dict:
-    raw = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", "--raw", ref],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(raw)
-
-
 def _platform_manifests(index: dict) -> dict[str, str]:
     """platform -> image manifest digest, attestation manifests left out."""
     return {
@@ -458,8 +445,8 @@ def test_a_locked_rebuild_elsewhere_gives_the_same_tags_and_image_digests(
     for image in pushed["images"]:
         other = images[image["target"]]
         assert other["tags"] == image["tags"]
-        first_index = _index(f"{REPOSITORY}@{image['digest']}")
-        second_index = _index(f"{REPOSITORY}@{other['digest']}")
+        first_index = _raw(f"{REPOSITORY}@{image['digest']}")
+        second_index = _raw(f"{REPOSITORY}@{other['digest']}")
         assert _platform_manifests(second_index) == _platform_manifests(first_index)
         assert set(_platform_manifests(first_index)) == set(image["platforms"])
         for tag in image["tags"]:  # the tags now point at the second run's index

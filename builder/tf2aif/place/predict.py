@@ -101,15 +101,7 @@ def evaluate(
         device = [Prediction(mean=0.0, p99=0.0, utilisation=0.0) for _ in instances]
         per_process = [load.busy for load in cpu_loads]
     else:
-        loads = [
-            Load(
-                rate=i.rate,
-                mean=i.profile.service,
-                m2=i.profile.service_m2,
-                switch=i.profile.switch,
-            )
-            for i in instances
-        ]
+        loads = _device_loads(instances)
         if node.accelerator.sharing == "exclusive":
             device = list(exclusive_device(loads))
             per_process = [p.utilisation for p in device]
