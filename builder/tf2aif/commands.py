@@ -265,14 +265,35 @@ def cmd_bake(args: argparse.Namespace) -> int:
     if args.print_only:
         print(text, end="")
         return 0
-    from tf2aif.build import BuildOptions, builder_driver, check_tools, sbom_generator
-    from tf2aif.sourcedate import resolve_source_date
+    from tf2aif.build import check_tools
 
     buildx = check_tools()
+    options, source_date = _build_options(args, plan)
+    write_build_dir(plan, text)
+    console = _console()
+    console.print(f"[bold]tf2aif bake[/] {plan.name}: {len(plan.serves)} images, {buildx}")
+    clamped = (
+        "image config and layer file times"
+        if options.rewrite_timestamps
+        else "image config times only"
+    )
+    console.print(
+        f"SOURCE_DATE_EPOCH={source_date.epoch or 'unset'} ({source_date.origin})"
+        + (f": {clamped}" if source_date.epoch else "")
+    )
+    results = _run_and_record(plan, options, args, buildx)
+    failed = [r for r in results if not r]
+    return 3 if failed else 0
+
+
+def _build_options(args: argparse.Namespace, plan):
+    """(BuildOptions, SourceDate) from the bake flags, the environment and the builder."""
+    from tf2aif.build import BuildOptions, builder_driver, sbom_generator
+    from tf2aif.sourcedate import resolve_source_date
+
     source_date = resolve_source_date(Path(plan.root), args.source_date_epoch)
     # the docker driver's exporter cannot rewrite layer file times ("conflicts with unpack")
     rewrite = bool(source_date.epoch) and builder_driver(args.builder) not in (None, "docker")
-    write_build_dir(plan, text)
     generator = sbom_generator(
         explicit=args.sbom_generator,
         env=os.environ,
@@ -292,16 +313,7 @@ def cmd_bake(args: argparse.Namespace) -> int:
         source_date_epoch=source_date.epoch,
         rewrite_timestamps=rewrite,
     )
-    console = _console()
-    console.print(f"[bold]tf2aif bake[/] {plan.name}: {len(plan.serves)} images, {buildx}")
-    clamped = "image config and layer file times" if rewrite else "image config times only"
-    console.print(
-        f"SOURCE_DATE_EPOCH={source_date.epoch or 'unset'} ({source_date.origin})"
-        + (f": {clamped}" if source_date.epoch else "")
-    )
-    results = _run_and_record(plan, options, args, buildx)
-    failed = [r for r in results if not r]
-    return 3 if failed else 0
+    return options, source_date
 
 
 def _run_and_record(plan, options, args, buildx: str):

@@ -198,3 +198,13 @@ def test_cold_starts_slow_a_shared_process_and_count_in_the_others_load():
     assert alone_cold.mean > alone_warm.mean
     # the neighbour of a process with cold starts sees a busier core
     assert shared_device([cold, other])[1].mean > shared_device([warm, other])[1].mean
+
+
+def test_cold_starts_count_in_the_device_utilisation():
+    from tf2aif.place.queueing import Load, shared_device
+
+    warm = Load(rate=40.0, mean=0.005, m2=0.005**2)
+    cold = Load(rate=40.0, mean=0.005, m2=0.005**2, cold_mean=0.008, cold_m2=0.008**2)
+    assert shared_device([warm])[0].utilisation == pytest.approx(0.2)
+    # the process is busy 1 - p0 of the time, p0 = (1 - 0.2) / (1 - 0.2 + 40 * 0.008)
+    assert shared_device([cold])[0].utilisation == pytest.approx(1 - 0.8 / 1.12)

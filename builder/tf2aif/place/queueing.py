@@ -327,7 +327,9 @@ def _slowed_fcfs(load: Load, speed: float, cores: int) -> Prediction:
             load.rate, load.mean / speed, load.m2 / speed**2,
             load.cold_mean / speed, cold_m2 / speed**2,
         )  # fmt: skip
-        return Prediction(mean=one.mean, p99=one.p99, utilisation=rho / cores)
+        return Prediction(
+            mean=one.mean, p99=one.p99, utilisation=load.busy / cores
+        )  # cold starts add work
     mean, m2 = load.mean / speed, load.m2 / speed**2
     one = fcfs_response(
         load.rate, mean, m2, load.rate * mean, load.rate, m2, _gamma_third_moment(mean, m2)
