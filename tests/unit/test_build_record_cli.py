@@ -197,30 +197,9 @@ def test_changed_skips_images_already_published(plan):
 
 def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
     """Parse a full bake command line and stop at the build: every option lands where it should."""
-    seen = {}
-
-    def fake_run(plan, options, args, buildx):
-        seen["options"] = options
-        return ()
-
-    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
-    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
-    file = write_project(tmp_path, BASIC)
-    argv = [
-        "bake",
-        str(file),
-        "--only",
-        "cpu/*",
-        "--push",
-        "--changed",
-        "--sbom",
-        "--no-load",
-        "--set",
-        "a.b=c",
-    ]
+    argv = ["--only", "cpu/*", "--push", "--changed", "--sbom", "--no-load", "--set", "a.b=c"]
     argv += ["--builder", "k8s", "--ca-cert", "/ca.pem", "--", "--provenance=mode=max"]
-    assert main(argv) == 0
-    options = seen["options"]
+    options = _bake_options(tmp_path, monkeypatch, *argv)
     assert options.only == ("cpu/*",) and options.push and options.changed and options.sbom
     assert options.sbom_generator == DEFAULT_SBOM_GENERATOR
     assert not options.load
