@@ -167,23 +167,18 @@ def plot(rows, path: Path) -> None:
     policies = (*POLICIES, "knapsack-best")
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(policies)
+
+    def per_node(key: str, policy: str) -> list[float]:
+        """Mean of `key` per node, for each cluster size, over the seeds."""
+        return [
+            statistics.fmean(
+                r[key] / r["nodes"] for r in rows if r["nodes"] == s and r["policy"] == policy
+            )
+            for s in sizes
+        ]
+
     for i, policy in enumerate(policies):
-        ok = [
-            statistics.fmean(
-                r["hosted_ok"] / r["nodes"]
-                for r in rows
-                if r["nodes"] == s and r["policy"] == policy
-            )
-            for s in sizes
-        ]
-        bad = [
-            statistics.fmean(
-                r["violating"] / r["nodes"]
-                for r in rows
-                if r["nodes"] == s and r["policy"] == policy
-            )
-            for s in sizes
-        ]
+        ok, bad = per_node("hosted_ok", policy), per_node("violating", policy)
         xs = [j + (i - (len(policies) - 1) / 2) * width for j in range(len(sizes))]
         ax.bar(xs, ok, width, label=policy)
         ax.bar(xs, bad, width, bottom=ok, color="none", edgecolor="red", hatch="//")

@@ -12,18 +12,14 @@ from tf2aif.cli import main
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "placement"
 
 
+def place_examples(*options: str) -> int:
+    """`tf2aif place` on the example cluster and apps files."""
+    cluster, apps = str(EXAMPLES / "cluster.yaml"), str(EXAMPLES / "apps.yaml")
+    return main(["place", "--cluster", cluster, "--apps", apps, *options])
+
+
 def test_place_writes_assignment_and_manifests(tmp_path, capsys):
-    code = main(
-        [
-            "place",
-            "--cluster",
-            str(EXAMPLES / "cluster.yaml"),
-            "--apps",
-            str(EXAMPLES / "apps.yaml"),
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    code = place_examples("--out", str(tmp_path))
     assert code == 0
     out = capsys.readouterr().out
     assert "mail-sorter" in out and "wrote" in out
@@ -46,18 +42,7 @@ def test_place_writes_assignment_and_manifests(tmp_path, capsys):
 
 
 def test_knapsack_json_output(capsys):
-    code = main(
-        [
-            "place",
-            "--cluster",
-            str(EXAMPLES / "cluster.yaml"),
-            "--apps",
-            str(EXAMPLES / "apps.yaml"),
-            "--policy",
-            "knapsack",
-            "--json",
-        ]
-    )
+    code = place_examples("--policy", "knapsack", "--json")
     data = json.loads(capsys.readouterr().out)
     assert data["policy"] == "knapsack"
     assert code in (0, 1)
