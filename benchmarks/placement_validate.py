@@ -13,7 +13,8 @@ and drives them with tf2aif's own open-loop Poisson load generator (`tf2aif.benc
 pinned to CPU 1, with OIP binary-tensor requests carrying a real input tensor.
 
 Service time S of each server, measured alone right before each point: the server process's
-CPU seconds per request (utime + stime from /proc over 200 isolated requests) for the mean, and
+CPU seconds per request (the sum over its threads of /proc/<pid>/task/*/schedstat, the
+scheduler's own nanosecond count, over 200 requests) for the mean, and
 E[S^2] = mean^2 + Var(isolated latency) for the second moment. The rest of the isolated
 latency, d = mean latency - S, is time spent outside CPU 0 (client, loopback): the prediction
 for a mix is d_k + E[T_k] from tf2aif.place.queueing.shared_device(..., cores=1).
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -90,8 +93,13 @@ def stop_servers(procs) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process's live threads, to the nanosecond (utime + stime in /proc/<pid>/stat
+    come in 10 ms ticks: too coarse for 60 requests of 1.5 ms). The servers keep their threads."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def core_busy(cpu: int) -> float:
@@ -193,7 +201,6 @@ async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dic
     for name, target in targets.items():
         warm, _ = await _cpu_per_request(target, Load(concurrency=2), count)
         _, one_at_a_time = await _cpu_per_request(target, Load(concurrency=1), count // 2)
-        # /proc counts CPU in 10 ms ticks: 80 requests of >= 1 ms keep that under ~12%
         spaced_count = 60
         points, fixed = [], []
         for gap in GAPS:
@@ -213,17 +220,36 @@ async def profile(targets: dict[str, Target], count: int = 200) -> dict[str, dic
     return out
 
 
-async def poisson(target: Target, rate: float, seconds: float, seed: int) -> list[float]:
+async def poisson(target: Target, rate: float, seconds: float, seed: int) -> dict:
+    """Open-loop Poisson load on one server: the client's latencies and send lag, and the
+    server's own view over the same period (requests, mean request time, CPU per request)."""
     from tf2aif.bench.load import Load, run_load
+
+    async def server_side(target=target) -> tuple[dict, float]:
+        return await infer_totals(target.client), cpu_seconds(target.pid)
 
     m = await run_load(
         target.client, [target.payload], Load(rate=rate, arrival="poisson", seed=seed),
-        settings(seconds),
+        settings(seconds), probe=server_side,
     )  # fmt: skip
     errors = sum(v for k, v in m.outcomes.items() if k != "ok")
     if errors:
         print(f"  {errors} failed requests: {m.outcomes}", file=sys.stderr)
-    return [x / 1e3 for x in m.latencies_ms]
+    (first, cpu0), (last, cpu1) = m.probes
+    served = max(last["count"] - first["count"], 1)
+    return {
+        "latencies": [x / 1e3 for x in m.latencies_ms],
+        "send_lag": statistics.fmean(m.send_lag_ms) / 1e3 if m.send_lag_ms else None,
+        "server_time": (last["sum"] - first["sum"]) / served,
+        "server_cpu": (cpu1 - cpu0) / served,
+    }
+
+
+async def infer_totals(client) -> dict[str, float]:
+    """Count and sum of the server's own request-duration histogram for /v2 infer."""
+    _, body = await client.get("/metrics")
+    pattern = r'tf2aif_request_duration_seconds_(sum|count)\{endpoint="infer"\} (\S+)'
+    return {m[1]: float(m[2]) for m in re.finditer(pattern, body.decode())}
 
 
 # Server processes (name -> model): two models, each twice as separate processes.
@@ -237,8 +263,6 @@ SCENARIOS = [  # (servers, total utilisation of CPU 0)
 
 
 async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
-    import contextlib
-
     os.sched_setaffinity(0, {CLIENT_CPU})
     os.nice(NICE)
     procs = start_servers(work, SERVERS)
@@ -259,7 +283,7 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
                     rates = {n: share / profiles[n]["service"] for n in servers}
                     busy0 = core_busy(SERVER_CPU)
                     ours0 = sum(cpu_seconds(p.pid) for p, _ in procs.values())
-                    wall0 = time.perf_counter()
+                    wall0, client0 = time.perf_counter(), time.process_time()
                     results = await asyncio.gather(
                         *[
                             poisson(mix[n], rates[n], seconds, seed=1000 * rep + 10 * s_index + k)
@@ -270,7 +294,9 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
                     ours = sum(cpu_seconds(p.pid) for p, _ in procs.values()) - ours0
                     # share of CPU 0 used by other processes during the point
                     background = max(core_busy(SERVER_CPU) - busy0 - ours, 0.0) / elapsed
-                    for n, latencies in zip(servers, results, strict=True):
+                    client_cpu = (time.process_time() - client0) / elapsed
+                    for n, result in zip(servers, results, strict=True):
+                        latencies = result.pop("latencies")
                         row = {
                             "repeat": rep,
                             "servers": len(servers),
@@ -278,6 +304,8 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
                             "app": n,
                             "model": SERVERS[n],
                             "background": background,
+                            "client_cpu": client_cpu,  # share of CPU 1 used by the load generator
+                            **result,  # send_lag, server_time, server_cpu
                             "rate": rates[n],
                             "measured": statistics.fmean(latencies),
                             "count": len(latencies),
@@ -307,7 +335,6 @@ CHECK_APPS = [  # (name, server, rate as a share of that server's capacity, SLO 
 async def real_check(work: Path, seconds: float) -> dict:
     """Place CHECK_APPS on one 1-core node with first-fit and knapsack, run what each hosts
     on the real servers at the apps' rates, and compare measured latency with the SLOs."""
-    import contextlib
 
     from tf2aif.place.inputs import App, ModelSpec, Node, Profile
     from tf2aif.place.policy import place
@@ -341,12 +368,13 @@ async def real_check(work: Path, seconds: float) -> dict:
             for policy in ("first-fit", "knapsack"):
                 placement = place(apps, models, [node], policy=policy)
                 hosted = [a for a in apps if a.name in {x.app for x in placement.assignments}]
-                results = await asyncio.gather(
+                runs = await asyncio.gather(
                     *[
                         poisson(targets[a.model], a.rate, seconds, seed=i)
                         for i, a in enumerate(hosted)
                     ]
                 )
+                results = [run["latencies"] for run in runs]
                 predicted = {x.app: x.mean for x in placement.assignments}
                 out[policy] = [
                     {

@@ -45,6 +45,7 @@ def test_closed_loop_numbers_and_server_stage_split(start_toy, client):
         check_sane(run)
         assert run["errors"] == {}
         assert run["client"]["http"] == client
+        assert run["client"]["send_lag_ms"] is None  # a closed loop has no schedule
         # the toy holds its "device" 4 ms per request
         assert 4.0 <= run["server_stages"]["inference"]["mean_ms"] < 8.0
         assert run["server_stages"]["inference"]["count"] == pytest.approx(run["requests"], rel=0.1)
@@ -113,6 +114,8 @@ def test_open_loop_shows_queueing_beyond_capacity(start_toy):
     assert under["throughput_rps"] == pytest.approx(40, rel=0.15)
     assert under["latency_ms"]["p50"] < 25
     assert under["unfinished"] <= 3
+    lag = under["client"]["send_lag_ms"]  # how late sends left: inside every latency above
+    assert 0 <= lag["mean"] <= lag["max"] and lag["p99"] <= lag["max"]
     # beyond capacity the queue grows: served rate caps near 100/s, latency climbs, work piles up
     assert over["throughput_rps"] < 110
     assert over["latency_ms"]["p50"] > 10 * under["latency_ms"]["p50"]

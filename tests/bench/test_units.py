@@ -190,3 +190,19 @@ def test_cold_start_fit_recovers_the_curve_it_was_given():
     assert fitted_tau == pytest.approx(tau, rel=0.25)  # a 1.25x log grid
     # no cold penalty measured (or less CPU after idling): nothing extra
     assert fit_cold_start(warm, [(g, warm * 0.98) for g in (0.005, 0.02, 0.08)])[0] == 0.0
+
+
+def test_open_loop_sends_never_leave_before_their_scheduled_time():
+    import asyncio
+
+    from tf2aif.bench.load import _wait_until
+
+    async def early_by() -> list[float]:
+        out = []
+        for delay in (0.0, 0.0004, 0.003, 0.011):
+            when = time.perf_counter() + delay
+            await _wait_until(when)
+            out.append(when - time.perf_counter())
+        return out
+
+    assert all(early <= 0 for early in asyncio.run(early_by()))

@@ -4,7 +4,9 @@ then measurement windows until the last windows agree or a bound is hit.
 Closed loop: `concurrency` workers each send, wait for the answer, send again. Open loop: requests
 are scheduled at Poisson or constant arrival times whatever the server does, and latency counts from
 the *scheduled* send time, so time spent queueing (in the client's connection pool or the server)
-shows up instead of silently lowering the offered rate (no coordinated omission).
+shows up instead of silently lowering the offered rate (no coordinated omission). That makes the
+client's own punctuality part of every latency, so sends are timed finer than the event loop's
+timers (see `_wait_until`) and how late they went out is reported (`send_lag_ms`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ __all__ = ["ARRIVALS", "Load", "LoadSettings", "Measurement", "Window", "run_loa
 log = logging.getLogger(__name__)
 
 ARRIVALS = ("poisson", "constant")
+
+# asyncio's timers fire about 1 ms late here: epoll counts whole milliseconds (rounded up) and
+# the core has to wake. The last stretch before a scheduled send is spent yielding instead.
+SPIN_S = 0.002
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +97,7 @@ class Measurement:
     scheduled: int  # open loop: arrivals scheduled during the measurement; closed loop: sends
     unfinished: int  # requests still in flight when the measurement ended
     client_cpu_s: float  # CPU time of this process during the measurement
+    send_lag_ms: tuple[float, ...] = ()  # open loop: actual minus scheduled send time, per request
     loadavg_1m: float  # the host's 1-minute load average at the end: was the machine busy?
     probes: tuple[object, object] | None = None  # `probe()` at the start and end of the measurement
 
@@ -102,13 +109,16 @@ class _Recorder:
     measure_from: float = float("inf")
     measure_to: float = float("inf")
     done: list[tuple[float, float, str]] = field(default_factory=list)  # (end, latency_s, outcome)
+    lags: list[float] = field(default_factory=list)  # open loop: send lag (s) of measured requests
     measured: int = 0
     scheduled: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, start: float, end: float, outcome: str) -> None:
+    def add(self, start: float, end: float, outcome: str, lag: float | None = None) -> None:
         if self.measure_from <= end <= self.measure_to:
             self.done.append((end, end - start, outcome))
+            if lag is not None:
+                self.lags.append(lag)
             self.measured += 1
             limit = self.settings.max_requests
             if limit is not None and self.measured >= limit and not self.stop.is_set():
@@ -178,6 +188,7 @@ def _measurement(load, recorder, windows, stable, reason, cpu, unfinished) -> Me
         scheduled=recorder.scheduled if load.mode == "open" else recorder.measured,
         unfinished=unfinished if load.mode == "open" else 0,
         client_cpu_s=round(cpu, 4),
+        send_lag_ms=tuple(lag * 1e3 for lag in recorder.lags),
         loadavg_1m=round(os.getloadavg()[0], 2),
     )
 
@@ -195,18 +206,26 @@ async def _open_scheduler(client, cycle, recorder: _Recorder, load: Load, in_fli
     when = time.perf_counter()
     while not recorder.stop.is_set():
         when += gap()
-        delay = when - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await _wait_until(when)
         recorder.note_send(when)
         task = asyncio.create_task(_open_request(client, next(cycle), when, recorder))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
 
 
+async def _wait_until(when: float) -> None:
+    """Sleep until `when` (perf_counter), to within a few tens of microseconds of it."""
+    coarse = when - time.perf_counter() - SPIN_S
+    if coarse > 0:
+        await asyncio.sleep(coarse)
+    while time.perf_counter() < when:
+        await asyncio.sleep(0)  # other tasks and I/O keep running while this one waits
+
+
 async def _open_request(client, payload: Payload, scheduled: float, recorder: _Recorder) -> None:
+    lag = time.perf_counter() - scheduled
     outcome = await client.send(payload)
-    recorder.add(scheduled, time.perf_counter(), outcome)
+    recorder.add(scheduled, time.perf_counter(), outcome, lag)
 
 
 def _gaps(load: Load) -> Callable[[], float]:

@@ -101,6 +101,7 @@ class RunResult:
                 "cpu_s": m.client_cpu_s,
                 "cpu_per_request_ms": round(m.client_cpu_s / max(requests, 1) * 1e3, 4),
                 "loadavg_1m": m.loadavg_1m,
+                "send_lag_ms": _send_lag(m.send_lag_ms),
             },
             "server_stages": None
             if self.stages is None
@@ -127,6 +128,13 @@ class BenchResult:
             "histogram_bounds_ms": list(HISTOGRAM_BOUNDS_MS),
             "runs": [run.to_dict() for run in self.runs],
         }
+
+
+def _send_lag(lags_ms: Sequence[float]) -> dict[str, float] | None:
+    if not lags_ms:
+        return None
+    stats = summarize(lags_ms)
+    return {"mean": stats.mean, "p99": stats.p99, "max": stats.max}
 
 
 def _host() -> dict[str, Any]:
