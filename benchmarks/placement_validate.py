@@ -405,52 +405,73 @@ def load_of(profile: dict, rate: float, cold: bool = True):
     return with_cold_start(load, profile["cold_delta"], profile["cold_tau"])
 
 
-def predict(row: dict, model: str, cold: bool = True) -> float:
-    from tf2aif.place.queueing import shared_device
+def predict(row: dict, model: str, cold: bool = True, during: dict | None = None) -> float:
+    """d + E[T] of `row`'s app by `model`; with `during` (server -> CPU per request measured
+    during the point), the service each server really used instead of its profile."""
+    from tf2aif.place.queueing import Load, shared_device, shared_device_gps
 
     mix = row["mix"]
     names = list(mix)
     loads = [load_of(mix[n], mix[n]["rate"], cold) for n in names]
-    prediction = shared_device(loads, 1, model)[names.index(row["app"])]
+    if during is not None:  # that CPU already holds the cold starts
+        loads = [
+            Load(rate=mix[n]["rate"], mean=during[n], m2=mix[n]["service_m2"] * (during[n] / mix[n]["service"]) ** 2)
+            for n in names
+        ]  # fmt: skip
+    solve = shared_device_gps if model == "gps" else lambda x, c: shared_device(x, c, model)
+    prediction = solve(loads, 1)[names.index(row["app"])]
     return row["profile"]["fixed"] + prediction.mean
 
 
 PREDICTORS = {  # column -> (model, with cold starts)
     "fcfs-ps": ("fcfs-ps", True),
-    "fcfs-ps, warm only": ("fcfs-ps", False),
-    "ps": ("ps", False),
+    "ideal GPS": ("gps", True),
+    "ps, warm only": ("ps", False),
 }
+DURING = "fcfs-ps, CPU measured during the point"
+OVERLOADED = 0.95  # measured utilisation (CPU per request under load x rate) beyond which a point is unstable
+
+
+def measured_utilisation(rows: list[dict], row: dict) -> float:
+    """Share of CPU 0 the servers of this point really used: rate x CPU per request, summed."""
+    same = [r for r in rows if (r["repeat"], r["servers"], r["utilisation"]) == (row["repeat"], row["servers"], row["utilisation"])]  # fmt: skip
+    return sum(r["rate"] * r.get("server_cpu", r["profile"]["service"]) for r in same)
 
 
 def report(work: Path) -> None:
     rows = json.loads((work / "validate.json").read_text())
     for row in rows:
+        row["real_utilisation"] = measured_utilisation(rows, row)
         for column, (model, cold) in PREDICTORS.items():
             row[column] = predict(row, model, cold)
-    head = " | ".join(f"predicted ms {c} | error" for c in PREDICTORS)
-    print(f"| servers | utilisation | app | rate req/s | measured ms (runs) | {head} |")
-    print("|---" * (5 + 2 * len(PREDICTORS)) + "|")
-    groups: dict[tuple, list[dict]] = {}
+        same = [r for r in rows if (r["repeat"], r["servers"], r["utilisation"]) == (row["repeat"], row["servers"], row["utilisation"])]  # fmt: skip
+        during = {r["app"]: r["server_cpu"] for r in same if "server_cpu" in r}
+        if len(during) == len(row["mix"]):
+            row[DURING] = predict(row, "fcfs-ps", during=during)
+    columns = [*PREDICTORS, *([DURING] if all(DURING in r for r in rows) else [])]
+    head = " | ".join(f"predicted ms {c} | error" for c in columns)
+    print(f"| servers | utilisation set / measured | app | rate req/s | measured ms | {head} |")
+    print("|---" * (5 + 2 * len(columns)) + "|")
     for row in rows:
-        groups.setdefault((row["servers"], row["utilisation"], row["app"]), []).append(row)
-    errors: dict[str, list[float]] = {c: [] for c in PREDICTORS}
-    for (servers, utilisation, app), runs in groups.items():
-        measured = " / ".join(f"{r['measured'] * 1e3:.2f}" for r in runs)
-        cells = []
-        for column in PREDICTORS:
-            errs = [(r[column] / r["measured"] - 1) * 100 for r in runs]
-            errors[column].extend(abs(e) for e in errs)
-            mean = statistics.fmean(r[column] for r in runs) * 1e3
-            cells.append(f"{mean:.2f} | {' / '.join(f'{e:+.0f}%' for e in errs)}")
-        rate = statistics.fmean(r["rate"] for r in runs)
-        print(
-            f"| {servers} | {utilisation:.1f} | {app} | {rate:.1f} | {measured} | {' | '.join(cells)} |"
+        cells = " | ".join(
+            f"{row[c] * 1e3:.2f} | {(row[c] / row['measured'] - 1) * 100:+.0f}%" for c in columns
         )
-    for column, errs in errors.items():
         print(
-            f"\n{column}: |relative error| median {statistics.median(errs):.1f}%, "
-            f"p90 {sorted(errs)[int(0.9 * len(errs))]:.1f}%, worst {max(errs):.1f}% over {len(errs)} points"
+            f"| {row['servers']} | {row['utilisation']:.1f} / {row['real_utilisation']:.2f} | "
+            f"{row['app']} | {row['rate']:.1f} | {row['measured'] * 1e3:.2f} | {cells} |"
         )
+    stable = [r for r in rows if r["real_utilisation"] < OVERLOADED]
+    print("\n| predictor | points | median abs. error | p90 | worst | under-predicted |")
+    print("|---|---|---|---|---|---|")
+    for column in columns:
+        for label, sel in (("all", rows), (f"measured utilisation < {OVERLOADED}", stable)):
+            errs = [r[column] / r["measured"] - 1 for r in sel]
+            size = sorted(abs(e) for e in errs)
+            print(
+                f"| {column} | {label} ({len(sel)}) | {statistics.median(size):.1%} | "
+                f"{size[int(0.9 * len(size))]:.1%} | {size[-1]:.1%} | "
+                f"{sum(e < 0 for e in errs)} of {len(errs)} |"
+            )
     plot(rows, Path(__file__).resolve().parents[1] / "docs" / "img" / "placement-validation.png")
 
 
@@ -463,21 +484,27 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 5))
     markers = {1: "o", 2: "s", 3: "^", 4: "D"}
     for servers, marker in markers.items():
-        sel = [r for r in rows if r["servers"] == servers]
-        ax.scatter(
-            [r["measured"] * 1e3 for r in sel],
-            [r["fcfs-ps"] * 1e3 for r in sel],
-            marker=marker,
-            label=f"{servers} server(s), fcfs-ps",
-            alpha=0.8,
-        )
-    sel = rows
+        for overloaded in (False, True):
+            sel = [
+                r
+                for r in rows
+                if r["servers"] == servers and (r["real_utilisation"] >= OVERLOADED) == overloaded
+            ]
+            ax.scatter(
+                [r["measured"] * 1e3 for r in sel],
+                [r["fcfs-ps"] * 1e3 for r in sel],
+                marker=marker,
+                facecolors="none" if overloaded else f"C{servers - 1}",
+                edgecolors=f"C{servers - 1}",
+                label=None if overloaded else f"{servers} server(s), fcfs-ps",
+                alpha=0.85,
+            )
     ax.scatter(
-        [r["measured"] * 1e3 for r in sel],
-        [r["ps"] * 1e3 for r in sel],
+        [r["measured"] * 1e3 for r in rows],
+        [r["ideal GPS"] * 1e3 for r in rows],
         marker="x",
         color="grey",
-        label="plain PS formula",
+        label="ideal GPS (previous model)",
         alpha=0.5,
     )
     top = max(max(r["measured"], r["fcfs-ps"]) for r in rows) * 1e3 * 1.1
@@ -488,7 +515,10 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("measured mean latency (ms)")
     ax.set_ylabel("predicted mean latency (ms)")
-    ax.set_title("Co-located servers on one core: predicted vs measured\n(dotted: +/-25%)")
+    ax.set_title(
+        "Co-located servers on one core: predicted vs measured\n"
+        f"(dotted: +/-25%; hollow: measured utilisation >= {OVERLOADED})"
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,12 @@ from tf2aif.place.queueing import (
     exclusive_device,
     gamma_quantile,
     shared_device,
+    shared_device_gps,
     shared_device_independent,
     shared_device_lower,
     shared_device_priority,
     shared_device_ps,
+    with_cold_start,
 )
 
 S = 0.010  # 10 ms
@@ -59,15 +61,37 @@ def test_ps_on_c_cores_uses_erlang_c():
     assert p.mean == pytest.approx(S * (1 + (1 / 3) / (2 * 0.5)))
 
 
-def test_fcfs_ps_lies_between_its_bounds_and_above_the_cheap_lower_bound():
+def test_fcfs_ps_is_the_larger_of_gps_and_ps_and_above_the_cheap_lower_bound():
     loads = [Load(rate=30, mean=S, m2=S * S), Load(rate=60, mean=0.004, m2=1.5 * 0.004**2)]
     mixed = shared_device(loads)
+    gps = shared_device_gps(loads)
+    ps = shared_device_ps(loads)
     high = shared_device_priority(loads)
     low = shared_device_independent(loads)
     lower = shared_device_lower(loads)
-    for m, h, lo, lb in zip(mixed, high, low, lower, strict=True):
-        assert lo.mean <= m.mean <= h.mean
+    for m, g, p, h, lo, lb in zip(mixed, gps, ps, high, low, lower, strict=True):
+        assert lo.mean <= g.mean <= h.mean
+        assert m.mean == max(g.mean, p.mean)
         assert lb <= m.mean + 1e-12
+    # low-variance services: a fair share of the core is the slower of the two here
+    assert [m.mean for m in mixed] == [p.mean for p in ps]
+
+
+def test_fcfs_ps_keeps_a_process_alone_on_its_core_fcfs():
+    loads = [Load(rate=rho / S, mean=S, m2=S * S) for rho in (0.5, 0.3)]
+    for m, g in zip(shared_device(loads, cores=2), shared_device_gps(loads, cores=2), strict=True):
+        assert m == g  # M/D/1 each, not processor sharing
+    assert shared_device(loads[:1])[0].mean == pytest.approx(S * (1 + 0.5 / (2 * 0.5)))
+
+
+def test_fcfs_ps_shares_the_work_of_cold_starts():
+    warm = Load(rate=100, mean=0.002, m2=0.002**2)
+    cold = with_cold_start(warm, extra=0.002, tau=0.01)
+    other = Load(rate=50, mean=0.004, m2=0.004**2)
+    (_, with_cold), (_, with_warm) = shared_device([cold, other]), shared_device([warm, other])
+    offered = cold.busy + other.rate * other.mean
+    assert with_cold.mean == pytest.approx(0.004 / (1 - offered))  # PS on the work per request
+    assert with_cold.mean > with_warm.mean == pytest.approx(0.004 / (1 - 0.4))
 
 
 def test_lower_bounds_never_exceed_the_prediction_on_random_devices():

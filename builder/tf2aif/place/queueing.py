@@ -10,15 +10,25 @@ Time-shared devices (CPU cores, GPU contexts), two models:
       E[T_k] = m_k (1 + C(c, c rho) / (c (1 - rho)))        C = Erlang-C probability of waiting
   which for c = 1 is the textbook  E[T_k] = m_k / (1 - rho).
 * "fcfs-ps" (default) -- what a node really runs: one server process per instance, each FCFS
-  (one request at a time), the OS time-sharing the c cores among busy processes (each gets
-  min(1, c / busy)): generalised processor sharing with equal weights, which has no closed form.
-  Instance k is an M/G/1 FCFS queue whose server runs at speed s_k < 1 because of the others:
-      E[T_k] = m_k' + l_k m2_k' / (2 (1 - l_k m_k')),   m_k' = m_k / s_k,  m2_k' = m2_k / s_k^2
-  Two choices of s_k bracket the simulated system (shared_device_priority: the others pre-empt,
-  s_k = 1 - C(c, sum_(j!=k) rho_j); shared_device_independent: the others are busy independently,
-  s_k = E[min(1, c / (1 + K_k))] from a fixed point); the prediction is their geometric mean.
-  One instance alone gives the exact M/G/1 result; "ps" overstates the wait of low-variance
-  services by up to 2x at high load, which is why it is not the default.
+  (one request at a time), the OS time-sharing the c cores among busy processes.
+  - With at most c processes each has a core: instance k is an M/G/1 FCFS queue (Welch's
+    form below when it has cold starts), exact.
+  - With more processes than cores, the larger of two predictions:
+    (a) shared_device_gps, ideal generalised processor sharing among per-process FCFS queues
+        (each busy process gets min(1, c / busy)), which has no closed form. Instance k is an
+        M/G/1 FCFS queue whose server runs at speed s_k < 1 because of the others:
+          E[T_k] = m_k' + l_k m2_k' / (2 (1 - l_k m_k')),   m_k' = m_k / s_k,  m2_k' = m2_k / s_k^2
+        with s_k the geometric mean of two bracketing choices (shared_device_priority: the
+        others pre-empt, s_k = 1 - C(c, sum_(j!=k) rho_j); shared_device_independent: the others
+        are busy independently, s_k = E[min(1, c / (1 + K_k))] from a fixed point);
+    (b) M/G/c-PS over every request, each instance's mean service taken as its work per request
+        with cold starts (busy_k / l_k).
+    Measured on real co-located tf2aif servers (docs/placement.md), (b) is the one that holds:
+    a server is not one FCFS thread (its event loop reads, decodes and answers requests while
+    its inference thread runs), and the OS shares the core among all those threads; the ideal
+    (a) under-predicted those servers by 20-40% at loads 0.4-0.6, and by about as much the
+    simulated GPS system. (a) stays as a floor for high-variance services, where a process's
+    own FCFS queue is worse than a fair share.
 
 One-model-at-a-time devices (edgeTPU, FPGA DPU reloading its kernel): FCFS M/G/1 over the merged
 stream l = sum l_k; a request of model k pays the switch overhead o_k when the previous request
@@ -38,7 +48,7 @@ W = 0) gives, with rho = l m and rho0 = l m0:
       p0 = (1 - rho) / (1 - rho + rho0)                  P(an arrival finds the server idle)
       E[W] = l (p0 m2_0 + (1 - p0) m2) / (2 (1 - rho))
       E[T] = E[W] + p0 m0 + (1 - p0) m,   busy = 1 - p0
-which is P-K when S0 = S. Inside fcfs-ps both services are slowed by the same s_k.
+which is P-K when S0 = S. Inside the GPS model both services are slowed by the same s_k.
 
 p99 estimates: FCFS response time T = W + S is fitted by a Gamma distribution on its first two
 moments (E[W^2] from Takacs' formula, E[S^3] from a Gamma fit of S) and the quantile is taken with
@@ -63,6 +73,7 @@ __all__ = [
     "fcfs_ps_lower",
     "gamma_quantile",
     "shared_device",
+    "shared_device_gps",
     "shared_device_independent",
     "cold_start_response",
     "with_cold_start",
@@ -405,34 +416,57 @@ def fcfs_ps_lower(
 ) -> list[float]:
     """shared_device_lower for fcfs-ps on plain sequences: per process, the geometric mean of
     its Pollaczek-Khinchine responses at the priority bound's speed and at `shares` (upper
-    bounds of the independent bound's speeds; 1 when None)."""
+    bounds of the independent bound's speeds; 1 when None), and, with more processes than
+    cores, at least its M/G/c-PS response on the warm service."""
     rhos = [rate * mean for rate, mean in zip(rates, means, strict=True)]
     offered = sum(rhos)
     if offered >= cores:
         return [INFINITE] * len(rhos)
     crowded = len(rhos) > cores
+    # crowded, fcfs-ps is at least M/G/c-PS on the work per request, which is at least on S
+    stretch = 1.0 + erlang_c(cores, offered) / (cores - offered) if crowded else 0.0
     out = []
     for k, rho in enumerate(rhos):
         rate, mean, m2 = rates[k], means[k], m2s[k]
         blocked = erlang_c(cores, offered - rho) if crowded else 0.0
         high = _pk_mean(rate, mean, m2, 1.0 - blocked)
         alone = _pk_mean(rate, mean, m2, 1.0 if shares is None else min(shares[k], 1.0))
-        out.append(math.sqrt(high * alone))
+        out.append(max(math.sqrt(high * alone), mean * stretch))
     return out
 
 
 def shared_device(
     loads: Sequence[Load], cores: int = 1, model: str = "fcfs-ps"
 ) -> tuple[Prediction, ...]:
-    """Time-shared device with `cores` parallel units, by `model`.
+    """Time-shared device with `cores` parallel units, by `model` (see the module docstring).
 
-    "fcfs-ps": geometric mean of the two bounds above (mean and p99), which bracket the
-    simulated per-process-FCFS / time-shared system; "ps": plain M/G/c-PS.
+    "fcfs-ps": M/G/1 per process while each has a core; beyond that the larger of the GPS
+    model and M/G/c-PS on the work per request. "ps": plain M/G/c-PS on the warm service.
     """
     if model == "ps":
         return shared_device_ps(loads, cores)
     if model != "fcfs-ps":
         raise ValueError(f"unknown shared-device model {model!r}; use 'fcfs-ps' or 'ps'")
+    gps = shared_device_gps(loads, cores)
+    if len(loads) <= cores:
+        return gps
+    shared = shared_device_ps([_worked(load) for load in loads], cores)
+    return tuple(
+        max(g, p, key=operator.attrgetter("mean")) for g, p in zip(gps, shared, strict=True)
+    )
+
+
+def _worked(load: Load) -> Load:
+    """`load` as one service whose mean is its work per request, cold starts included."""
+    if load.cold_mean is None or load.rate <= 0.0:
+        return load
+    mean = load.busy / load.rate
+    return Load(rate=load.rate, mean=mean, m2=load.m2 * (mean / load.mean) ** 2)
+
+
+def shared_device_gps(loads: Sequence[Load], cores: int = 1) -> tuple[Prediction, ...]:
+    """Ideal GPS among per-process FCFS queues: the geometric mean of the two bounds above
+    (mean and p99), which bracket that simulated system."""
     rho = sum(load.rate * load.mean for load in loads) / cores
     if rho >= 1.0:
         return shared_device_ps(loads, cores)

@@ -1,0 +1,56 @@
+"""How late does an open-loop generator send? asyncio timers alone vs tf2aif's `_wait_until`.
+
+    python benchmarks/send_lag.py [--rate 100] [--seconds 10]
+
+Both schedules are the same seeded Poisson arrivals with nothing else on the event loop, so the
+lag is the timer's own; it is part of every open-loop latency, because latency counts from the
+scheduled send time. Prints the mean, p99 and max lag and the CPU each way costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+
+from tf2aif.bench.load import _wait_until
+
+
+async def asyncio_sleep(when: float) -> None:
+    delay = when - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def lags(wait, rate: float, seconds: float) -> tuple[list[float], float]:
+    rng = random.Random(0)
+    out, when = [], time.perf_counter()
+    cpu, end = time.process_time(), when + seconds
+    while when < end:
+        when += rng.expovariate(rate)
+        await wait(when)
+        out.append(time.perf_counter() - when)
+    return out, (time.process_time() - cpu) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    print(f"Poisson {args.rate:g} req/s for {args.seconds:g} s each")
+    print("| timing | mean lag ms | p99 ms | max ms | CPU share |")
+    print("|---|---|---|---|---|")
+    for label, wait in (("asyncio.sleep only", asyncio_sleep), ("tf2aif _wait_until", _wait_until)):
+        lag, cpu = asyncio.run(lags(wait, args.rate, args.seconds))
+        lag_ms = sorted(x * 1e3 for x in lag)
+        p99 = lag_ms[int(0.99 * (len(lag_ms) - 1))]
+        print(
+            f"| {label} | {statistics.fmean(lag_ms):.3f} | {p99:.3f} | {lag_ms[-1]:.3f} | {cpu:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
