@@ -325,11 +325,12 @@ async def run_async(work: Path, repeat: int, seconds: float) -> list[dict]:
 
 # ---------------------------------------------------------------- small real placement check
 CHECK_APPS = [  # (name, server, rate as a share of that server's capacity, SLO as x its service)
-    ("cam-1", "a", 0.30, 2.2),
-    ("cam-2", "b", 0.15, 3.0),
-    ("ocr-1", "c", 0.20, 4.0),
-    ("ocr-2", "d", 0.15, 3.0),
+    ("cam-1", "a", 0.25, 3.0),
+    ("cam-2", "b", 0.10, 4.0),
+    ("ocr-1", "c", 0.15, 5.0),
+    ("ocr-2", "d", 0.10, 4.0),
 ]
+HEADROOM = 0.1  # what `tf2aif place` plans with by default
 
 
 async def real_check(work: Path, seconds: float) -> dict:
@@ -362,7 +363,13 @@ async def real_check(work: Path, seconds: float) -> dict:
                     name=server, profiles={prof.variant: prof}, images={prof.variant: server}
                 )
                 apps.append(
-                    App(name=name, model=server, rate=share / p["service"], slo=slo * p["service"])
+                    App(
+                        name=name,
+                        model=server,
+                        rate=share / p["service"],
+                        slo=slo * p["service"],
+                        headroom=HEADROOM,
+                    )
                 )
             node = Node(name="cpu0", platform="cpu", memory_mb=4096, cores=1)
             for policy in ("first-fit", "knapsack"):
