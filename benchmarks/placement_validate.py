@@ -515,9 +515,10 @@ def plot(rows: list[dict], path: Path) -> None:
         alpha=0.5,
     )
     top = max(max(r["measured"], r["fcfs-ps"]) for r in rows) * 1e3 * 1.1
-    ax.plot([0.1, top], [0.1, top], "k--", lw=0.8)
-    ax.plot([0.1, top], [0.1 * 1.25, top * 1.25], "k:", lw=0.6)
-    ax.plot([0.1, top], [0.1 * 0.75, top * 0.75], "k:", lw=0.6)
+    low = min(min(r["measured"], r["ideal GPS"]) for r in rows) * 1e3 * 0.8
+    ax.plot([low, top], [low, top], "k--", lw=0.8)
+    ax.plot([low, top], [low * 1.25, top * 1.25], "k:", lw=0.6)
+    ax.plot([low, top], [low * 0.75, top * 0.75], "k:", lw=0.6)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured mean latency (ms)")
