@@ -457,14 +457,17 @@ def report(work: Path) -> None:
             row[DURING] = predict(row, "fcfs-ps", during=during)
     columns = [*PREDICTORS, *([DURING] if all(DURING in r for r in rows) else [])]
     head = " | ".join(f"predicted ms {c} | error" for c in columns)
-    print(f"| servers | utilisation set / measured | app | rate req/s | measured ms | {head} |")
-    print("|---" * (5 + 2 * len(columns)) + "|")
+    print(
+        f"| run | servers | utilisation set / measured | app | rate req/s | measured ms | {head} |"
+    )
+    print("|---" * (6 + 2 * len(columns)) + "|")
     for row in rows:
         cells = " | ".join(
             f"{row[c] * 1e3:.2f} | {(row[c] / row['measured'] - 1) * 100:+.0f}%" for c in columns
         )
         print(
-            f"| {row['servers']} | {row['utilisation']:.1f} / {row['real_utilisation']:.2f} | "
+            f"| {row['repeat'] + 1} | {row['servers']} | "
+            f"{row['utilisation']:.1f} / {row['real_utilisation']:.2f} | "
             f"{row['app']} | {row['rate']:.1f} | {row['measured'] * 1e3:.2f} | {cells} |"
         )
     stable = [r for r in rows if r["real_utilisation"] < OVERLOADED]
