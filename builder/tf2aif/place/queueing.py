@@ -18,17 +18,19 @@ Time-shared devices (CPU cores, GPU contexts), two models:
         (each busy process gets min(1, c / busy)), which has no closed form. Instance k is an
         M/G/1 FCFS queue whose server runs at speed s_k < 1 because of the others:
           E[T_k] = m_k' + l_k m2_k' / (2 (1 - l_k m_k')),   m_k' = m_k / s_k,  m2_k' = m2_k / s_k^2
-        with s_k the geometric mean of two bracketing choices (shared_device_priority: the
-        others pre-empt, s_k = 1 - C(c, sum_(j!=k) rho_j); shared_device_independent: the others
-        are busy independently, s_k = E[min(1, c / (1 + K_k))] from a fixed point);
+        and the prediction is the geometric mean of the responses under two choices of s_k
+        that bracket the simulated system (shared_device_priority: the others pre-empt,
+        s_k = 1 - C(c, sum_(j!=k) rho_j); shared_device_independent: the others are busy
+        independently, s_k = E[min(1, c / (1 + K_k))] from a fixed point);
     (b) M/G/c-PS over every request, each instance's mean service taken as its work per request
         with cold starts (busy_k / l_k).
-    Measured on real co-located tf2aif servers (docs/placement.md), (b) is the one that holds:
-    a server is not one FCFS thread (its event loop reads, decodes and answers requests while
-    its inference thread runs), and the OS shares the core among all those threads; the ideal
-    (a) under-predicted those servers by 20-40% at loads 0.4-0.6, and by about as much the
-    simulated GPS system. (a) stays as a floor for high-variance services, where a process's
-    own FCFS queue is worse than a fair share.
+    Measured on real co-located tf2aif servers (docs/placement.md), (b) is the one that holds
+    up to loads of about 0.85: a server is not one FCFS thread (its event loop reads, decodes
+    and answers requests while its inference thread runs), and the OS shares the core among
+    all those threads. (a) under-predicted those servers by 20-40% at loads 0.4-0.6 (it also
+    under-predicts its own simulated system by up to 29% with four processes at load 0.7).
+    (a) stays as a floor for high-variance services, where a process's own FCFS queue is
+    worse than a fair share.
 
 One-model-at-a-time devices (edgeTPU, FPGA DPU reloading its kernel): FCFS M/G/1 over the merged
 stream l = sum l_k; a request of model k pays the switch overhead o_k when the previous request
