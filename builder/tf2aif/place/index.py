@@ -42,9 +42,9 @@ _ROUNDING = 1.0 - 1e-9
 
 def _fcfs_ps_lower(rate, mean, m2, speed, share):
     """A lower bound of the fcfs-ps mean (queueing.shared_device, which is at least its GPS
-    part): the geometric mean of the
-    Pollaczek-Khinchine responses (queueing._pk_mean) at the priority bound's speed and at an
-    upper bound `share` of the independent bound's speed; inf when either cannot keep up."""
+    part): the geometric mean of the Pollaczek-Khinchine responses (queueing._pk_mean) at the
+    priority bound's speed and at an upper bound `share` of the independent bound's speed;
+    inf when either cannot keep up."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         high, low = mean / speed, mean / share
         busy_high, busy_low = rate * high, rate * low
