@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tf2aif.bench.load import Load, LoadSettings
+from tf2aif.bench.load import BACKLOG_PER_CONNECTION, Load, LoadSettings
 from tf2aif.bench.result import BenchResult, dumps, to_csv, validate_result
 from tf2aif.bench.runner import Bench, InputSpec, bench_endpoint
 from tf2aif.bench.targets import free_port, url_endpoint
@@ -123,6 +123,22 @@ def test_open_loop_shows_queueing_beyond_capacity(start_toy):
     assert not over["stable"]
     p50s = [w["p50_ms"] for w in over["windows"]]
     assert p50s[-1] > 2 * p50s[0]
+
+
+def test_an_open_loop_the_client_cannot_keep_up_with_ends_on_time_with_a_bounded_backlog(
+    start_toy,
+):
+    url = start_toy(service_ms=50)  # 20 req/s at most; asked for 2,000 req/s on 2 connections
+    settings = LoadSettings(warmup_s=0.2, window_s=0.5, max_duration_s=1.0, timeout_s=10.0,
+                            max_connections=2)  # fmt: skip
+    run = bench(url, [Load(rate=2000, arrival="constant")], settings)["runs"][0]
+    check_sane(run)
+    backlog = settings.max_connections * BACKLOG_PER_CONNECTION
+    # the arrivals the client could not even hold are errors, not silently dropped
+    assert run["errors"]["not_sent"] > 1000
+    assert run["unfinished"] <= backlog + 1
+    assert run["duration_s"] < 2 * settings.max_duration_s
+    assert run["throughput_rps"] < 1000 / 50 * 1.2
 
 
 def test_json_tensors_and_samples_payloads(start_toy, tmp_path):

@@ -27,7 +27,15 @@ from tf2aif.bench.clients import HttpClient
 from tf2aif.bench.payloads import Payload
 from tf2aif.bench.stats import within
 
-__all__ = ["ARRIVALS", "Load", "LoadSettings", "Measurement", "Window", "run_load"]
+__all__ = [
+    "ARRIVALS",
+    "BACKLOG_PER_CONNECTION",
+    "Load",
+    "LoadSettings",
+    "Measurement",
+    "Window",
+    "run_load",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,9 @@ ARRIVALS = ("poisson", "constant")
 # asyncio's timers fire about 1 ms late here: epoll counts whole milliseconds (rounded up) and
 # the core has to wake. The last stretch before a scheduled send is spent yielding instead.
 SPIN_S = 0.002
+# Open loop: beyond this many requests waiting per connection the client itself is what falls
+# behind; further arrivals are counted as "not_sent" errors instead of piling up in memory.
+BACKLOG_PER_CONNECTION = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,21 +214,27 @@ async def _closed_worker(client: HttpClient, cycle, recorder: _Recorder) -> None
 
 async def _open_scheduler(client, cycle, recorder: _Recorder, load: Load, in_flight: set) -> None:
     gap = _gaps(load)
+    backlog = recorder.settings.max_connections * BACKLOG_PER_CONNECTION
     when = time.perf_counter()
     while not recorder.stop.is_set():
         when += gap()
         await _wait_until(when)
         recorder.note_send(when)
+        if len(in_flight) >= backlog:
+            recorder.add(when, time.perf_counter(), "not_sent")
+            continue
         task = asyncio.create_task(_open_request(client, next(cycle), when, recorder))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
 
 
 async def _wait_until(when: float) -> None:
-    """Sleep until `when` (perf_counter), to within a few tens of microseconds of it."""
+    """Sleep until `when` (perf_counter), to within a few tens of microseconds of it. Yields at
+    least once, so a scheduler that is behind still lets answers and the monitor run."""
     coarse = when - time.perf_counter() - SPIN_S
     if coarse > 0:
         await asyncio.sleep(coarse)
+    await asyncio.sleep(0)
     while time.perf_counter() < when:
         await asyncio.sleep(0)  # other tasks and I/O keep running while this one waits
 
