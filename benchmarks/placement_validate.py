@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -93,13 +92,14 @@ def stop_servers(procs) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of a process's live threads, to the nanosecond (utime + stime in /proc/<pid>/stat
-    come in 10 ms ticks: too coarse for 60 requests of 1.5 ms). The servers keep their threads."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that just ended
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
+    """CPU time of a server process, to the nanosecond (tf2aif's own schedstat reading: the
+    10 ms ticks of /proc/<pid>/stat are too coarse for 60 requests of 1.5 ms)."""
+    from tf2aif.bench.targets import process_tree_cpu
+
+    seconds = process_tree_cpu(pid)
+    if seconds is None:
+        raise RuntimeError(f"cannot read the CPU time of process {pid}")
+    return seconds
 
 
 def core_busy(cpu: int) -> float:
@@ -247,9 +247,15 @@ async def poisson(target: Target, rate: float, seconds: float, seed: int) -> dic
 
 async def infer_totals(client) -> dict[str, float]:
     """Count and sum of the server's own request-duration histogram for /v2 infer."""
+    from tf2aif.bench.metrics import parse_samples
+
     _, body = await client.get("/metrics")
-    pattern = r'tf2aif_request_duration_seconds_(sum|count)\{endpoint="infer"\} (\S+)'
-    return {m[1]: float(m[2]) for m in re.finditer(pattern, body.decode())}
+    family = "tf2aif_request_duration_seconds_"
+    return {
+        name.removeprefix(family): value
+        for name, labels, value in parse_samples(body.decode())
+        if name in (family + "sum", family + "count") and labels.get("endpoint") == "infer"
+    }
 
 
 # Server processes (name -> model): two models, each twice as separate processes.
