@@ -1,4 +1,4 @@
-"""Sessions: lint, unit, conversion, server, docker, tests (all), bench.
+"""Sessions: lint, unit, conversion, docker, tests (all), fuzz, bench.
 
 They run in the interpreter nox itself runs in (`.venv/bin/nox`, made by scripts/setup.sh):
 TensorFlow and the runtimes are too large to reinstall per session.
@@ -47,6 +47,13 @@ def docker(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Everything, Docker included when an engine answers."""
     session.run(PY, "-m", "pytest", "-q", "--run-docker", "--durations=15", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Every generated-input test with >= 10,000 cases each, and Hypothesis's statistics."""
+    fuzz_args = ["-m", "fuzz", "--hypothesis-profile=fuzz", "--hypothesis-show-statistics"]
+    session.run(PY, "-m", "pytest", "-q", *fuzz_args, *session.posargs)
 
 
 @nox.session
