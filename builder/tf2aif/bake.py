@@ -8,6 +8,7 @@ Output is deterministic: sorted keys, stable order, paths relative to the manife
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -223,13 +224,15 @@ def _package_files(members: tuple[str, ...] | None) -> list[tuple[str, Path]]:
 def _tree_files(folder: Path) -> list[tuple[str, Path]]:
     """(relative name, path) of every file below `folder`, minus Python's byte-code caches."""
     out = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if "__pycache__" in relative.parts or path.suffix == ".pyc":
-            continue
-        if path.is_file() or path.is_symlink():
-            out.append((relative.as_posix(), path))
-    return out
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        here = Path(parent)
+        prefix = here.relative_to(folder).as_posix()
+        links = [d for d in dirs if (here / d).is_symlink()]  # copied as links, not walked
+        for name in (*names, *links):
+            if not name.endswith(".pyc"):
+                out.append((name if prefix == "." else f"{prefix}/{name}", here / name))
+    return sorted(out)
 
 
 def read_bake(path: Path) -> Mapping[str, Any]:

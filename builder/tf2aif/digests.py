@@ -134,7 +134,8 @@ class _Walk:
                 value = {k: self._context(v, path) for k, v in sorted(value.items())}
             elif key in ("context", "dockerfile"):
                 continue  # hashed below, as what they read
-            inputs[key] = value
+            if value or value in (0, False):  # an empty list or mapping is the same as none
+                inputs[key] = value
         context = target.get("context", ".")
         dockerfile = target.get("dockerfile", "Dockerfile")
         inputs["context"] = self._context(context, path, dockerfile=dockerfile)
@@ -179,6 +180,7 @@ class _Files:
         self.staged = dict(staged or {})
         # the top folders that staging owns: nothing on disk below them is read
         self.staged_tops = {p.split("/", 1)[0] for p in self.staged}
+        self.digests: dict[Path, str] = {}  # one source can be staged in several contexts
 
     def _is_staged(self, relative: str) -> bool:
         return bool(self.staged) and relative.split("/", 1)[0] in self.staged_tops
@@ -193,7 +195,12 @@ class _Files:
         source = self.source(relative)
         if source is None:
             raise DigestError(f"{who}: {relative} does not exist")
-        return _file_digest(source)
+        return self.file_digest(source)
+
+    def file_digest(self, path: Path) -> str:
+        if path not in self.digests:
+            self.digests[path] = _file_digest(path)
+        return self.digests[path]
 
     def listing(self, directory: str) -> dict[str, Path]:
         """context-relative name -> source file, for every file below `directory`."""
@@ -221,9 +228,10 @@ class _Files:
         names = context_files(files, patterns)
         digest = hashlib.sha256()
         if ignore_file:  # read by the build even where it hides itself
-            digest.update(f"ignore\0{ignore_file}\0{_file_digest(files[ignore_file])}\0".encode())
+            ignore = self.file_digest(files[ignore_file])
+            digest.update(f"ignore\0{ignore_file}\0{ignore}\0".encode())
         for name in names:
-            digest.update(name.encode() + b"\0" + _file_digest(files[name]).encode() + b"\0")
+            digest.update(name.encode() + b"\0" + self.file_digest(files[name]).encode() + b"\0")
         return f"sha256:{digest.hexdigest()}"
 
 
@@ -293,6 +301,10 @@ def _update(digest: Any, path: Path, prefix: str) -> None:
         if path.is_file()
         else sorted(p for p in path.rglob("*") if p.is_file() and not _SKIP & set(p.parts))
     )
+    ignore = base / ".dockerignore"
+    if path.is_dir() and ignore.is_file():  # what a build given this folder cannot read
+        names = {p.relative_to(base).as_posix(): p for p in files}
+        files = [names[n] for n in context_files(names, _ignore_patterns(ignore))]
     for item in files:
         digest.update((prefix + item.relative_to(base).as_posix()).encode() + b"\0")
         with item.open("rb") as handle:
