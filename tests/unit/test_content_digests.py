@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import tf2aif
 from tf2aif.bake import BAKE_FILE, bake_dict, bake_json, read_bake, staged_files, write_build_dir
+from tf2aif.build import check_content_tags
 from tf2aif.digests import (
     CONTENT_DIGEST_LABEL,
     NOT_INPUT_LABELS,
@@ -34,6 +35,7 @@ from tf2aif.digests import (
     image_digest,
     image_digests,
 )
+from tf2aif.errors import PlanError
 from tf2aif.manifest import load_manifest
 from tf2aif.plan import BUILD_DIR, make_plan
 from tf2aif.recipes import load_recipes
@@ -438,6 +440,12 @@ def test_the_written_build_folder_digests_to_the_same_tags(sandbox):
             n: box.baseline["tags"][n][0].rsplit("-", 1)[1] for n in names
         }
         assert (box.project / BAKE_FILE).is_file()
+        check_content_tags(plan.serves, written, box.project)  # what `bake --changed` checks
+        # a build folder that no longer matches the plan is refused, naming the images
+        append_to = box.project / ".tf2aif" / "context" / "serve" / "serve.Dockerfile"
+        append_to.write_text(append_to.read_text() + "# edited after planning\n")
+        with pytest.raises(PlanError, match="no longer matches the plan for serve-"):
+            check_content_tags(plan.serves, written, box.project)
     finally:
         shutil.rmtree(box.project / BUILD_DIR)
 
