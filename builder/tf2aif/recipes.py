@@ -7,14 +7,13 @@ Extra recipe folders come from `TF2AIF_RECIPE_PATH` (os.pathsep-separated), pass
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tf2aif.bases import COMMON_FOLDER, base_digest
+from tf2aif.bases import COMMON_FOLDER
 from tf2aif.errors import RecipeError
 from tf2aif.resources import data_dir
 from tf2aif.yamlfile import load_schema, load_yaml, schema_issues
@@ -42,7 +41,6 @@ class ImageRef:
 
     base: str
     vendor: str
-    folder_digest: str = ""  # sha256 over base_images/<base> + common: part of content tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +56,6 @@ class Recipe:
     options: Mapping[str, Any] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
-    digest: str = ""  # sha256 of the recipe file: part of content tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +63,6 @@ class RecipeSet:
     platforms: Mapping[str, Platform]
     recipes: tuple[Recipe, ...]
     base_images: frozenset[str]  # folders available in base_images/
-    base_digests: Mapping[str, str] = field(default_factory=dict)  # folder -> content digest
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -97,16 +93,14 @@ def load_recipes(
         platforms.update(_load_platforms(folder, known=platforms))
         recipes += [_load_recipe(f) for f in sorted(folder.glob("*/recipe.yaml"))]
     folders = {
-        p.name: base_digest(p)
+        p.name
         for p in data_dir("base_images").iterdir()
         if (p / "Dockerfile").is_file() and p.name != COMMON_FOLDER
     }
-    recipes = [_with_folder_digests(r, folders) for r in recipes]
     recipe_set = RecipeSet(
         platforms=MappingProxyType(platforms),
         recipes=tuple(recipes),
         base_images=frozenset(folders),
-        base_digests=MappingProxyType(folders),
     )
     _check(recipe_set)
     return recipe_set
@@ -151,16 +145,7 @@ def _load_recipe(file: Path) -> Recipe:
         options=MappingProxyType(dict(data.get("options", {}))),
         reasons=MappingProxyType(dict(data.get("reasons", {}))),
         labels=MappingProxyType(dict(data.get("labels", {}))),
-        digest="sha256:" + hashlib.sha256(file.read_bytes()).hexdigest(),
     )
-
-
-def _with_folder_digests(recipe: Recipe, digests: Mapping[str, str]) -> Recipe:
-    def digested(ref: ImageRef) -> ImageRef:
-        return replace(ref, folder_digest=digests.get(ref.base, ""))
-
-    platforms = MappingProxyType({p: digested(ref) for p, ref in recipe.platforms.items()})
-    return replace(recipe, converter=digested(recipe.converter), platforms=platforms)
 
 
 def _check(recipe_set: RecipeSet) -> None:

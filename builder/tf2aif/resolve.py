@@ -30,7 +30,6 @@ class Variant:
     runtime: str
     precision: str
     recipe: str
-    recipe_digest: str
     oci_platform: str
     accelerator: str | None
     backend: str
@@ -64,7 +63,6 @@ class Resolution:
     variants: tuple[Variant, ...]
     skipped: tuple[SkippedCell, ...]
     vendor_map: Mapping[str, str] = field(default_factory=dict)
-    base_digests: Mapping[str, str] = field(default_factory=dict)  # base_images folder -> digest
 
 
 def resolve(
@@ -126,7 +124,6 @@ def resolve(
         variants=ordered,
         skipped=skipped_sorted,
         vendor_map=vendor_map,
-        base_digests=recipes.base_digests,
     )
 
 
@@ -176,7 +173,6 @@ def _variant(
         runtime=runtime,
         precision=precision,
         recipe=recipe.name,
-        recipe_digest=recipe.digest,
         oci_platform=info.oci,
         accelerator=info.accelerator,
         backend=recipe.backend,
