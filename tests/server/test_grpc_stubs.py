@@ -1,0 +1,91 @@
+"""The committed gRPC stubs are what grpcio-tools makes of the committed proto, and the proto
+speaks the same wire protocol as tritonclient's (messages, field numbers and types, service)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+from google.protobuf import descriptor_pb2
+
+from .serving import REPO
+
+SERVER = REPO / "builder" / "tf2aif" / "server"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location(
+        "gen_grpc_stubs", REPO / "scripts" / "gen_grpc_stubs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_regenerating_the_stubs_gives_the_committed_bytes(tmp_path):
+    for written in _generator().generate(tmp_path):
+        assert written.read_bytes() == (SERVER / written.name).read_bytes(), written.name
+
+
+def _own_descriptor(tmp_path) -> descriptor_pb2.FileDescriptorProto:
+    """Compiled by protoc in a subprocess: importing the stubs here would clash with tritonclient's."""
+    out = tmp_path / "set.bin"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"--proto_path={REPO / 'builder'}",
+            f"--descriptor_set_out={out}",
+            "tf2aif/server/grpc_predict_v2.proto",
+        ],
+        check=True,
+    )
+    files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    return files.file[0]
+
+
+def _fields(message: descriptor_pb2.DescriptorProto, prefix: str = "") -> dict:
+    found = {}
+    for field in message.field:
+        found[f"{prefix}{message.name}.{field.name}"] = (
+            field.number,
+            field.type,
+            field.label,
+            field.type_name,
+        )
+    for nested in message.nested_type:
+        found |= _fields(nested, f"{prefix}{message.name}.")
+    return found
+
+
+def test_the_proto_matches_tritonclients_on_the_wire(tmp_path):
+    from tritonclient.grpc import service_pb2
+
+    theirs = descriptor_pb2.FileDescriptorProto()
+    service_pb2.DESCRIPTOR.CopyToProto(theirs)
+    ours = _own_descriptor(tmp_path)
+    assert ours.package == theirs.package == "inference"
+    (service,) = ours.service
+    their_service = next(s for s in theirs.service if s.name == service.name)
+    their_methods = {m.name: (m.input_type, m.output_type) for m in their_service.method}
+    assert {m.name for m in service.method} == {
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+    }
+    for method in service.method:
+        assert their_methods[method.name] == (method.input_type, method.output_type)
+    their_fields = {}
+    for message in theirs.message_type:
+        their_fields |= _fields(message)
+    our_fields = {}
+    for message in ours.message_type:
+        our_fields |= _fields(message)
+    assert len(our_fields) > 60
+    for name, wire in our_fields.items():
+        assert their_fields.get(name) == wire, name
