@@ -1,9 +1,13 @@
-"""Regenerate the gRPC stubs of the server from builder/tf2aif/server/grpc_predict_v2.proto.
+"""Regenerate the server's gRPC descriptor from builder/tf2aif/server/grpc_predict_v2.proto.
 
     python scripts/gen_grpc_stubs.py            (needs grpcio-tools, from the test extra)
 
-The generated modules are committed, so images need only grpcio and protobuf at run time;
-tests/server/test_grpc_stubs.py checks that regenerating gives the same bytes.
+grpcio-tools' protoc compiles the proto into a FileDescriptorSet (grpc_predict_v2.binpb), which
+is committed; tf2aif.server.grpc_messages builds the message classes from it at import time, in
+a descriptor pool of its own. So images need only grpcio and protobuf (any release since 4.25,
+whatever a vendor image ships), and the classes never clash with another `inference.*` module
+in the same process (tritonclient's, KServe's, MLServer's). tests/server/test_grpc_stubs.py
+checks that regenerating gives the same bytes.
 """
 
 from __future__ import annotations
@@ -13,30 +17,25 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_ROOT = REPO / "builder"
-PROTO = Path("tf2aif/server/grpc_predict_v2.proto")  # relative: imports come out as tf2aif.server
-GENERATED = ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py")
+PROTO = "tf2aif/server/grpc_predict_v2.proto"
+DESCRIPTOR = "grpc_predict_v2.binpb"
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Write the generated modules under out_dir/tf2aif/server/ and return their paths."""
+def generate(out_dir: Path) -> Path:
+    """Write the descriptor set to out_dir/DESCRIPTOR and return its path."""
     from grpc_tools import protoc
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / DESCRIPTOR
     code = protoc.main(
-        [
-            "grpc_tools.protoc",
-            f"--proto_path={SOURCE_ROOT}",
-            f"--python_out={out_dir}",
-            f"--grpc_python_out={out_dir}",
-            str(PROTO),
-        ]
+        ["grpc_tools.protoc", f"--proto_path={SOURCE_ROOT}", f"--descriptor_set_out={out}", PROTO]
     )
     if code != 0:
         raise RuntimeError(f"protoc failed with exit code {code}")
-    return [out_dir / PROTO.parent / name for name in GENERATED]
+    return out
 
 
 if __name__ == "__main__":
-    written = generate(SOURCE_ROOT)
-    print("\n".join(str(path.relative_to(REPO)) for path in written))
+    written = generate(SOURCE_ROOT / "tf2aif" / "server")
+    print(written.relative_to(REPO))
     sys.exit(0)

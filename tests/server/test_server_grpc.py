@@ -1,8 +1,5 @@
 """The gRPC endpoint (Open Inference Protocol) of a real `python -m tf2aif.server`, called with
-tritonclient.grpc unchanged, and with hand-made messages for typed contents and bad requests.
-
-The server's own generated module is never imported here: it and tritonclient's both define
-the `inference.*` messages, and one process's descriptor pool takes only one of them.
+tritonclient.grpc unchanged, and with tritonclient's messages for typed contents and bad requests.
 """
 
 from __future__ import annotations

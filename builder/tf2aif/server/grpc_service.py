@@ -22,10 +22,9 @@ from grpc import aio
 
 from tf2aif import __version__
 from tf2aif.artifact import TensorSpec
-from tf2aif.server import grpc_predict_v2_pb2 as pb
-from tf2aif.server import grpc_predict_v2_pb2_grpc as pb_grpc
 from tf2aif.server.errors import ApiError, ServerError
 from tf2aif.server.grpc_codec import decode_infer_request, encode_infer_response, requested_outputs
+from tf2aif.server.grpc_messages import generic_handler, message
 from tf2aif.server.model import ModelServer
 from tf2aif.server.options import ServerOptions
 from tf2aif.server.protocol import check_inputs, check_outputs
@@ -48,36 +47,46 @@ DECODE_IN_THREAD_VALUES = 16 * 1024
 
 T = TypeVar("T")
 
+ServerLiveResponse = message("ServerLiveResponse")
+ServerReadyResponse = message("ServerReadyResponse")
+ModelReadyResponse = message("ModelReadyResponse")
+ServerMetadataResponse = message("ServerMetadataResponse")
+ModelMetadataResponse = message("ModelMetadataResponse")
+TensorMetadata = message("ModelMetadataResponse.TensorMetadata")
+ModelInferResponse = message("ModelInferResponse")
+
 
 # ---- the service ------------------------------------------------------------------------------
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+class InferenceServicer:
+    """One coroutine per method of inference.GRPCInferenceService."""
+
     def __init__(self, model: ModelServer) -> None:
         self.model = model
 
     async def ServerLive(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
-        return pb.ServerLiveResponse(live=True)
+        return ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
-        return pb.ServerReadyResponse(ready=self.model.ready)
+        return ServerReadyResponse(ready=self.model.ready)
 
     async def ModelReady(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
         return await self._answer(
             "grpc_model_ready",
             context,
-            lambda: pb.ModelReadyResponse(ready=self._model(request.name, request.version).ready),
+            lambda: ModelReadyResponse(ready=self._model(request.name, request.version).ready),
         )
 
     async def ServerMetadata(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
-        return pb.ServerMetadataResponse(
+        return ServerMetadataResponse(
             name="tf2aif", version=__version__, extensions=["binary_tensor_data"]
         )
 
     async def ModelMetadata(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
         def metadata() -> Any:
             model = self._model(request.name, request.version)
-            return pb.ModelMetadataResponse(
+            return ModelMetadataResponse(
                 name=model.name,
                 versions=[model.version],
                 platform=model.info.runtime,
@@ -106,7 +115,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return await _off_loop_if(
             not raw and values > DECODE_IN_THREAD_VALUES,
             lambda: encode_infer_response(
-                pb.ModelInferResponse,
+                ModelInferResponse,
                 model_name=model.name,
                 model_version=model.version,
                 request_id=request.id,
@@ -160,9 +169,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 def _tensor_metadata(spec: TensorSpec) -> Any:
-    return pb.ModelMetadataResponse.TensorMetadata(
-        name=spec.name, datatype=spec.datatype, shape=list(spec.shape)
-    )
+    return TensorMetadata(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
 
 
 def _is_large(request: Any) -> bool:
@@ -192,7 +199,24 @@ async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server
             ("grpc.so_reuseport", 0),  # a taken port is an error, not a shared one
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(model), server)
+    servicer = InferenceServicer(model)
+    server.add_generic_rpc_handlers(
+        (
+            generic_handler(
+                {
+                    name: getattr(servicer, name)
+                    for name in (
+                        "ServerLive",
+                        "ServerReady",
+                        "ModelReady",
+                        "ServerMetadata",
+                        "ModelMetadata",
+                        "ModelInfer",
+                    )
+                }
+            ),
+        )
+    )
     address = _address(options.host, options.grpc_port)
     try:
         server.add_insecure_port(address)
