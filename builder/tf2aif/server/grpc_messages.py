@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-__all__ = ["METHODS", "SERVICE", "generic_handler", "message"]
+__all__ = ["METHODS", "SERVICE", "MalformedRequest", "generic_handler", "message"]
 
 DESCRIPTOR_FILE = Path(__file__).with_name("grpc_predict_v2.binpb")
 SERVICE = "inference.GRPCInferenceService"
@@ -45,8 +45,38 @@ METHODS: dict[str, tuple[Any, Any]] = {
 }
 
 
+class MalformedRequest:
+    """What a request that does not parse becomes: grpc would answer INTERNAL for a
+    deserializer that raises, and a client's broken bytes are its own mistake."""
+
+    def __init__(self, type_name: str, reason: str) -> None:
+        self.message = f"the request is not a valid inference.{type_name}: {reason}"
+
+
+def _lenient(request_class: Any) -> Callable[[bytes], Any]:
+    type_name = request_class.DESCRIPTOR.name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return request_class.FromString(data)
+        except Exception as exc:  # DecodeError, or a RuntimeError from some protobuf builds
+            return MalformedRequest(type_name, str(exc) or type(exc).__name__)
+
+    return parse
+
+
+def _refusing_malformed(handler: Callable[..., Any]) -> Callable[..., Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, MalformedRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        return await handler(request, context)
+
+    return handle
+
+
 def generic_handler(handlers: Mapping[str, Callable[..., Any]]) -> grpc.GenericRpcHandler:
-    """The service's unary methods, served by `handlers[name](request, context)`."""
+    """The service's unary methods, served by the coroutines `handlers[name](request, context)`;
+    requests that do not parse get INVALID_ARGUMENT before reaching them."""
     unknown = set(handlers) - set(METHODS)
     if unknown:
         raise ValueError(f"{SERVICE} has no method(s) {sorted(unknown)}")
@@ -54,8 +84,8 @@ def generic_handler(handlers: Mapping[str, Callable[..., Any]]) -> grpc.GenericR
         SERVICE,
         {
             name: grpc.unary_unary_rpc_method_handler(
-                handler,
-                request_deserializer=METHODS[name][0].FromString,
+                _refusing_malformed(handler),
+                request_deserializer=_lenient(METHODS[name][0]),
                 response_serializer=METHODS[name][1].SerializeToString,
             )
             for name, handler in handlers.items()
