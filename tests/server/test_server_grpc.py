@@ -129,7 +129,16 @@ def _bad_requests(
     case("unknown output", request, "unknown output 'output_9'")
     request = _raw_request(one)
     request.inputs[0].shape[:] = [10**9, 8, 8, 1]
-    case("huge shape", request, "over the 200000 limit", grpc.StatusCode.RESOURCE_EXHAUSTED)
+    case("huge shape", request, "over the 200000-byte limit", grpc.StatusCode.RESOURCE_EXHAUSTED)
+    request = _raw_request(one)
+    request.inputs[0].shape[:] = [0, 2**62, 2**62, 1]
+    request.raw_input_contents[0] = b""
+    case(
+        "huge empty shape",
+        request,
+        "over the 200000-byte limit",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    )
     typed = pb.ModelInferRequest(model_name=MODEL)
     tensor = typed.inputs.add(name="image", datatype="FP32", shape=[1, 8, 8, 1])
     tensor.contents.int_contents.extend([0] * 64)

@@ -82,10 +82,11 @@ def _shape(name: str, dims: Sequence[int], dtype: np.dtype, max_bytes: int) -> t
     if any(d < 0 for d in dims):
         raise _bad(f"input {name!r}: shape {list(dims)} has a negative dimension")
     size = math.prod(dims) * dtype.itemsize
-    if size > max_bytes:
+    # a dimension past the limit is refused even beside a 0 (numpy cannot shape [0, 2**62, 2**62])
+    if size > max_bytes or any(d > max_bytes for d in dims):
         raise ApiError(
             413,
-            f"input {name!r}: shape {list(dims)} needs {size} bytes, over the {max_bytes} limit",
+            f"input {name!r}: shape {list(dims)} of {dtype.name} is over the {max_bytes}-byte limit",
         )
     return tuple(dims)
 
