@@ -17,6 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from .serving import ServerProcess, running_server, sample_value
 
+pytestmark = pytest.mark.conversion  # the digits artifacts are converted by the fixture
 MODEL = "digits"
 
 

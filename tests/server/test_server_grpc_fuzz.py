@@ -16,7 +16,7 @@ from tf2aif.server.protocol import DATATYPES
 
 from .serving import running_server
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.conversion]
 
 CLIENT_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT,
