@@ -26,7 +26,9 @@ ModelInfer with the tensor in raw_input_contents (what tritonclient.grpc sends);
 at a time on one channel for latency, 32 concurrent calls on one grpc.aio channel for
 throughput. The request bytes are serialized once, so the client does the same work for
 every server. The onnxruntime row is the runtime called in-process on the server's CPU (same
-session settings): the floor a served request cannot go below.
+session settings): the floor a served request cannot go below. "server CPU us/req" is the
+CPU time the server's processes and threads used per request during the throughput runs
+(scheduler nanoseconds): on a shared machine it moves far less than wall-clock figures.
 
 Batching: tf2aif as it ships (adaptive cap, max 32); KServe's ModelServer has no server-side
 batcher (KServe batches in its agent sidecar); MLServer both without (its default) and with
@@ -53,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server_bench as bench  # noqa: E402
 
 from tf2aif.artifact import read_artifact  # noqa: E402
+from tf2aif.bench.targets import process_tree_cpu  # noqa: E402
 
 KSERVE_MODEL = '''
 """KServe ModelServer serving one ONNX file with onnxruntime (kserve.Model, v2 protocol)."""
@@ -135,6 +138,7 @@ class Result:
     p99_ms: float
     rps: float
     rps_runs: list[float]
+    cpu_us: float  # server CPU (all its processes and threads) per request at concurrency 32
     note: str
 
 
@@ -392,6 +396,7 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
                 p99_ms=p99,
                 rps=0.0,
                 rps_runs=[],
+                cpu_us=0.0,
                 note="runtime called directly on the server's CPU",
             )
         )
@@ -410,11 +415,12 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
                 raise RuntimeError(f"{name} answered wrongly: {exc}") from exc
         latency: dict[tuple[str, str], tuple[float, float]] = {}
         runs: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         with bench.pinned(cpus.client):
             for protocol in protocols:
                 for name, server in servers.items():
                     key = (protocol, name)
-                    runs[key] = []
+                    runs[key], cpu[key] = [], []
                     if protocol == "json":
                         latency[key] = bench.sequential_latency(server, body, headers, count)
                         bench.throughput(server, body, headers, 1, bench.CONCURRENCY)  # warm
@@ -424,6 +430,8 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
             for _ in range(args.rounds):
                 for protocol in protocols:
                     for name, server in servers.items():
+                        cpu_before = process_tree_cpu(server.process.pid) or 0.0
+                        started = time.perf_counter()
                         if protocol == "json":
                             rate = bench.throughput(
                                 server, body, headers, args.seconds, bench.CONCURRENCY
@@ -432,7 +440,10 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
                             rate = grpc_throughput(
                                 grpc_ports[name], grpc_body, args.seconds, bench.CONCURRENCY
                             )
+                        elapsed = time.perf_counter() - started
+                        cpu_used = (process_tree_cpu(server.process.pid) or 0.0) - cpu_before
                         runs[protocol, name].append(rate)
+                        cpu[protocol, name].append(cpu_used / (rate * elapsed) * 1e6)
     finally:
         for server in servers.values():
             server.stop()
@@ -445,6 +456,7 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
             p99_ms=latency[protocol, name][1],
             rps=statistics.median(runs[protocol, name]),
             rps_runs=runs[protocol, name],
+            cpu_us=statistics.median(cpu[protocol, name]),
             note=f"load average {os.getloadavg()[0]:.1f}",
         )
         for protocol in protocols
@@ -470,8 +482,8 @@ def _wait_grpc(port: int, body: bytes, timeout: float = 60) -> None:
 def table(results: list[Result]) -> str:
     lines = [
         "| model | protocol | server | p50 / p99 ms (concurrency 1) | p50 vs tf2aif "
-        "| req/s (concurrency 32) | req/s vs tf2aif | runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| req/s (concurrency 32) | req/s vs tf2aif | runs | server CPU us/req |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ours = {(r.model, r.protocol): r for r in results if r.server == "tf2aif"}
     for r in results:
@@ -485,7 +497,7 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"| {r.model} | {r.protocol} | {r.server} | {r.p50_ms:.3f} / {r.p99_ms:.3f} "
             f"| {p50_ratio} | {rate} | {rate_ratio} "
-            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} |"
+            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} | {r.cpu_us:.0f} |"
         )
     return "\n".join(lines)
 
