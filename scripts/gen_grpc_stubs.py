@@ -1,6 +1,6 @@
 """Regenerate the server's gRPC descriptor from builder/tf2aif/server/grpc_predict_v2.proto.
 
-    python scripts/gen_grpc_stubs.py            (needs grpcio-tools, from the test extra)
+    python scripts/gen_grpc_stubs.py [OUT_DIR]  (needs grpcio-tools, from the test extra)
 
 grpcio-tools' protoc compiles the proto into a FileDescriptorSet (grpc_predict_v2.binpb), which
 is committed; tf2aif.server.grpc_messages builds the message classes from it at import time, in
@@ -36,6 +36,6 @@ def generate(out_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
-    written = generate(SOURCE_ROOT / "tf2aif" / "server")
-    print(written.relative_to(REPO))
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else SOURCE_ROOT / "tf2aif" / "server"
+    print(generate(out_dir))
     sys.exit(0)
