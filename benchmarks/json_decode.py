@@ -5,8 +5,8 @@
 Inputs: an FP32 tensor of MobileNetV2's size (1x224x224x3) and of the digits model's (1x8x8x1),
 random values in [0, 1) written the way clients write them (a flat `data` list of floats).
 Methods:
-  tf2aif JSON           parse_infer_request: orjson, then the flat-float fast path
-  tf2aif JSON, no fast  the same with the fast path off (orjson, then np.array(list))
+  tf2aif JSON           parse_infer_request: simdjson reads the float data into a buffer
+  tf2aif, reference     parse_infer_request(fast=False): orjson, then np.array(list)
   orjson -> np.asarray  the bare minimum with orjson: loads, then np.asarray(data, float32)
   numpy text parse      np.fromstring(span, sep=",") on the data array's text (no JSON parser)
   binary extension      parse_infer_request of a JSON header + raw bytes (no text at all)
@@ -26,7 +26,6 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 
-from tf2aif.server import protocol
 from tf2aif.server.protocol import parse_infer_request
 
 SHAPES = {"mobilenetv2": (1, 224, 224, 3), "digits": (1, 8, 8, 1)}
@@ -54,14 +53,6 @@ def methods(text: bytes, binary: bytes, header_length: int) -> dict[str, tuple[b
     start = text.index(b'"data":[') + len(b'"data":[')
     span = text[start : text.index(b"]", start)]
 
-    def without_fast_path() -> object:
-        saved = protocol._flat_floats
-        protocol._flat_floats = lambda data, dtype: None
-        try:
-            return parse_infer_request(text)
-        finally:
-            protocol._flat_floats = saved
-
     def numpy_text() -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -69,7 +60,7 @@ def methods(text: bytes, binary: bytes, header_length: int) -> dict[str, tuple[b
 
     return {
         "tf2aif JSON": (text, lambda: parse_infer_request(text)),
-        "tf2aif JSON, no fast path": (text, without_fast_path),
+        "tf2aif, reference decoder": (text, lambda: parse_infer_request(text, fast=False)),
         "orjson -> np.asarray": (
             text,
             lambda: np.asarray(orjson.loads(text)["inputs"][0]["data"], dtype=np.float32),

@@ -106,7 +106,7 @@ def parse_infer_request(
     offset = 0
     inputs: dict[str, np.ndarray] = {}
     for index, raw in enumerate(raw_inputs):
-        name, array, used = _decode_input(raw, index, tail, offset)
+        name, array, used = _decode_input(raw, index, tail, offset, fast)
         if name in inputs:
             raise _bad(f"input {name!r} is given twice")
         inputs[name] = array
@@ -176,7 +176,7 @@ def _parameters(document: Mapping[str, Any], where: str) -> Mapping[str, Any]:
 
 
 def _decode_input(
-    raw: Any, index: int, tail: memoryview, offset: int
+    raw: Any, index: int, tail: memoryview, offset: int, fast: bool = True
 ) -> tuple[str, np.ndarray, int]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise _bad(f"inputs[{index}] must be an object with a string 'name'")
@@ -198,7 +198,7 @@ def _decode_input(
         return name, _from_binary(name, tail[offset : offset + size], dtype, shape), size
     if "data" not in raw:
         raise _bad(f"input {name!r} has neither 'data' nor parameters.binary_data_size")
-    return name, _from_json(name, raw["data"], dtype, shape), 0
+    return name, _from_json(name, raw["data"], dtype, shape, fast=fast), 0
 
 
 def _shape(raw: Any, name: str) -> tuple[int, ...]:
