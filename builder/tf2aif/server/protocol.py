@@ -96,7 +96,8 @@ def parse_infer_request(
     """Decode an inference request body (JSON, or JSON header + binary tensors). `fast` reads
     float `data` arrays without Python objects where it can; the answer is the same."""
     header, tail = _split_body(body, header_length)
-    document = (_loads_with_float_data(header) if fast else None) or _loads(header)
+    simd = fast and len(header) > SIMDJSON_MIN_BYTES
+    document = (_loads_with_float_data(header) if simd else None) or _loads(header)
     if not isinstance(document, dict):
         raise _bad("request body must be a JSON object with an 'inputs' list")
     raw_inputs = document.get("inputs")
@@ -275,6 +276,8 @@ def _from_json(
 # refuses (NaN literals, integers past 64 bits, broken JSON) goes to _loads, which reports it.
 
 _FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
+# Below this, orjson is quicker (a digits request: 8 us against 15 us through simdjson).
+SIMDJSON_MIN_BYTES = 16 * 1024
 _EXACT_INT_LIMIT = 2.0**53
 _parsers = threading.local()  # a simdjson.Parser serves one thread, one document at a time
 
