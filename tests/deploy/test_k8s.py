@@ -140,7 +140,10 @@ def test_probes_port_metrics_and_security(record_path: Path) -> None:
     workload = by_name(record_path)["digits-cpu-tflite-fp32"]
     deployment = deployment_for(workload)
     box = container(workload)
-    assert box["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert box["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert box["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert box["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     assert deployment["spec"]["template"]["metadata"]["annotations"] == {
@@ -232,6 +235,11 @@ def test_manifest_files_and_kustomization(record_path: Path) -> None:
         }
     ]
     assert [d["kind"] for d in files["digits-cpu-tf-fp32.yaml"]] == ["Deployment", "Service"]
+    service = files["digits-cpu-tf-fp32.yaml"][1]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("http", 8080, "http"),
+        ("grpc", 8081, "grpc"),
+    ]
 
 
 def test_nothing_to_deploy_is_an_error(record_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Kubernetes objects for tf2aif images: pure functions from frozen values to plain dicts.
 
-Every image serves the Open Inference Protocol on port 8080 (health at /v2/health/{live,ready},
-Prometheus metrics at /metrics) as uid 10001 and writes nothing but temp files and an optional
-TensorRT engine cache, so the root filesystem is read-only and only /tmp and /var/cache/tf2aif
-are writable.
+Every image serves the Open Inference Protocol on port 8080 (HTTP; health at
+/v2/health/{live,ready}, Prometheus metrics at /metrics) and 8081 (gRPC) as uid 10001 and writes
+nothing but temp files and an optional TensorRT engine cache, so the root filesystem is read-only
+and only /tmp and /var/cache/tf2aif are writable.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 PORT = 8080
+GRPC_PORT = 8081
 UID = 10001
 CACHE_DIR = "/var/cache/tf2aif"  # TensorRT engine cache: the only thing the server writes
 _CACHE_RUNTIMES = frozenset({"tensorrt"})
@@ -237,7 +238,10 @@ def _container(workload: Workload, mounts: list[dict[str, Any]]) -> dict[str, An
         "name": "server",
         "image": workload.image,
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         "resources": _resources(workload),
         # Startup covers slow loads (TF import, TensorRT engine build) before liveness applies.
         "startupProbe": _probe("/v2/health/live", period=5, failures=60),
@@ -332,7 +336,10 @@ def service_for(workload: Workload) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": _selector(workload),
-            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+            ],
         },
     }
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tf2aif.deploy.k8s import PORT, Resources, Workload, deployment_for
+from tf2aif.deploy.k8s import GRPC_PORT, PORT, Resources, Workload, deployment_for
 from tf2aif.deploy.platforms import profile_for
 from tf2aif.deploy.writer import write_files
 
@@ -76,7 +76,8 @@ def service(app_name: str, instance: str, slo_ms: float) -> dict[str, Any]:
         "spec": {
             "selector": {"app.kubernetes.io/instance": instance},
             "ports": [
-                {"name": "http", "port": SERVER_PORT, "targetPort": "http", "protocol": "TCP"}
+                {"name": "http", "port": SERVER_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
             ],
         },
     }
