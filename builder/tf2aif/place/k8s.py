@@ -18,23 +18,24 @@ from typing import Any
 from tf2aif.deploy.k8s import PORT, Resources, Workload, deployment_for
 from tf2aif.deploy.platforms import profile_for
 from tf2aif.deploy.writer import write_files
+from tf2aif.errors import Tf2aifError
 
 from .inputs import Node
-from .policy import Placement, instance_name
+from .policy import Placement
 from .predict import Instance, cpu_work
 
-__all__ = ["SERVER_PORT", "manifests", "write_manifests"]
+__all__ = ["SERVER_PORT", "check_complete", "manifests", "write_manifests"]
 
 SERVER_PORT = PORT
 
 
-def workload(node: Node, instance: Instance, image: str, predicted_ms: float) -> Workload:
+def workload(name: str, node: Node, instance: Instance, image: str) -> Workload:
     """The `tf2aif deploy k8s` workload of one server instance, pinned to its node, requesting
     the CPU the model predicts it uses and the profile's memory."""
     cpu_cores = instance.rate * cpu_work(node, instance.profile)[0]
     memory = math.ceil(instance.profile.memory_mb)
     return Workload(
-        name=instance_name(instance, node),
+        name=name,
         model=instance.model,
         variant=instance.variant,
         image=image,
@@ -49,8 +50,10 @@ def workload(node: Node, instance: Instance, image: str, predicted_ms: float) ->
     )
 
 
-def deployment(node: Node, instance: Instance, image: str, predicted_ms: float) -> dict[str, Any]:
-    doc = deployment_for(workload(node, instance, image, predicted_ms))
+def deployment(
+    name: str, node: Node, instance: Instance, image: str, predicted_ms: float
+) -> dict[str, Any]:
+    doc = deployment_for(workload(name, node, instance, image))
     doc["metadata"].setdefault("annotations", {}).update(
         {
             "tf2aif.io/apps": ",".join(app.name for app in instance.apps),
@@ -83,18 +86,58 @@ def service(app_name: str, instance: str, slo_ms: float) -> dict[str, Any]:
 
 
 def manifests(placement: Placement, nodes: Mapping[str, Node]) -> dict[str, list[dict[str, Any]]]:
-    """File name -> documents: `<instance>.yaml` holds the Deployment and its apps' Services."""
-    by_instance = {a.instance: a for a in placement.assignments}
+    """File name -> documents: `<instance>.yaml` holds the Deployment and its apps' Services.
+
+    Checked complete before it is returned (`check_complete`): nothing placed goes missing.
+    """
+    by_app = {a.app: a for a in placement.assignments}
     files: dict[str, list[dict[str, Any]]] = {}
-    for node_name, instances in sorted(placement.instances.items()):
-        node = nodes[node_name]
-        for instance in instances:
-            name = instance_name(instance, node)
-            assignment = by_instance[name]
-            docs = [deployment(node, instance, assignment.image, assignment.mean * 1e3)]
-            docs += [service(app.name, name, app.slo * 1e3) for app in instance.apps]
-            files[f"{name}.yaml"] = docs
+    for node_name, name, instance in placement.servers():
+        assignment = by_app[instance.apps[0].name]
+        docs = [
+            deployment(name, nodes[node_name], instance, assignment.image, assignment.mean * 1e3)
+        ]
+        docs += [service(app.name, name, app.slo * 1e3) for app in instance.apps]
+        files[f"{name}.yaml"] = docs
+    check_complete(placement, files)
     return files
+
+
+def check_complete(placement: Placement, files: Mapping[str, list[dict[str, Any]]]) -> None:
+    """Raise unless every placed instance has exactly one Deployment, every placed app exactly
+    one Service selecting that Deployment's pods, and no two objects share a kind and name."""
+    objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for documents in files.values():
+        for doc in documents:
+            objects.setdefault((doc["kind"], doc["metadata"]["name"]), []).append(doc)
+    problems = [
+        f"{kind} {name!r} written {len(docs)} times"
+        for (kind, name), docs in objects.items()
+        if len(docs) > 1
+    ]
+    servers = list(placement.servers())
+    if len(files) != len(servers):
+        problems.append(f"{len(files)} manifest files for {len(servers)} server instances")
+    for _, name, _ in servers:
+        if len(objects.get(("Deployment", name), ())) != 1:
+            problems.append(f"instance {name!r} has no single Deployment")
+    for a in placement.assignments:
+        found = objects.get(("Service", a.app), ())
+        selects = [
+            s for s in found if s["spec"]["selector"] == {"app.kubernetes.io/instance": a.instance}
+        ]
+        if len(found) != 1 or len(selects) != 1:
+            problems.append(
+                f"app {a.app!r} has no single Service selecting instance {a.instance!r}"
+            )
+    deployments = {name for kind, name in objects if kind == "Deployment"}
+    if stray := deployments - {name for _, name, _ in servers}:
+        problems.append(f"Deployments of no placed instance: {sorted(stray)}")
+    if problems:
+        raise Tf2aifError(
+            "internal error: the placement's Kubernetes manifests are incomplete, nothing was"
+            " written: " + "; ".join(problems)
+        )
 
 
 def write_manifests(directory: Path, files: Mapping[str, list[dict[str, Any]]]) -> list[Path]:
