@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
-__all__ = ["count", "fraction", "number", "numbers"]
+__all__ = ["count", "dns_label", "fraction", "number", "numbers", "quantity", "resource_name"]
 
 
 def _float(text: str) -> float:
@@ -92,3 +93,42 @@ def numbers(kind: Callable[[str], float | int]) -> Callable[[str], list]:
 
     parse.__name__ = "numbers"
     return parse
+
+
+# Kubernetes' own grammars (k8s.io/apimachinery: resource.Quantity, validation.IsDNS1123Label,
+# IsQualifiedName for extended resource names)
+_QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[kMGTPE]i?|[mun]|Ki)?")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_RESOURCE = re.compile(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+)
+
+
+def quantity(text: str) -> str:
+    """A Kubernetes resource quantity such as 500m, 2, 512Mi, 1.5Gi."""
+    if not _QUANTITY.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a Kubernetes quantity such as 500m, 2, 512Mi or 1.5Gi, got {text!r}"
+        )
+    return text
+
+
+def dns_label(text: str) -> str:
+    """A DNS-1123 label (namespaces, names): lowercase letters, digits, '-', at most 63."""
+    if len(text) > 63 or not _LABEL.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a DNS-1123 label (lowercase letters, digits and '-', at most 63"
+            f" characters), got {text!r}"
+        )
+    return text
+
+
+def resource_name(text: str) -> str:
+    """A Kubernetes extended resource name such as xilinx.com/fpga-xilinx_u50_gen3x16."""
+    name = text.rsplit("/", 1)[-1]
+    if len(text) > 253 or len(name) > 63 or not _RESOURCE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a resource name such as vendor.com/device, got {text!r}"
+        )
+    return text
