@@ -10,24 +10,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from tf2aif.argtypes import count, fraction, number, numbers
 from tf2aif.errors import Tf2aifError
 
 __all__ = ["add_parsers", "project_profile_path"]
-
-
-def _numbers(kind):
-    def parse(text: str):
-        try:
-            values = [kind(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated numbers, got {text!r}"
-            ) from None
-        if not values or any(v <= 0 for v in values):
-            raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
-        return values
-
-    return parse
 
 
 def add_parsers(subparsers) -> None:
@@ -55,22 +41,46 @@ def _add_bench(subparsers) -> None:
     where.add_argument("--model", help="model name (default: from the artifact or record)")
     where.add_argument("--variant", help="label for a --url/--image run (default: the target)")
     where.add_argument("--serve-arg", action="append", default=[], help="extra `tf2aif serve` arg")
-    where.add_argument("--container-port", type=int, default=8080)
-    where.add_argument("--ready-timeout", type=float, default=180.0, metavar="S")
+    where.add_argument(
+        "--container-port", type=count(minimum=1, maximum=65535), default=8080,
+        help="port the server listens on inside an --image container (default 8080)",
+    )  # fmt: skip
+    where.add_argument(
+        "--ready-timeout", type=number(above=0), default=180.0, metavar="S",
+        help="wait this long for a started server to be ready (default 180)",
+    )  # fmt: skip
 
     load = p.add_argument_group("load")
     load.add_argument(
-        "--concurrency", type=_numbers(int), help="closed loop at each of these (1,4,16)"
+        "--concurrency", type=numbers(count()), help="closed loop at each of these (1,4,16)"
     )
-    load.add_argument("--sweep", type=int, metavar="N", help="closed loop at 1,2,4,... up to N")
-    load.add_argument("--rate", type=_numbers(float), help="open loop at these req/s (50,100)")
+    load.add_argument("--sweep", type=count(), metavar="N", help="closed loop at 1,2,4,... up to N")
+    load.add_argument(
+        "--rate", type=numbers(number(above=0)), help="open loop at these req/s (50,100)"
+    )
     load.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
-    load.add_argument("--warmup", type=float, default=2.0, metavar="S")
-    load.add_argument("--window", type=float, default=2.0, metavar="S")
-    load.add_argument("--tolerance", type=float, default=0.10, help="stability (default 0.10)")
-    load.add_argument("--max-duration", type=float, default=30.0, metavar="S")
-    load.add_argument("--max-requests", type=int, metavar="N")
-    load.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per request")
+    load.add_argument(
+        "--warmup", type=number(minimum=0), default=2.0, metavar="S",
+        help="seconds of load before measuring (default 2)",
+    )  # fmt: skip
+    load.add_argument(
+        "--window", type=number(above=0), default=2.0, metavar="S",
+        help="seconds per stability window (default 2)",
+    )  # fmt: skip
+    load.add_argument(
+        "--tolerance", type=fraction(), default=0.10,
+        help="stable when the last windows' p50 and throughput agree within this share (default 0.10)",
+    )  # fmt: skip
+    load.add_argument(
+        "--max-duration", type=number(above=0), default=30.0, metavar="S",
+        help="stop a load after this many seconds (default 30)",
+    )  # fmt: skip
+    load.add_argument(
+        "--max-requests", type=count(), metavar="N", help="stop a load after N requests"
+    )
+    load.add_argument(
+        "--timeout", type=number(above=0), default=30.0, metavar="S", help="per request"
+    )
     load.add_argument("--http-client", choices=("aiohttp", "httpx"), default="aiohttp")
 
     inputs = p.add_argument_group("request bodies (default: random tensors from the metadata)")
@@ -83,7 +93,7 @@ def _add_bench(subparsers) -> None:
         "--health", action="store_true", help="GET /v2/health/ready (the client's own ceiling)"
     )
     inputs.add_argument("--json-tensors", action="store_true", help="JSON data, not binary")
-    inputs.add_argument("--distinct", type=int, default=8, help="bodies to cycle (default 8)")
+    inputs.add_argument("--distinct", type=count(), default=8, help="bodies to cycle (default 8)")
 
     out = p.add_argument_group("output")
     out.add_argument("--json", type=Path, help="write the result JSON here")
@@ -96,7 +106,7 @@ def _add_bench(subparsers) -> None:
         " (to --json, else tf2aif-profile.json next to the build record, else stdout)",
     )
     out.add_argument(
-        "--profile-requests", type=int, default=500, metavar="N",
+        "--profile-requests", type=count(), default=500, metavar="N",
         help="isolated requests for the profile's service time (default 500)",
     )  # fmt: skip
     p.set_defaults(func=run_bench)
