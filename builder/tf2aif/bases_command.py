@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import UsageError
 
 __all__ = ["add_parsers", "run"]
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             if value != default
         ]
         if given:
-            raise Tf2aifError(f"{', '.join(given)} only apply with --local")
+            raise UsageError(f"{', '.join(given)} only apply with --local")
         for folder in bases.base_folders(data_dir("base_images")):
             print(f"{folder.name:20} {folder.vendor_default}")
         return 0

@@ -444,14 +444,14 @@ def _(request, capsys, tmp_path, option):
 def _(request, capsys, tmp_path, option):
     base = ["--url", "http://127.0.0.1:1", "--rate", "10"]
     assert bench_plan_of(base) != bench_plan_of([*base, "--arrival", "constant"])
-    error(capsys, ["bench", "--url", "http://127.0.0.1:1", "--arrival", "constant"], "--rate")
+    error(capsys, ["bench", "--url", "http://127.0.0.1:1", "--arrival", "constant"], "--rate", 2)
 
 
 @check("bench", "--profile-requests")
 def _(request, capsys, tmp_path, option):
     base = ["--url", "http://127.0.0.1:1", "--profile"]
     assert bench_plan_of(base) != bench_plan_of([*base, "--profile-requests", "50"])
-    error(capsys, ["bench", "--url", "http://x", "--profile-requests", "50"], "--profile")
+    error(capsys, ["bench", "--url", "http://x", "--profile-requests", "50"], "--profile", 2)
     usage_error(capsys, ["bench", *base, "--profile-requests", "0"], "--profile-requests")
 
 
@@ -498,7 +498,7 @@ def _(request, capsys, tmp_path, option):
         value = kinds[option][-1] if option != "--serve-arg" else "--workers=2"
         argv = ["bench", "--url", "http://127.0.0.1:1"]
         argv += [f"{option}={value}"] if option == "--serve-arg" else [option, value]
-        error(capsys, argv, "does not apply")
+        error(capsys, argv, "does not apply", 2)
 
 
 @pytest.fixture(scope="module")
@@ -613,9 +613,9 @@ def _(request, capsys, tmp_path, option, monkeypatch):
             ["bases", "--local", "--print"],
             ["bases", "--local", "--print", *BASES_VALUES[option]],
         )
-        error(capsys, ["bases", *BASES_VALUES[option]], "only apply with --local")
+        error(capsys, ["bases", *BASES_VALUES[option]], "only apply with --local", 2)
     if option == "--print":
-        error(capsys, ["bases", "--print"], "only apply with --local")
+        error(capsys, ["bases", "--print"], "only apply with --local", 2)
 
 
 # -- convert (the conversions themselves run in tests/conversion) ------------------------------

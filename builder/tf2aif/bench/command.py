@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif.argtypes import count, fraction, number, numbers
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import Tf2aifError, UsageError
 
 __all__ = ["BenchPlan", "Target", "add_parsers", "bench_plan", "project_profile_path"]
 
@@ -175,25 +175,25 @@ def bench_plan(args: argparse.Namespace) -> BenchPlan:
 
     kinds = [k for k in ("url", "image", "record", "artifact") if getattr(args, k)]
     if len(kinds) != 1:
-        raise Tf2aifError("name what to measure: one of --url, --image, --record or --artifact")
+        raise UsageError("name what to measure: one of --url, --image, --record or --artifact")
     kind = kinds[0]
     parser_defaults = _defaults()
     for option, dest, allowed in _TARGET_ONLY:
         if getattr(args, dest) != parser_defaults[dest] and kind not in allowed:
-            raise Tf2aifError(f"{option} does not apply to --{kind} targets")
+            raise UsageError(f"{option} does not apply to --{kind} targets")
     many = len(args.url) + len(args.image) + len(args.artifact) > 1
     if args.variant and many:
-        raise Tf2aifError("--variant labels one target; bench several targets one at a time")
+        raise UsageError("--variant labels one target; bench several targets one at a time")
     if args.arrival != parser_defaults["arrival"] and not args.rate:
-        raise Tf2aifError("--arrival applies to open-loop loads: give --rate too")
+        raise UsageError("--arrival applies to open-loop loads: give --rate too")
     if args.profile and (args.concurrency or args.sweep or args.rate or args.csv):
-        raise Tf2aifError(
+        raise UsageError(
             "--profile chooses its own loads: drop --concurrency, --sweep, --rate and --csv"
         )
     if not args.profile and args.profile_requests != parser_defaults["profile_requests"]:
-        raise Tf2aifError("--profile-requests applies to --profile runs")
+        raise UsageError("--profile-requests applies to --profile runs")
     if args.json_tensors and (args.health or args.files):
-        raise Tf2aifError("--json-tensors applies to tensor bodies, not to --health or --files")
+        raise UsageError("--json-tensors applies to tensor bodies, not to --health or --files")
     settings = LoadSettings(
         warmup_s=args.warmup,
         window_s=args.window,
