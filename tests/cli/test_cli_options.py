@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tf2aif.cli import build_parser, main
 
@@ -697,3 +699,67 @@ def test_option_has_an_effect(key, request, capsys, tmp_path, monkeypatch):
 def test_convert_root_needs_a_spec(project, tmp_path, capsys):
     run = Run(["convert", project, "--root", tmp_path, "--out", tmp_path / "a"], capsys)
     assert run.code == 2 and "--root applies to --spec-json" in run.out
+
+
+# -- generated values ----------------------------------------------------------------------------
+
+
+def typed_options() -> list[tuple[str, str, Callable]]:
+    """(command, option, type) for every option whose type comes from tf2aif.argtypes."""
+    from tf2aif import argtypes
+
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}".strip())
+            elif (
+                action.type is not None
+                and getattr(action.type, "__module__", "") == argtypes.__name__
+            ):
+                found.append((path, action.option_strings[-1], action.type))
+
+    walk(build_parser(), "")
+    return found
+
+
+@pytest.mark.fuzz
+@given(
+    st.sampled_from(typed_options()),
+    st.one_of(
+        st.text(max_size=12),
+        st.sampled_from(
+            ["nan", "-nan", "inf", "-inf", "1e309", "0", "-0", "1", "-1", "0.5", "1,2,0"]
+        ),
+        st.floats().map(str),
+        st.integers(-(10**20), 10**20).map(str),
+    ),
+)
+def test_generated_option_values_are_parsed_in_range_or_refused(typed, text):
+    """Any text for a checked option is either a finite in-range value or argparse's usage
+    error naming the option -- never a traceback, never nan or inf."""
+    import math
+
+    command, option, parse_type = typed
+    try:
+        value = parse_type(text)
+    except argparse.ArgumentTypeError:
+        return
+    values = value if isinstance(value, list) else [value]
+    for item in values:
+        if isinstance(item, float | int):
+            assert math.isfinite(item)
+            assert item >= 0  # every checked number is non-negative
+
+
+def test_a_refused_value_is_a_usage_error_naming_the_option(capsys):
+    for command, option, _ in typed_options():
+        argv = [*command.split(), option, "nan"] if command else [option, "nan"]
+        if command == "place":
+            argv += ["--cluster", "c", "--apps", "a"]
+        run = Run(argv, capsys)
+        if option in ("--namespace", "--fpga-resource", "--cpu", "--memory", "--memory-limit"):
+            continue  # "nan" is a valid name; the effect checks above refuse bad ones
+        assert run.code == 2 and option in run.err, (argv, run.err)
