@@ -71,3 +71,15 @@ def test_platform_runtime_precision_are_a_variant_ids_pieces_or_nothing(label):
         assert subject.precision in ("fp32", "fp16", "int8")
     else:
         assert pieces == (None, None, None)
+
+
+def test_profile_without_a_file_prints_only_json(start_toy, capsys):
+    url = start_toy(service_ms=1)
+    argv = ["bench", "--url", url, "--variant", "cpu/toy/fp32", "--profile", "--profile-requests",
+            "20", "--warmup", "0.1", "--window", "0.2", "--max-duration", "0.6"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["schema"] == "tf2aif-bench-profile"
+    assert document["profiles"][0]["variant"] == "cpu/toy/fp32"
+    assert captured.err  # the progress notes and the headline went to stderr
