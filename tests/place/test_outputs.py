@@ -90,6 +90,18 @@ def test_an_incomplete_set_of_files_is_refused():
         check_complete(placement, {first: files[first], second: files[first]})
 
 
+@pytest.mark.parametrize("name", ["1st-app", "a" * 64])
+def test_an_app_name_that_cannot_name_a_service_is_refused(name):
+    node = Node(name="n", platform="cpu", memory_mb=4096, cores=4)
+    placement = place(
+        [App(name=name, model="m", rate=1, slo=0.5)],
+        {"m": model("m", "cpu/tflite/fp32", 10.0)},
+        [node],
+    )
+    with pytest.raises(Tf2aifError, match="cannot name a Kubernetes Service"):
+        manifests(placement, {"n": node})
+
+
 @pytest.mark.parametrize("headroom", [-0.1, 1.0, math.nan, math.inf])
 def test_place_refuses_a_headroom_outside_0_to_1(headroom):
     with pytest.raises(ValueError, match="headroom"):

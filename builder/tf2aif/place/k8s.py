@@ -11,6 +11,7 @@ get their own Service selecting it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .predict import Instance, cpu_work
 __all__ = ["SERVER_PORT", "check_complete", "manifests", "write_manifests"]
 
 SERVER_PORT = PORT
+_SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def workload(name: str, node: Node, instance: Instance, image: str) -> Workload:
@@ -91,6 +93,12 @@ def manifests(placement: Placement, nodes: Mapping[str, Node]) -> dict[str, list
     Checked complete before it is returned (`check_complete`): nothing placed goes missing.
     """
     by_app = {a.app: a for a in placement.assignments}
+    if bad := [a for a in by_app if not _SERVICE_NAME.fullmatch(a)]:
+        raise Tf2aifError(
+            f"app name(s) {', '.join(map(repr, bad))} cannot name a Kubernetes Service: a"
+            " DNS-1035 label starts with a letter and has at most 63 characters; rename them"
+            " in the apps file"
+        )
     files: dict[str, list[dict[str, Any]]] = {}
     for node_name, name, instance in placement.servers():
         assignment = by_app[instance.apps[0].name]
