@@ -90,6 +90,24 @@ def test_an_incomplete_set_of_files_is_refused():
         check_complete(placement, {first: files[first], second: files[first]})
 
 
+def test_a_new_placement_replaces_the_files_of_an_earlier_one(tmp_path):
+    from tf2aif.place.k8s import write_manifests
+
+    node = Node(name="n", platform="cpu", memory_mb=4096, cores=4)
+    models = {"m": model("m", "cpu/tflite/fp32", 10.0), "k": model("k", "cpu/tflite/fp32", 10.0)}
+    first = place([App(name="a", model="m", rate=1, slo=0.5)], models, [node])
+    second = place([App(name="b", model="k", rate=1, slo=0.5)], models, [node])
+    folder = tmp_path / "k8s"
+    write_manifests(folder, manifests(first, {"n": node}))
+    files = manifests(second, {"n": node})
+    write_manifests(folder, files)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files) == ["k-cpu-tflite-fp32-n.yaml"]
+    (folder / "mine.yaml").write_text("kind: ConfigMap\nmetadata: {name: x}\n")
+    with pytest.raises(Tf2aifError, match="files tf2aif did not write .mine.yaml"):
+        write_manifests(folder, manifests(first, {"n": node}))
+    assert (folder / "mine.yaml").is_file() and (folder / "k-cpu-tflite-fp32-n.yaml").is_file()
+
+
 @pytest.mark.parametrize("name", ["1st-app", "a" * 64])
 def test_an_app_name_that_cannot_name_a_service_is_refused(name):
     node = Node(name="n", platform="cpu", memory_mb=4096, cores=4)

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from tf2aif.errors import EXIT_INVALID, EXIT_OK
 
     from .inputs import load_apps, load_cluster
-    from .k8s import manifests, write_manifests
+    from .k8s import manifests, stale_files, write_manifests
     from .policy import place
 
     nodes = load_cluster(args.cluster)
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     )
     data = placement.to_dict()
     files = manifests(placement, {n.name: n for n in nodes}) if args.out else {}
+    stale = stale_files(args.out / "k8s", files) if args.out else []  # refuses before writing
     messages = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 100)
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         messages.print(
             f"wrote {args.out / 'assignment.json'} and {len(written)} manifest file(s) in"
             f" {args.out / 'k8s'}"
+            + (f"; removed {len(stale)} of an earlier placement" if stale else "")
         )
     for app, why in placement.unplaced:
         messages.print(f"[red]not placed[/red] {app}: {why}")

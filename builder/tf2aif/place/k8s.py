@@ -25,7 +25,7 @@ from .inputs import Node
 from .policy import Placement
 from .predict import Instance, cpu_work
 
-__all__ = ["SERVER_PORT", "check_complete", "manifests", "write_manifests"]
+__all__ = ["SERVER_PORT", "check_complete", "manifests", "stale_files", "write_manifests"]
 
 SERVER_PORT = PORT
 _SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -148,5 +148,40 @@ def check_complete(placement: Placement, files: Mapping[str, list[dict[str, Any]
         )
 
 
+def stale_files(directory: Path, files: Mapping[str, Any]) -> list[Path]:
+    """YAML files in `directory` that an earlier placement wrote and this one does not: left
+    there, `kubectl apply -f` would still start their servers. Raises when such a file holds
+    anything tf2aif did not write, so nothing of the user's is ever removed."""
+    import yaml
+
+    if not directory.is_dir():
+        return []
+    stale, foreign = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name in files:
+            continue
+        try:
+            docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            docs = None
+        ours = bool(docs) and all(
+            isinstance(d, dict)
+            and isinstance(d.get("metadata"), dict)
+            and isinstance(d["metadata"].get("labels"), dict)
+            and d["metadata"]["labels"].get("app.kubernetes.io/managed-by") == "tf2aif"
+            for d in docs
+        )
+        (stale if ours else foreign).append(path)
+    if foreign:
+        raise Tf2aifError(
+            f"{directory} holds files tf2aif did not write ({', '.join(p.name for p in foreign)});"
+            " placement owns this folder: choose another --out or move them"
+        )
+    return stale
+
+
 def write_manifests(directory: Path, files: Mapping[str, list[dict[str, Any]]]) -> list[Path]:
+    """Write `files` and remove what an earlier placement left there (see `stale_files`)."""
+    for path in stale_files(directory, files):
+        path.unlink()
     return write_files(directory, files)
