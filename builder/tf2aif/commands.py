@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,6 +80,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set",
         dest="set_values",
+        type=bake_set,
         action="append",
         default=[],
         metavar="TARGET.KEY=VALUE",
@@ -110,6 +112,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", default="tf2aif.yaml")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_init)
+
+
+_BAKE_SET = re.compile(r"[^\s=.]+(\.[^\s=.]+)+=.*", re.DOTALL)
+
+
+def bake_set(text: str) -> str:
+    """A buildx bake override: TARGET.KEY[.SUBKEY]=VALUE (TARGET may be a pattern such as '*')."""
+    if not _BAKE_SET.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected TARGET.KEY=VALUE such as '*.no-cache=true', got {text!r}"
+        )
+    return text
 
 
 def _manifest_args(p: argparse.ArgumentParser) -> None:
@@ -338,7 +352,7 @@ def _run_and_record(plan, options, args, buildx: str):
 
 def _write_record(plan, results, args, buildx: str, options, *, status: str) -> Path:
     from tf2aif.bake import ARTIFACTS_DIR
-    from tf2aif.record import RECORD_FILE, make_record, save_record
+    from tf2aif.record import make_record, save_record
 
     root = Path(plan.root)
     fidelity = {}
@@ -353,10 +367,17 @@ def _write_record(plan, results, args, buildx: str, options, *, status: str) -> 
         tools={"buildx": buildx},
         source_date_epoch=options.source_date_epoch,
     )
-    path = Path(args.record) if args.record else root / RECORD_FILE
+    path = record_path(args, plan)
     if status != "ok":
         path = path.with_name(path.stem + ".failed.json")  # never overwrite the last good record
     return save_record(record, path)
+
+
+def record_path(args: argparse.Namespace, plan) -> Path:
+    """Where `tf2aif bake` writes its build record: --record, else next to the manifest."""
+    from tf2aif.record import RECORD_FILE
+
+    return Path(args.record) if args.record else Path(plan.root) / RECORD_FILE
 
 
 def _ca_file(explicit: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """The one exception tree of tf2aif.
 
     Tf2aifError                 exit code 1 unless a subclass says otherwise
+    ├── UsageError              options that contradict each other or would have no effect (exit 2)
     ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
     ├── RecipeError             a recipe or the platform table is invalid
     ├── PlanError               the matrix cannot be turned into a build graph
@@ -36,6 +37,7 @@ __all__ = [
     "SourceLocation",
     "Tf2aifError",
     "ToolMissingError",
+    "UsageError",
     "did_you_mean",
 ]
 
@@ -75,6 +77,12 @@ class ManifestIssue:
 
 class Tf2aifError(Exception):
     exit_code = EXIT_INVALID
+
+
+class UsageError(Tf2aifError):
+    """The command line itself is wrong, beyond what argparse checks (exit 2, as argparse)."""
+
+    exit_code = EXIT_USAGE
 
 
 class ManifestError(Tf2aifError):

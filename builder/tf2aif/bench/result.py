@@ -11,6 +11,7 @@ import io
 import json
 import os
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +39,8 @@ __all__ = [
 
 RESULT_SCHEMA = "tf2aif-bench-result"
 RESULT_VERSION = 1
+# <platform>/<runtime>/<precision> as tf2aif names variants (see schema/bench-result.schema.json)
+VARIANT_ID = re.compile(r"[a-z0-9]+/[a-z0-9]+(-[a-z0-9]+)*/(fp32|fp16|int8)")
 SAMPLE_LIMIT = 5000  # raw latency samples kept per run (for box plots); the histogram has all
 
 
@@ -55,9 +58,11 @@ class Subject:
 
     @classmethod
     def from_variant(cls, variant: str, **kwargs: Any) -> Subject:
-        parts = variant.split("/")
-        if len(parts) == 3:
-            kwargs = {"platform": parts[0], "runtime": parts[1], "precision": parts[2], **kwargs}
+        """Platform, runtime and precision come from `variant` only when it is a variant id;
+        a free label (a URL, an image reference) leaves them unknown, never half-parsed."""
+        if VARIANT_ID.fullmatch(variant):
+            platform, runtime, precision = variant.split("/")
+            kwargs = {"platform": platform, "runtime": runtime, "precision": precision, **kwargs}
         return cls(variant=variant, **kwargs)
 
 
@@ -157,7 +162,8 @@ def _cpu_model() -> str:
 
 
 CSV_COLUMNS = (
-    "variant", "model", "runtime", "precision", "platform", "mode", "concurrency", "rate",
+    "variant", "model", "runtime", "precision", "platform", "target_kind", "target", "mode",
+    "concurrency", "rate",
     "request_kind", "requests", "ok", "errors", "error_types", "duration_s", "throughput_rps",
     "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "stable",
 )  # fmt: skip
