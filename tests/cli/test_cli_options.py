@@ -552,6 +552,7 @@ def _(request, capsys, tmp_path, option):
 SERVE_VALUES = {
     "--host": ("0.0.0.0", None),
     "--port": ("9000", "-1"),
+    "--grpc-port": ("0", "-1"),
     "--max-batch-size": ("4", "-1"),
     "--max-queue-delay-ms": ("2.5", "-1"),
     "--max-queue-size": ("10", "-1"),
