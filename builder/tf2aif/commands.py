@@ -136,12 +136,13 @@ def load_plan(args: argparse.Namespace, env: Mapping[str, str] | None = None):
     from tf2aif.resolve import resolve
 
     env = dict(os.environ) if env is None else env
-    manifest, warnings = load_manifest(args.manifest)
+    recipes = load_recipes(env=env)
+    manifest, warnings = load_manifest(args.manifest, recipes=recipes)
     for warning in warnings:
         _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
     resolution = resolve(
         manifest,
-        load_recipes(env=env),
+        recipes,
         vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
     )
     return make_plan(resolution, env=env)

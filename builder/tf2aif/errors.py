@@ -125,5 +125,12 @@ class BuildError(Tf2aifError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close match exists, else ''."""
-    matches = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    word, choices = str(word), sorted(set(map(str, choices)))
+    if len(word) > 100:
+        return ""
+    # A case-only or whitespace-only slip ("FP32", "CPU", "tflite\n") is the likeliest meaning.
+    folded = next((c for c in choices if c.lower() == word.strip().lower()), None)
+    if folded is not None and folded != word:
+        return f' (did you mean "{folded}"?)'
+    matches = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f' (did you mean "{matches[0]}"?)' if matches else ""
