@@ -1,7 +1,8 @@
 """The one exception tree of tf2aif.
 
     Tf2aifError                 exit code 1 unless a subclass says otherwise
-    ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
+    ├── ManifestError           an input file (manifest, cluster, record, lock...) is invalid:
+    │                           carries every ManifestIssue found
     ├── RecipeError             a recipe or the platform table is invalid
     ├── PlanError               the matrix cannot be turned into a build graph
     ├── PluginError             a user module (processing, calibration) fails to import or run
@@ -80,11 +81,12 @@ class Tf2aifError(Exception):
 class ManifestError(Tf2aifError):
     """Every problem found in one manifest, reported together."""
 
-    def __init__(self, issues: Sequence[ManifestIssue], *, file: str = "") -> None:
+    def __init__(self, issues: Sequence[ManifestIssue], *, file: str = "", what: str = "") -> None:
         self.issues = tuple(issues)
         self.file = file
         noun = "error" if len(self.issues) == 1 else "errors"
-        header = f"{file}: {len(self.issues)} {noun}" if file else f"{len(self.issues)} {noun}"
+        header = f"{len(self.issues)} {noun}" + (f" in this {what}" if what else "")
+        header = f"{file}: {header}" if file else header
         super().__init__("\n".join([header, *(f"  {issue}" for issue in self.issues)]))
 
 

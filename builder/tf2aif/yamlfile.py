@@ -19,7 +19,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tf2aif.errors import ManifestIssue, SourceLocation, did_you_mean
+from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
 from tf2aif.resources import data_dir
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "LoadedYaml",
     "dotted",
     "file_problem",
+    "load_checked",
     "load_file",
     "load_schema",
     "load_yaml",
@@ -446,7 +447,38 @@ def _issues(loaded: LoadedYaml, error: jsonschema.ValidationError) -> list[Manif
             )
             for key in _unexpected_keys(error)
         ]
+    if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        path = (*path, error.instance)  # a bad key: point at it, not at its mapping
     return [ManifestIssue(location=loaded.location(path), message=_humanise(error))]
+
+
+def load_checked(
+    path: str | Path,
+    schema_name: str | Callable[[Any], str],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    what: str = "file",
+) -> LoadedYaml:
+    """Read, parse and schema-check one input file, or raise one ManifestError with every issue.
+
+    `schema_name` may be a function of the parsed data, for files of more than one kind.
+    """
+    file = str(path)
+    problem = file_problem(path, what=what)
+    if problem:
+        raise ManifestError([_at(file, None, None, problem)], file=file, what=what)
+    loaded = load_file(path, limits=limits)
+    issues = list(loaded.issues)
+    if loaded.data is None and not issues:
+        issues.append(_at(file, None, None, f"the {what} is empty"))
+    if loaded.data is not None:
+        name = schema_name(loaded.data) if callable(schema_name) else schema_name
+        known = {i.location.path for i in issues}
+        found = schema_issues(loaded, load_schema(name))
+        issues += [i for i in found if i.location.path not in known]
+    if issues:
+        raise ManifestError(issues[:MAX_ISSUES], file=file, what=what)
+    return loaded
 
 
 def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
