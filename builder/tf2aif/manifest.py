@@ -114,10 +114,10 @@ class Manifest:
         default=None, compare=False, repr=False
     )  # for located errors later
 
-    def location(self, path: tuple[str | int, ...]):
+    def location(self, path: tuple[str | int, ...], *, key: bool = False) -> SourceLocation:
         if self.loaded is None:
             return SourceLocation(file=str(self.file), path=".".join(map(str, path)))
-        return self.loaded.location(path)
+        return self.loaded.location(path, key=key)
 
 
 def load_manifest(

@@ -99,7 +99,7 @@ def resolve(
     )
 
 
-Locate = Callable[[tuple[str | int, ...]], SourceLocation]
+Locate = Callable[..., SourceLocation]  # (path, *, key=False) -> where it was written
 Cell = tuple[str, str, str]
 
 
@@ -359,7 +359,7 @@ def name_issues(data: Any, recipes: RecipeSet, locate: Locate) -> list[ManifestI
             accepted = recipes.option_names(runtime)
             for name in values:
                 if name not in accepted:
-                    where = locate(("options", runtime, name))
+                    where = locate(("options", runtime, name), key=True)
                     choices = (
                         ", ".join(accepted) if accepted else f"none ({runtime} takes no options)"
                     )

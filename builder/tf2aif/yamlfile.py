@@ -20,7 +20,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,13 @@ class LoadedYaml:
     data: Any
     marks: Mapping[Path_, tuple[int, int]]  # path -> (line, column), 1-based; keys point at the key
     issues: tuple[ManifestIssue, ...] = ()  # unreadable file, YAML and structural problems
+    key_marks: Mapping[Path_, tuple[int, int]] = field(default_factory=dict)  # where each key is
 
-    def location(self, path: Path_) -> SourceLocation:
-        """The closest recorded position at or above `path`."""
+    def location(self, path: Path_, *, key: bool = False) -> SourceLocation:
+        """The closest recorded position at or above `path` (with `key`, the key's own position)."""
+        if key and tuple(path) in self.key_marks:
+            line, column = self.key_marks[tuple(path)]
+            return SourceLocation(file=self.file, line=line, column=column, path=dotted(path))
         probe = tuple(path)
         while probe and probe not in self.marks:
             probe = probe[:-1]
@@ -198,6 +202,14 @@ class _Composer(yaml.composer.Composer, yaml.resolver.Resolver):
             self.depth -= 1
 
 
+# JSON's numbers with an exponent and no dot (1e-05, as Python's json writes them) are numbers too.
+_Composer.add_implicit_resolver(
+    f"{_CORE}float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 if getattr(yaml, "__with_libyaml__", False):
 
     class _Loader(_Composer, yaml.cyaml.CParser):  # type: ignore[misc]
@@ -250,7 +262,13 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
         data = builder.value(node, ()) if node is not None else None
     except _TooBig as exc:
         return _failed(file, exc.mark, str(exc))
-    return LoadedYaml(file=file, data=data, marks=marks, issues=tuple(builder.issues[:MAX_ISSUES]))
+    return LoadedYaml(
+        file=file,
+        data=data,
+        marks=marks,
+        issues=tuple(builder.issues[:MAX_ISSUES]),
+        key_marks=builder.key_marks,
+    )
 
 
 def _control_issue(text: str, file: str, index: int) -> ManifestIssue:
@@ -273,6 +291,7 @@ class _Builder:
     def __init__(self, *, file: str, marks: dict, limits: Limits) -> None:
         self.file, self.marks, self.limits = file, marks, limits
         self.issues: list[ManifestIssue] = []
+        self.key_marks: dict[Path_, tuple[int, int]] = {}
         self.count = 0
         self.active: set[int] = (
             set()
@@ -340,6 +359,7 @@ class _Builder:
                 self.issue(key_node, child, f"duplicate key {short(key)}")
             # Scalars are located at their value, collections at their key (the value starts a line later).
             at = value_node if isinstance(value_node, yaml.ScalarNode) else key_node
+            self.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             self.marks[child] = (at.start_mark.line + 1, at.start_mark.column + 1)
             out[key] = self.value(value_node, child)
         return out
@@ -442,13 +462,14 @@ def _issues(loaded: LoadedYaml, error: jsonschema.ValidationError) -> list[Manif
         expected = f"; expected one of: {', '.join(allowed)}" if allowed else ""
         return [
             ManifestIssue(
-                location=loaded.location((*path, key)),
+                location=loaded.location((*path, key), key=True),
                 message=f"unknown key {short(key)}{did_you_mean(key, allowed)}{expected}",
             )
             for key in _unexpected_keys(error)
         ]
     if "propertyNames" in error.schema_path and isinstance(error.instance, str):
         path = (*path, error.instance)  # a bad key: point at it, not at its mapping
+        return [ManifestIssue(location=loaded.location(path, key=True), message=_humanise(error))]
     return [ManifestIssue(location=loaded.location(path), message=_humanise(error))]
 
 
@@ -457,20 +478,20 @@ def load_checked(
     schema_name: str | Callable[[Any], str],
     *,
     limits: Limits = DEFAULT_LIMITS,
-    what: str = "file",
+    what: str = "",
 ) -> LoadedYaml:
     """Read, parse and schema-check one input file, or raise one ManifestError with every issue.
 
     `schema_name` may be a function of the parsed data, for files of more than one kind.
     """
     file = str(path)
-    problem = file_problem(path, what=what)
+    problem = file_problem(path, what=what or "file")
     if problem:
         raise ManifestError([_at(file, None, None, problem)], file=file, what=what)
     loaded = load_file(path, limits=limits)
     issues = list(loaded.issues)
     if loaded.data is None and not issues:
-        issues.append(_at(file, None, None, f"the {what} is empty"))
+        issues.append(_at(file, None, None, f"the {what or 'file'} is empty"))
     if loaded.data is not None:
         name = schema_name(loaded.data) if callable(schema_name) else schema_name
         known = {i.location.path for i in issues}

@@ -35,7 +35,7 @@ class Document:
 
     def locate(self, path: Path_, key: bool = False) -> SourceLocation:
         """The location of `path` (scalars at their value, collections at their key)."""
-        return self.loaded.location(path)
+        return self.loaded.location(path, key=key)
 
     def issue(self, path: Path_, message: str, key: bool = False) -> ManifestIssue:
         return ManifestIssue(location=self.locate(path, key), message=message)
