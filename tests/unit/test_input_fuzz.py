@@ -120,7 +120,11 @@ def mutated_text(draw, valid: str) -> bytes:
             lines[i] = f"{key}: {draw(VALUES)}"
         elif kind == "key":
             indent = len(lines[i]) - len(lines[i].lstrip())
-            lines.insert(i, " " * indent + f"{draw(st.text(min_size=1, max_size=10).map(json.dumps))}: {draw(VALUES)}")
+            lines.insert(
+                i,
+                " " * indent
+                + f"{draw(st.text(min_size=1, max_size=10).map(json.dumps))}: {draw(VALUES)}",
+            )
         elif kind == "line":
             lines[i] = draw(st.sampled_from(SNIPPETS))
         elif len(lines) > 1:
@@ -151,7 +155,9 @@ def peak_memory_is_bounded():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     yield
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert grown < RSS_GROWTH_MAX_KIB, f"peak RSS grew by {grown / 1024:.0f} MiB over the generated inputs"
+    assert grown < RSS_GROWTH_MAX_KIB, (
+        f"peak RSS grew by {grown / 1024:.0f} MiB over the generated inputs"
+    )
 
 
 def run_cli(argv: list[str], file: Path) -> None:
@@ -211,7 +217,11 @@ def test_raw_bytes_as_manifest(workdir, data):
     run_cli(["validate", str(file)], file)
 
 
-@given(data=mutated_text('"tensorflow/tensorflow:2.21.0": "mirror.example.com/tf:2.21.0"\n"python:3.11-slim": localbase/python:3.11\n'))
+@given(
+    data=mutated_text(
+        '"tensorflow/tensorflow:2.21.0": "mirror.example.com/tf:2.21.0"\n"python:3.11-slim": localbase/python:3.11\n'
+    )
+)
 def test_mutated_vendor_map_through_plan(workdir, data):
     write_project(workdir, BASIC)
     file = workdir / "vendor.yaml"

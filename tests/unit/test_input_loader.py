@@ -530,3 +530,21 @@ def test_rss_stays_bounded_after_the_bombs(tmp_path):
         assert load_file(tmp_path / "f.yaml").issues
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 300 * 1024, f"peak RSS grew by {grown_kib / 1024:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"[1, 2]", "not a bench result: expected a JSON object"),
+        (b'{"a": \xff}', ":1:7: (top level): not UTF-8 text: byte 0xff cannot be decoded"),
+        (b"[" * 100_000 + b"]" * 100_000, "not a JSON bench result: RecursionError"),
+        (b'{"a": 1,}', ":1:9: not a JSON bench result: Expecting property name"),
+    ],
+    ids=["list", "not-utf8", "deep", "syntax"],
+)
+def test_bench_results_for_report_are_read_bounded(content, expected, tmp_path, capsys):
+    path = tmp_path / "result.json"
+    path.write_bytes(content)
+    assert main(["report", str(path), "--out", str(tmp_path / "report")]) == 1
+    err = capsys.readouterr().err
+    assert expected in err and str(path) in err, err
