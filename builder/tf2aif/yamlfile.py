@@ -164,6 +164,14 @@ def load_file(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> LoadedYam
     return load_yaml(text, str(path), limits=limits)
 
 
+def capped(issues: list[ManifestIssue], file: str) -> tuple[ManifestIssue, ...]:
+    """At most MAX_ISSUES issues, the last one saying how many more there were."""
+    if len(issues) <= MAX_ISSUES:
+        return tuple(issues)
+    more = f"... and {len(issues) - MAX_ISSUES + 1} more problems of the same kinds"
+    return (*issues[: MAX_ISSUES - 1], _at(file, None, None, more))
+
+
 def _at(
     file: str, line: int | None, column: int | None, message: str, path: Path_ = ()
 ) -> ManifestIssue:
@@ -237,7 +245,7 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
     """Parse YAML keeping positions; a problem in the text becomes located issues."""
     bad = [_control_issue(text, file, m.start()) for m in _NOT_PRINTABLE.finditer(text)]
     if bad:
-        return LoadedYaml(file=file, data=None, marks={}, issues=tuple(bad[:MAX_ISSUES]))
+        return LoadedYaml(file=file, data=None, marks={}, issues=capped(bad, file))
     try:
         composer = _Loader(text, limits)
         try:
@@ -266,7 +274,7 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
         file=file,
         data=data,
         marks=marks,
-        issues=tuple(builder.issues[:MAX_ISSUES]),
+        issues=capped(builder.issues, file),
         key_marks=builder.key_marks,
     )
 
@@ -441,7 +449,7 @@ def schema_issues(loaded: LoadedYaml, schema: Mapping[str, Any]) -> list[Manifes
     issues = sorted(
         set(issues), key=lambda i: (i.location.line or 0, i.location.column or 0, i.message)
     )
-    return issues[:MAX_ISSUES]
+    return list(capped(issues, loaded.file))
 
 
 def _leaf_errors(
@@ -498,7 +506,7 @@ def load_checked(
         found = schema_issues(loaded, load_schema(name))
         issues += [i for i in found if i.location.path not in known]
     if issues:
-        raise ManifestError(issues[:MAX_ISSUES], file=file, what=what)
+        raise ManifestError(capped(issues, file), file=file, what=what)
     return loaded
 
 

@@ -548,3 +548,29 @@ def test_bench_results_for_report_are_read_bounded(content, expected, tmp_path, 
     assert main(["report", str(path), "--out", str(tmp_path / "report")]) == 1
     err = capsys.readouterr().err
     assert expected in err and str(path) in err, err
+
+
+def test_fuzz_seeds_are_valid(tmp_path):
+    """The generated-input tests mutate valid files: each seed loads cleanly as it is."""
+    from test_input_fuzz import LOCK
+
+    from tf2aif.deploy.records import read_record
+    from tf2aif.lock import load_lock
+    from tf2aif.place.inputs import load_apps, load_cluster
+
+    cluster, apps = _placement(tmp_path)
+    assert load_cluster(cluster) and load_apps(apps)[0]
+    assert read_record(tmp_path / "digits.record.json").name == "digits"
+    (tmp_path / "tf2aif.lock").write_text(LOCK)
+    assert load_lock(tmp_path / "tf2aif.lock").manifest == "tf2aif.yaml"
+
+
+def test_a_flood_of_errors_is_capped_and_counted(tmp_path, capsys):
+    file = write_project(
+        tmp_path,
+        BASIC.replace("name: demo", "name: demo\n" + "".join(f"k{i}: 1\n" for i in range(80))),
+    )
+    assert main(["validate", str(file)]) == 1
+    err = capsys.readouterr().err
+    assert "50 errors" in err and err.count("unknown key 'k") == 49
+    assert f"{file}: (top level): ... and 31 more problems of the same kinds" in err
