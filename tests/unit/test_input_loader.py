@@ -574,3 +574,28 @@ def test_a_flood_of_errors_is_capped_and_counted(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "50 errors" in err and err.count("unknown key 'k") == 49
     assert f"{file}: (top level): ... and 31 more problems of the same kinds" in err
+
+
+def test_vendor_maps_tf2aif_writes_are_read_back(tmp_path):
+    """Every vendor reference the shipped recipes name, mapped as `bases --local` and `lock` write it."""
+    from tf2aif.bases import render_vendor_map
+    from tf2aif.commands import read_vendor_map
+    from tf2aif.recipes import load_recipes
+
+    recipes = load_recipes(env={})
+    refs = {r.converter.vendor for r in recipes.recipes}
+    refs |= {ref.vendor for r in recipes.recipes for ref in r.platforms.values()}
+    mapping = {
+        ref: f"127.0.0.1:5000/stand-in/{ref.rsplit('/', 1)[-1]}@sha256:{'a' * 64}" for ref in refs
+    }
+    path = tmp_path / "vendor-map.yaml"
+    path.write_text(render_vendor_map(mapping))
+    assert read_vendor_map(str(path)) == mapping
+    path.write_text(yaml_dump({"vendor_images": mapping}))
+    assert read_vendor_map(str(path)) == mapping
+
+
+def yaml_dump(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=True, width=300)
