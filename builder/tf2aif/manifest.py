@@ -23,7 +23,6 @@ from tf2aif.yamlfile import (
     load_file,
     load_schema,
     read_text,
-    schema_issues,
     short,
 )
 
@@ -139,7 +138,7 @@ def load_manifest(
         issues.append(_issue_at_file(str(file), "the manifest is empty"))
     warnings: list[str] = []
     if loaded.data is not None:
-        issues += _without_repeats(schema_issues(loaded, load_schema("tf2aif.schema.json")), issues)
+        issues += loaded.schema_issues(load_schema("tf2aif.schema.json"))
     if isinstance(loaded.data, Mapping):
         root = file.parent.resolve()
         issues += _check_files(loaded, root)
@@ -160,12 +159,6 @@ def _manifest_file(path: Path) -> Path:
         return path / DEFAULT_MANIFEST if path.is_dir() else path
     except (OSError, ValueError):  # too long a name or a NUL: file_problem says so
         return path
-
-
-def _without_repeats(found: list[ManifestIssue], known: list[ManifestIssue]) -> list[ManifestIssue]:
-    """Schema issues at a field the loader already reported (a tag, a non-finite number) add nothing."""
-    seen = {i.location.path for i in known}
-    return [i for i in found if i.location.path not in seen]
 
 
 def _issue_at_file(file: str, message: str) -> ManifestIssue:

@@ -75,6 +75,11 @@ class LoadedYaml:
     marks: Mapping[Path_, tuple[int, int]]  # path -> (line, column), 1-based; keys point at the key
     issues: tuple[ManifestIssue, ...] = ()  # unreadable file, YAML and structural problems
     key_marks: Mapping[Path_, tuple[int, int]] = field(default_factory=dict)  # where each key is
+    replaced: frozenset[str] = frozenset()  # fields read as null because of an issue above
+
+    def schema_issues(self, schema: Mapping[str, Any]) -> list[ManifestIssue]:
+        """Schema issues, less those at a field already reported (a tag, a non-finite number)."""
+        return [i for i in schema_issues(self, schema) if i.location.path not in self.replaced]
 
     def location(self, path: Path_, *, key: bool = False) -> SourceLocation:
         """The closest recorded position at or above `path` (with `key`, the key's own position)."""
@@ -276,6 +281,7 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
         marks=marks,
         issues=capped(builder.issues, file),
         key_marks=builder.key_marks,
+        replaced=frozenset(builder.replaced),
     )
 
 
@@ -300,12 +306,16 @@ class _Builder:
         self.file, self.marks, self.limits = file, marks, limits
         self.issues: list[ManifestIssue] = []
         self.key_marks: dict[Path_, tuple[int, int]] = {}
+        self.replaced: set[str] = set()
         self.count = 0
         self.active: set[int] = (
             set()
         )  # ids of the collections being built: an alias back into one is a cycle
 
-    def issue(self, node: yaml.Node, path: Path_, message: str) -> None:
+    def issue(self, node: yaml.Node, path: Path_, message: str, *, replaced: bool = False) -> None:
+        """Record a problem; `replaced`: the value at `path` was read as null because of it."""
+        if replaced:
+            self.replaced.add(dotted(path))
         mark = node.start_mark
         self.issues.append(_at(self.file, mark.line + 1, mark.column + 1, message, path))
 
@@ -322,7 +332,9 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if id(node) in self.active:
-            self.issue(node, path, "an alias refers to the collection that contains it")
+            self.issue(
+                node, path, "an alias refers to the collection that contains it", replaced=True
+            )
             return None
         self.active.add(id(node))
         try:
@@ -336,16 +348,23 @@ class _Builder:
         if node.tag == f"{_CORE}timestamp":
             return node.value  # a date stays the text it was written as
         if node.tag not in _JSON_SCALARS:
-            self.issue(node, path, f"YAML tag {_tag(node)} is not supported: write a plain value")
+            self.issue(
+                node,
+                path,
+                f"YAML tag {_tag(node)} is not supported: write a plain value",
+                replaced=True,
+            )
             return None
         try:
             value = _SCALARS.construct_object(node)
         except (ValueError, yaml.YAMLError) as exc:  # e.g. an integer of more than 4300 digits
             reason = str(exc).split(":")[0].split(";")[0]
-            self.issue(node, path, f"cannot read value {short(node.value)}: {reason}")
+            self.issue(
+                node, path, f"cannot read value {short(node.value)}: {reason}", replaced=True
+            )
             return None
         if isinstance(value, float) and not math.isfinite(value):
-            self.issue(node, path, f"expected a finite number, got {node.value}")
+            self.issue(node, path, f"expected a finite number, got {node.value}", replaced=True)
             return None
         return value
 
@@ -502,9 +521,7 @@ def load_checked(
         issues.append(_at(file, None, None, f"the {what or 'file'} is empty"))
     if loaded.data is not None:
         name = schema_name(loaded.data) if callable(schema_name) else schema_name
-        known = {i.location.path for i in issues}
-        found = schema_issues(loaded, load_schema(name))
-        issues += [i for i in found if i.location.path not in known]
+        issues += loaded.schema_issues(load_schema(name))
     if issues:
         raise ManifestError(capped(issues, file), file=file, what=what)
     return loaded

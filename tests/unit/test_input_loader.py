@@ -599,3 +599,11 @@ def yaml_dump(value) -> str:
     import yaml
 
     return yaml.safe_dump(value, sort_keys=True, width=300)
+
+
+def test_a_bad_key_hides_no_other_error(tmp_path, capsys):
+    file = write_project(tmp_path, "version: 1\nname: demo\n1: x\nmodel: {path: models/m}\n")
+    assert main(["validate", str(file)]) == 1
+    err = capsys.readouterr().err
+    assert f"{file}:3:1: (top level): keys must be strings" in err
+    assert "missing required key 'targets'" in err, err
