@@ -258,7 +258,7 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
         finally:
             composer.dispose()
     except _TooBig as exc:
-        return _failed(file, exc.mark, str(exc))
+        return _failed(text, file, exc.mark, str(exc))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -266,15 +266,15 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
             return LoadedYaml(
                 file=file, data=None, marks={}, issues=(_control_issue(text, file, exc.position),)
             )
-        return _failed(file, mark, f"invalid YAML: {problem}")
+        return _failed(text, file, mark, f"invalid YAML: {problem}")
     except (RecursionError, MemoryError):
-        return _failed(file, None, "invalid YAML: too deeply nested or too large")
+        return _failed(text, file, None, "invalid YAML: too deeply nested or too large")
     marks: dict[Path_, tuple[int, int]] = {}
     builder = _Builder(file=file, marks=marks, limits=limits)
     try:
         data = builder.value(node, ()) if node is not None else None
     except _TooBig as exc:
-        return _failed(file, exc.mark, str(exc))
+        return _failed(text, file, exc.mark, str(exc))
     return LoadedYaml(
         file=file,
         data=data,
@@ -285,17 +285,23 @@ def load_yaml(text: str, file: str, *, limits: Limits = DEFAULT_LIMITS) -> Loade
     )
 
 
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks
+
+
 def _control_issue(text: str, file: str, index: int) -> ManifestIssue:
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    lines = _BREAK.split(text[:index])
+    line, column = len(lines), len(lines[-1]) + 1
     char = text[index] if index < len(text) else ""
     code = f"U+{ord(char):04X}" if char else "a character"
     return _at(file, line, column, f"control character {code} is not allowed in YAML or JSON text")
 
 
-def _failed(file: str, mark: Any, message: str) -> LoadedYaml:
+def _failed(text: str, file: str, mark: Any, message: str) -> LoadedYaml:
     line = mark.line + 1 if mark is not None else None
     column = mark.column + 1 if mark is not None else None
+    lines = _BREAK.split(text)
+    if line is not None and line > len(lines):  # "at the end of the stream": the last line's end
+        line, column = len(lines), len(lines[-1]) + 1
     return LoadedYaml(file=file, data=None, marks={}, issues=(_at(file, line, column, message),))
 
 
