@@ -607,3 +607,11 @@ def test_a_bad_key_hides_no_other_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{file}:3:1: (top level): keys must be strings" in err
     assert "missing required key 'targets'" in err, err
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["lock", "--check"]])
+def test_too_long_a_manifest_path(command, tmp_path, capsys):
+    path = str(tmp_path / ("a" * 300) / "tf2aif.yaml")
+    assert main([*command, path]) == 1
+    err = capsys.readouterr().err
+    assert "File name too long" in err and "Traceback" not in err, err
