@@ -322,15 +322,17 @@ def _alias_bomb(levels: int = 9) -> str:
 def test_bombs_fail_fast_with_bounded_memory(text, message, tmp_path):
     file = tmp_path / "tf2aif.yaml"
     file.write_text(text)
-    tracemalloc.start()
     started = time.perf_counter()
     loaded = load_file(file)
     elapsed = time.perf_counter() - started
+    tracemalloc.start()  # a second load, traced: tracing slows Python too much to time the first
+    load_file(file)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert [i.message for i in loaded.issues] == [message]
-    assert elapsed < 10, f"took {elapsed:.1f}s"
-    assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    # ~0.2 s / 1.3 s / 0.7 s and 10-22 MiB on a quiet machine; the bound leaves room for a busy one.
+    assert elapsed < 20, f"took {elapsed:.1f}s"
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MiB"
 
 
 def test_file_size_is_bounded(tmp_path, capsys):
