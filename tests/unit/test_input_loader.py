@@ -617,3 +617,30 @@ def test_too_long_a_manifest_path(command, tmp_path, capsys):
     assert main([*command, path]) == 1
     err = capsys.readouterr().err
     assert "File name too long" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        (
+            "record: digits.record.json",
+            'record: ""',
+            "models.digits.record: file '{root}' is a folder, expected a file",
+        ),
+        (
+            "record: digits.record.json",
+            "record: digits.profiles.json",
+            "models.digits.record: '{root}/digits.profiles.json' is not valid (",
+        ),
+    ],
+    ids=["folder", "wrong-kind"],
+)
+def test_files_named_by_apps_are_reported_at_the_apps_line(old, new, expected, tmp_path):
+    from tf2aif.errors import ManifestError
+    from tf2aif.place.inputs import load_apps
+
+    _, apps = _placement(tmp_path)
+    apps.write_text(apps.read_text().replace(old, new))
+    with pytest.raises(ManifestError) as caught:
+        load_apps(apps)
+    assert f"{apps}:6:13: " + expected.format(root=tmp_path) in str(caught.value), str(caught.value)
