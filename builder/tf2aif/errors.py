@@ -1,8 +1,7 @@
 """The one exception tree of tf2aif.
 
     Tf2aifError                 exit code 1 unless a subclass says otherwise
-    ├── ManifestError           an input file (manifest, cluster, record, lock...) is invalid:
-    │                           carries every ManifestIssue found
+    ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
     ├── RecipeError             a recipe or the platform table is invalid
     ├── PlanError               the matrix cannot be turned into a build graph
     ├── PluginError             a user module (processing, calibration) fails to import or run
@@ -79,7 +78,7 @@ class Tf2aifError(Exception):
 
 
 class ManifestError(Tf2aifError):
-    """Every problem found in one manifest, reported together."""
+    """Every problem found in one input file (a manifest, cluster, record, lock...), reported together."""
 
     def __init__(self, issues: Sequence[ManifestIssue], *, file: str = "", what: str = "") -> None:
         self.issues = tuple(issues)
