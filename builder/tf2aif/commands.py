@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tf2aif.errors import PlanError
 
 __all__ = ["add_parsers"]
@@ -150,32 +148,26 @@ def load_plan(args: argparse.Namespace, env: Mapping[str, str] | None = None):
     from tf2aif.resolve import resolve
 
     env = dict(os.environ) if env is None else env
-    manifest, warnings = load_manifest(args.manifest)
+    recipes = load_recipes(env=env)
+    manifest, warnings = load_manifest(args.manifest, recipes=recipes)
     for warning in warnings:
         _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
     resolution = resolve(
         manifest,
-        load_recipes(env=env),
+        recipes,
         vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
     )
     return make_plan(resolution, env=env)
 
 
 def read_vendor_map(path: str | None) -> dict[str, str]:
+    """image reference -> replacement reference, from a YAML/JSON file (schema/vendor-map.schema.json)."""
     if not path:
         return {}
-    file = Path(path)
-    if not file.is_file():
-        raise PlanError(f"vendor map {path!r} not found")
-    data = yaml.safe_load(file.read_text()) or {}
-    data = data.get("vendor_images", data) if isinstance(data, dict) else data
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise PlanError(
-            f"vendor map {path!r}: expected a mapping of image reference -> image reference"
-        )
-    return dict(data)
+    from tf2aif.yamlfile import load_checked
+
+    data = load_checked(path, "vendor-map.schema.json", what="vendor map").data
+    return dict(data.get("vendor_images", data))
 
 
 def _console(stderr: bool = False):

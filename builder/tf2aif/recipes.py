@@ -16,7 +16,7 @@ from typing import Any
 from tf2aif.bases import COMMON_FOLDER
 from tf2aif.errors import RecipeError
 from tf2aif.resources import data_dir
-from tf2aif.yamlfile import load_schema, load_yaml, schema_issues
+from tf2aif.yamlfile import load_file, load_schema, schema_issues
 
 __all__ = ["ImageRef", "Platform", "Recipe", "RecipeSet", "load_recipes", "recipe_dirs"]
 
@@ -58,6 +58,18 @@ class Recipe:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+# Options a converter backend reads that no recipe gives a default for (see tf2aif.convert.backends).
+BACKEND_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "onnx": ("opset",),
+        "openvino": ("inference_precision_hint",),
+        "tensorrt": ("opset", "tensorrt_version"),
+        "tflite": ("int8_io",),
+        "vitis-ai": ("arch_json", "card", "dpu_arch"),
+    }
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RecipeSet:
     platforms: Mapping[str, Platform]
@@ -73,6 +85,16 @@ class RecipeSet:
             if recipe.runtime == runtime and platform in recipe.platforms:
                 return recipe
         return None
+
+    def option_names(self, runtime: str) -> tuple[str, ...]:
+        """The options a manifest may set for `runtime`: its recipes' defaults and what its backends read."""
+        names = {
+            name
+            for r in self.recipes
+            if r.runtime == runtime
+            for name in (*r.options, *BACKEND_OPTIONS.get(r.backend, ()))
+        }
+        return tuple(sorted(names))
 
     def platforms_of(self, runtime: str) -> tuple[str, ...]:
         return tuple(sorted({p for r in self.recipes if r.runtime == runtime for p in r.platforms}))
@@ -107,7 +129,7 @@ def load_recipes(
 
 
 def _read(file: Path, schema: str) -> Any:
-    loaded = load_yaml(file.read_text(), str(file))
+    loaded = load_file(file)
     issues = list(loaded.issues) or schema_issues(loaded, load_schema(schema))
     if issues:
         raise RecipeError("invalid recipe data:\n" + "\n".join(f"  {i}" for i in issues))

@@ -210,10 +210,22 @@ def validate_result(data: Mapping[str, Any]) -> None:
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
+    from tf2aif.yamlfile import Limits, read_text
+
+    # Results hold raw samples, so they may be large: read bounded, parse with json (fast).
+    text, issues = read_text(path, limits=Limits(max_bytes=256 * 2**20))
+    if issues:
+        raise Tf2aifError(f"cannot read bench result: {issues[0]}")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise Tf2aifError(f"{path}: cannot read bench result: {exc}") from exc
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Tf2aifError(
+            f"{path}:{exc.lineno}:{exc.colno}: not a JSON bench result: {exc.msg}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise Tf2aifError(f"{path}: not a JSON bench result: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise Tf2aifError(f"{path}: not a bench result: expected a JSON object")
     if data.get("schema") != RESULT_SCHEMA or data.get("version") != RESULT_VERSION:
         raise Tf2aifError(
             f"{path}: not a {RESULT_SCHEMA} version {RESULT_VERSION} file "
