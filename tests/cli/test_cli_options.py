@@ -150,7 +150,7 @@ def _(request, capsys, tmp_path, option):
     from tf2aif.errors import ManifestError
 
     argv = ["place", "--cluster", tmp_path / "none.yaml", "--apps", PLACEMENT / "apps.yaml"]
-    error(capsys, argv, "cannot read")
+    error(capsys, argv, "does not exist")
     with pytest.raises(ManifestError):  # --debug shows the traceback instead
         main(["--debug", *map(str, argv)])
 
@@ -169,7 +169,9 @@ def _(request, capsys, tmp_path, option):
 def _(request, capsys, tmp_path, option):
     project = request.getfixturevalue("project")
     for command in ("validate", "plan", "bake"):
-        error(capsys, [command, project, "--vendor-map", tmp_path / "missing.yaml"], "not found")
+        error(
+            capsys, [command, project, "--vendor-map", tmp_path / "missing.yaml"], "does not exist"
+        )
     vendor_map = request.getfixturevalue("vendor_map")
     differs(
         capsys, ["plan", project, "--json"], ["plan", project, "--json", "--vendor-map", vendor_map]
@@ -637,7 +639,7 @@ def _(request, capsys, tmp_path, option):
 def _(request, capsys, tmp_path, option):
     project = request.getfixturevalue("project")
     argv = ["convert", project, "--variant", "cpu/tflite/fp32", "--out", tmp_path / "a"]
-    error(capsys, [*argv, "--vendor-map", tmp_path / "missing.yaml"], "not found")
+    error(capsys, [*argv, "--vendor-map", tmp_path / "missing.yaml"], "does not exist")
 
 
 # -- proven elsewhere ----------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def records(draw) -> dict:
                 status=status,
             )
         )
-    name = draw(st.sampled_from(["digits", "3d-unet", "My_Model.v2", "m" * 60, "a.b"]))
+    # valid image names (the record schema refuses others) that are awkward Kubernetes names
+    name = draw(st.sampled_from(["digits", "3d-unet", "m" * 63, "a-b", "0"]))
     return {
         "version": 1,
         "manifest": "tf2aif.yaml",
