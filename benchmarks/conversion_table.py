@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "builder"))
 
-from tf2aif.convert import ConvertSpec, PluginRef, Thresholds, run_conversion  # noqa: E402
+from tf2aif.image.convert import ConvertSpec, PluginRef, Thresholds, run_conversion  # noqa: E402
 
 VARIANTS = (  # (runtime, backend, precision)
     ("tf", "tf", "fp32"),

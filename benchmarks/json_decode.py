@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 
-from tf2aif.server.protocol import parse_infer_request
+from tf2aif.image.server.protocol import parse_infer_request
 
 SHAPES = {"mobilenetv2": (1, 224, 224, 3), "digits": (1, 8, 8, 1)}
 

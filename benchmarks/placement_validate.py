@@ -6,8 +6,8 @@
     python benchmarks/placement_validate.py report WORK      # table (markdown) + plot
 
 `prepare` converts Keras MobileNetV2 models (weights=None) with tf2aif's own converter
-(`tf2aif.convert.run_conversion`, TFLite fp32). `run` starts one real tf2aif server
-(`python -m tf2aif.server`) per application, all pinned to CPU 0, each with one inference
+(`tf2aif.image.convert.run_conversion`, TFLite fp32). `run` starts one real tf2aif server
+(`python -m tf2aif.image.server`) per application, all pinned to CPU 0, each with one inference
 thread and batching off (so each is one FCFS server process, what the fcfs-ps model assumes),
 and drives them with tf2aif's own open-loop Poisson load generator (`tf2aif.bench.load`),
 pinned to CPU 1, with OIP binary-tensor requests carrying a real input tensor.
@@ -49,7 +49,7 @@ NICE = -15
 def prepare(work: Path) -> None:
     import tensorflow as tf
 
-    from tf2aif.convert import ConvertSpec, run_conversion
+    from tf2aif.image.convert import ConvertSpec, run_conversion
 
     work.mkdir(parents=True, exist_ok=True)
     for name, (alpha, size) in MODELS.items():
@@ -77,7 +77,15 @@ def start_servers(work: Path, servers: dict[str, str]) -> dict[str, tuple[subpro
     for i, (name, model) in enumerate(servers.items()):
         port = BASE_PORT + i
         cmd = ["taskset", "-c", str(SERVER_CPU), "nice", "-n", str(NICE), sys.executable]
-        cmd += ["-m", "tf2aif.server", str(work / model), "--port", str(port), "--grpc-port", "0"]
+        cmd += [
+            "-m",
+            "tf2aif.image.server",
+            str(work / model),
+            "--port",
+            str(port),
+            "--grpc-port",
+            "0",
+        ]
         cmd += ["--max-batch-size", "1", "--no-adaptive-batching", "--threads", "1"]
         cmd += ["--workers", "1", "--log-level", "warning"]
         procs[name] = (subprocess.Popen(cmd, env=os.environ | {"OMP_NUM_THREADS": "1"}), port)
@@ -123,9 +131,9 @@ class Target:
 async def open_targets(stack, work: Path, procs) -> dict[str, Target]:
     import numpy as np
 
-    from tf2aif.artifact import read_artifact
     from tf2aif.bench.clients import open_client
     from tf2aif.bench.payloads import encode_infer
+    from tf2aif.image.artifact import read_artifact
 
     targets = {}
     for name, (proc, port) in procs.items():

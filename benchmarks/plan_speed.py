@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "builder"), str(ROOT / "tests")]
 
-from tf2aif.bake import bake_json  # noqa: E402
-from tf2aif.manifest import load_manifest  # noqa: E402
-from tf2aif.plan import make_plan  # noqa: E402
-from tf2aif.recipes import load_recipes  # noqa: E402
-from tf2aif.resolve import resolve  # noqa: E402
+from tf2aif.pipeline.bake import bake_json  # noqa: E402
+from tf2aif.pipeline.manifest import load_manifest  # noqa: E402
+from tf2aif.pipeline.plan import make_plan  # noqa: E402
+from tf2aif.pipeline.recipes import load_recipes  # noqa: E402
+from tf2aif.pipeline.resolve import resolve  # noqa: E402
 
 from projects import write_project  # noqa: E402
 

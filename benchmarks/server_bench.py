@@ -4,9 +4,9 @@
         [--runtimes tflite,openvino,onnxruntime,tf] [--rounds 2] [--seconds 4]
         [--no-pin] [--work DIR] [--json FILE]
 
-For each (model, runtime), with artifacts made by tf2aif.convert.run_conversion:
+For each (model, runtime), with artifacts made by tf2aif.image.convert.run_conversion:
   1. in-process: the server's own backend class called directly at batch 1 (p50/p99);
-  2. served: the same artifact behind `python -m tf2aif.server`, one keep-alive connection,
+  2. served: the same artifact behind `python -m tf2aif.image.server`, one keep-alive connection,
      binary tensor requests at batch 1 (p50/p99) -> ratio served/in-process (goal <= 1.15);
      1 and 2 alternate in 5 blocks, so both see the same moments of a shared machine;
   HTTP floor: the same client and body against uvicorn (as the server runs it) around an app
@@ -50,9 +50,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "builder"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tf2aif.artifact import read_artifact  # noqa: E402
-from tf2aif.server.backends import BackendSettings, create_backend  # noqa: E402
-from tf2aif.server.protocol import numpy_dtype  # noqa: E402
+from tf2aif.image.artifact import read_artifact  # noqa: E402
+from tf2aif.image.server.backends import BackendSettings, create_backend  # noqa: E402
+from tf2aif.image.server.protocol import numpy_dtype  # noqa: E402
 
 CONVERTER_BACKEND = {"onnxruntime": "onnx"}
 LATENCY_REQUESTS = {"digits": 500, "mobilenetv2": 150}
@@ -149,7 +149,7 @@ def make_artifacts(work: Path, model: str, runtimes: Sequence[str]) -> dict[str,
     missing = [r for r, path in made.items() if not (path / "tf2aif-artifact.json").is_file()]
     if not missing:
         return made
-    from tf2aif.convert import ConvertSpec, run_conversion
+    from tf2aif.image.convert import ConvertSpec, run_conversion
 
     project = work / model / "project"
     if project.exists():
@@ -283,7 +283,7 @@ def tf2aif_server(
     artifact: Path, cpus: frozenset[int] | None, *flags: str, grpc_port: int = 0
 ) -> Process:
     port = free_port()
-    argv = [sys.executable, "-m", "tf2aif.server", str(artifact), "--port", str(port), *flags]
+    argv = [sys.executable, "-m", "tf2aif.image.server", str(artifact), "--port", str(port), *flags]
     argv += ["--grpc-port", str(grpc_port)]  # 0: off
     return Process(
         argv,

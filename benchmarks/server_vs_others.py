@@ -54,8 +54,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server_bench as bench  # noqa: E402
 
-from tf2aif.artifact import read_artifact  # noqa: E402
 from tf2aif.bench.targets import process_tree_cpu  # noqa: E402
+from tf2aif.image.artifact import read_artifact  # noqa: E402
 
 KSERVE_MODEL = '''
 """KServe ModelServer serving one ONNX file with onnxruntime (kserve.Model, v2 protocol)."""
@@ -261,7 +261,7 @@ def check_answer(server: bench.Process, body: bytes, headers: dict, expected: np
 
 def grpc_request(artifact: Path, array: np.ndarray) -> bytes:
     """A serialized ModelInferRequest with the tensor in raw_input_contents."""
-    from tf2aif.server.grpc_messages import message
+    from tf2aif.image.server.grpc_messages import message
 
     info = read_artifact(artifact)
     spec = info.inputs[0]
@@ -272,7 +272,7 @@ def grpc_request(artifact: Path, array: np.ndarray) -> bytes:
 
 
 def grpc_output(answer: bytes) -> np.ndarray:
-    from tf2aif.server.grpc_messages import message
+    from tf2aif.image.server.grpc_messages import message
 
     response = message("ModelInferResponse").FromString(answer)
     output = response.outputs[0]

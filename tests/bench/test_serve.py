@@ -15,12 +15,12 @@ import pytest
 
 from tf2aif.bench.result import load_result
 from tf2aif.bench.targets import host_platform
-from tf2aif.cli import main
+from tf2aif.cli.main import main
 from tf2aif.resources import data_dir
 
 from .test_units import record_document, record_image
 
-pytest.importorskip("tf2aif.server.app", reason="needs the tf2aif server")
+pytest.importorskip("tf2aif.image.server.app", reason="needs the tf2aif server")
 pytestmark = pytest.mark.conversion
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ QUICK = ["--warmup", "0.5", "--window", "0.5", "--max-duration", "2", "--quiet"]
 def artifact(tmp_path_factory) -> Path:
     """The digits CNN, trained (about 8 s) and converted to TFLite fp32 by tf2aif's converter."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tf2aif.convert import ConvertSpec, run_conversion
+    from tf2aif.image.convert import ConvertSpec, run_conversion
 
     root = tmp_path_factory.mktemp("digits")
     sys.path.insert(0, str(REPO / "examples" / "digits"))
@@ -50,7 +50,7 @@ def artifact(tmp_path_factory) -> Path:
 def digit_png(tmp_path: Path) -> Path:
     from PIL import Image
 
-    from tf2aif.plugins import load_module
+    from tf2aif.image.plugins import load_module
 
     data = load_module(REPO / "app" / "digits_data.py")
     image = data.load_digits_split()[2][0].reshape(8, 8)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tf2aif.bake import BAKE_FILE, bake_json, write_build_dir
-from tf2aif.manifest import load_manifest
-from tf2aif.plan import make_plan
-from tf2aif.recipes import load_recipes
-from tf2aif.resolve import resolve
+from tf2aif.pipeline.bake import BAKE_FILE, bake_json, write_build_dir
+from tf2aif.pipeline.manifest import load_manifest
+from tf2aif.pipeline.plan import make_plan
+from tf2aif.pipeline.recipes import load_recipes
+from tf2aif.pipeline.resolve import resolve
 
 from projects import write_project
 

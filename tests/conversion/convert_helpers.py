@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tf2aif.convert.spec import ConvertSpec, PluginRef, Thresholds
+from tf2aif.image.convert.spec import ConvertSpec, PluginRef, Thresholds
 
 CALIBRATION = PluginRef(module="app/calibration.py", function="samples", count=200)
 HELD_OUT = PluginRef(module="app/calibration.py", function="held_out")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from convert_helpers import digits_spec
 
-from tf2aif.artifact import ArtifactInfo, TensorSpec, read_artifact
-from tf2aif.convert import run_conversion
+from tf2aif.image.artifact import ArtifactInfo, TensorSpec, read_artifact
+from tf2aif.image.convert import run_conversion
 
 pytestmark = pytest.mark.conversion
 

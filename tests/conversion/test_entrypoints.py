@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from convert_helpers import REPO_BUILDER, digits_spec
 
-from tf2aif.artifact import read_artifact
-from tf2aif.cli import main as cli_main
-from tf2aif.convert import Thresholds, run_conversion
+from tf2aif.cli.main import main as cli_main
+from tf2aif.image.artifact import read_artifact
+from tf2aif.image.convert import Thresholds, run_conversion
 
 pytestmark = pytest.mark.conversion
 
@@ -26,7 +26,7 @@ def _stage(spec_json: str, root: Path, out: Path) -> subprocess.CompletedProcess
     argv = [
         sys.executable,
         "-m",
-        "tf2aif.convert",
+        "tf2aif.image.convert",
         "--spec",
         spec_json,
         "--root",

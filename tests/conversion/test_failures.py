@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from convert_helpers import digits_spec
 
-from tf2aif.convert import PluginRef, Thresholds, run_conversion
 from tf2aif.errors import ConversionError, FidelityError, PluginError
+from tf2aif.image.convert import PluginRef, Thresholds, run_conversion
 
 pytestmark = pytest.mark.conversion
 

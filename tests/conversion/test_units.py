@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf2aif.artifact import TensorSpec
-from tf2aif.convert import registry
-from tf2aif.convert.backends.tensorrt import cache_header, calibration_cache_text
-from tf2aif.convert.backends.vitis_ai import arch_json, compile_argv
-from tf2aif.convert.fidelity import Check, checks_for, format_table, measure
-from tf2aif.convert.samples import Samples, load_samples
-from tf2aif.convert.spec import ConvertSpec, PluginRef, Thresholds
 from tf2aif.errors import ConversionError, PluginError
+from tf2aif.image.artifact import TensorSpec
+from tf2aif.image.convert import registry
+from tf2aif.image.convert.backends.tensorrt import cache_header, calibration_cache_text
+from tf2aif.image.convert.backends.vitis_ai import arch_json, compile_argv
+from tf2aif.image.convert.fidelity import Check, checks_for, format_table, measure
+from tf2aif.image.convert.samples import Samples, load_samples
+from tf2aif.image.convert.spec import ConvertSpec, PluginRef, Thresholds
 
 pytestmark = pytest.mark.conversion  # fast, but part of the conversion session
 
@@ -183,7 +183,7 @@ def test_convert_spec_json_round_trip():
 
 
 def test_openvino_telemetry_is_declined_only_inside(monkeypatch):
-    from tf2aif.convert.backends.openvino_ir import telemetry_declined
+    from tf2aif.image.convert.backends.openvino_ir import telemetry_declined
 
     monkeypatch.delenv("CI", raising=False)
     with telemetry_declined():

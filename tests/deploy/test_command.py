@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tf2aif.cli import main
+from tf2aif.cli.main import main
 
 
 def test_writes_one_file_per_variant_and_a_kustomization(record_path: Path, tmp_path: Path):
@@ -104,12 +104,12 @@ def test_kustomize_builds_the_output(record_path: Path, tmp_path: Path) -> None:
 
 def test_a_record_written_by_the_build_stage_deploys(tmp_path: Path) -> None:
     """The record contract end to end: plan -> make_record/save_record -> deploy k8s."""
-    from tf2aif.build import Result, Status
-    from tf2aif.manifest import load_manifest
-    from tf2aif.plan import make_plan
-    from tf2aif.recipes import load_recipes
-    from tf2aif.record import make_record, save_record
-    from tf2aif.resolve import resolve
+    from tf2aif.pipeline.build import Result, Status
+    from tf2aif.pipeline.manifest import load_manifest
+    from tf2aif.pipeline.plan import make_plan
+    from tf2aif.pipeline.recipes import load_recipes
+    from tf2aif.pipeline.record import make_record, save_record
+    from tf2aif.pipeline.resolve import resolve
 
     root = tmp_path / "p"
     (root / "models" / "m").mkdir(parents=True)

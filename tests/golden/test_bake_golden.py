@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tf2aif.bake import EmitOptions, bake_json
-from tf2aif.digests import CONTENT_DIGEST_LABEL
-from tf2aif.manifest import load_manifest
-from tf2aif.plan import make_plan
-from tf2aif.recipes import load_recipes
-from tf2aif.resolve import resolve
+from tf2aif.pipeline.bake import EmitOptions, bake_json
+from tf2aif.pipeline.digests import CONTENT_DIGEST_LABEL
+from tf2aif.pipeline.manifest import load_manifest
+from tf2aif.pipeline.plan import make_plan
+from tf2aif.pipeline.recipes import load_recipes
+from tf2aif.pipeline.resolve import resolve
 
 from projects import write_project
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf2aif.plugins import load_function
+from tf2aif.image.plugins import load_function
 
 from .conftest import REGISTRY, REPO, STATE, demo_project, tf2aif
 

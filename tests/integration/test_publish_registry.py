@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tf2aif.errors import BuildError
-from tf2aif.publish import (
+from tf2aif.pipeline.publish import (
     apply_tags,
     failed_steps,
     plan_tags,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif import lock
-from tf2aif.lock import (
+from tf2aif.lock import lockfile as lock
+from tf2aif.lock.lockfile import (
     Lock,
     LockedImage,
     LockError,
@@ -184,7 +184,8 @@ def test_check_sees_a_changed_common_install_script(
 ) -> None:
     """Every base build copies base_images/common/install.sh: the lock names it once, and a
     change to it is a change of the build's inputs."""
-    from tf2aif import recipes, resources
+    from tf2aif import resources
+    from tf2aif.pipeline import recipes
 
     shipped = resources.data_dir
     copy = tmp_path / "data" / "base_images"

@@ -7,12 +7,12 @@ import subprocess
 
 import pytest
 
-from tf2aif.build import BuildOptions, _serve_output, build_env
-from tf2aif.cli import main
+from tf2aif.cli.main import main
 from tf2aif.errors import Tf2aifError
-from tf2aif.publish import PublishTarget, staging_set_values
-from tf2aif.record import make_record
-from tf2aif.sourcedate import resolve_source_date
+from tf2aif.pipeline.build import BuildOptions, _serve_output, build_env
+from tf2aif.pipeline.publish import PublishTarget, staging_set_values
+from tf2aif.pipeline.record import make_record
+from tf2aif.pipeline.sourcedate import resolve_source_date
 
 from projects import BASIC, write_project
 
@@ -96,11 +96,11 @@ def test_bake_flag_reaches_the_options_and_the_record(tmp_path, monkeypatch):
         seen["plan"], seen["options"] = plan, options
         return ()
 
-    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
-    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
+    monkeypatch.setattr("tf2aif.pipeline.build.check_tools", lambda: "buildx v0")
+    monkeypatch.setattr("tf2aif.cli.pipeline._run_and_record", fake_run)
     file = write_project(tmp_path, BASIC)
     for driver, rewrite in (("docker", False), ("docker-container", True)):
-        monkeypatch.setattr("tf2aif.build.builder_driver", lambda builder, d=driver: d)
+        monkeypatch.setattr("tf2aif.pipeline.build.builder_driver", lambda builder, d=driver: d)
         assert main(["bake", str(file), "--source-date-epoch", "1234"]) == 0
         assert seen["options"].source_date_epoch == "1234"
         assert seen["options"].rewrite_timestamps is rewrite

@@ -2,7 +2,7 @@
 
 `make_artifacts(root)` lays out a project like the demo's (models/digits trained by
 examples/digits/train.py in ~8 s, app/ with the processing module) and runs
-`tf2aif.convert.run_conversion` once per runtime the server can run here.
+`tf2aif.image.convert.run_conversion` once per runtime the server can run here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tf2aif.convert import ConvertSpec, PluginRef, run_conversion
+from tf2aif.image.convert import ConvertSpec, PluginRef, run_conversion
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIMES = ("tf", "tflite", "openvino", "onnxruntime")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf2aif.artifact import ARTIFACT_FILE
+from tf2aif.image.artifact import ARTIFACT_FILE
 
 from .artifacts import RUNTIMES, make_artifacts
 

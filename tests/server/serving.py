@@ -1,4 +1,4 @@
-"""Start the real server (`python -m tf2aif.server`) in a subprocess on a free port."""
+"""Start the real server (`python -m tf2aif.image.server`) in a subprocess on a free port."""
 
 from __future__ import annotations
 
@@ -31,7 +31,14 @@ class ServerProcess:
         grpc_port = options.pop("grpc_port", None)  # 0 turns gRPC off
         self.grpc_port = free_port() if grpc_port is None else int(grpc_port)  # type: ignore[call-overload]
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
-        argv = [sys.executable, "-m", "tf2aif.server", str(artifact), "--port", str(self.port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "tf2aif.image.server",
+            str(artifact),
+            "--port",
+            str(self.port),
+        ]
         argv += ["--grpc-port", str(self.grpc_port)]
         for name, value in options.items():
             flag = "--" + name.replace("_", "-")

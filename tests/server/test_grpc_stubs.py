@@ -10,7 +10,7 @@ from google.protobuf import descriptor_pb2
 
 from .serving import REPO
 
-SERVER = REPO / "builder" / "tf2aif" / "server"
+SERVER = REPO / "builder" / "tf2aif" / "image" / "server"
 
 
 def test_regenerating_the_descriptor_gives_the_committed_bytes(tmp_path):
@@ -76,7 +76,7 @@ def test_the_proto_matches_tritonclients_on_the_wire():
 def test_messages_load_beside_tritonclients_and_round_trip():
     from tritonclient.grpc import service_pb2
 
-    from tf2aif.server.grpc_messages import METHODS, SERVICE, message
+    from tf2aif.image.server.grpc_messages import METHODS, SERVICE, message
 
     assert SERVICE == "inference.GRPCInferenceService"
     assert set(METHODS) == {

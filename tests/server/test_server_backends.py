@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from tf2aif.artifact import ArtifactInfo, TensorSpec
-from tf2aif.server.backends import BACKENDS, BackendSettings, backend_class, create_backend
-from tf2aif.server.backends.base import bucket_for, bucket_sizes, match_names, zeros_for
-from tf2aif.server.backends.onnxruntime import choose_providers
-from tf2aif.server.backends.openvino import inference_precision, pick_device
-from tf2aif.server.backends.tensorrt import EngineKey, engine_paths, load_or_build
-from tf2aif.server.backends.tflite import Quantization, dequantize, quantize
-from tf2aif.server.errors import ServerError
+from tf2aif.image.artifact import ArtifactInfo, TensorSpec
+from tf2aif.image.server.backends import BACKENDS, BackendSettings, backend_class, create_backend
+from tf2aif.image.server.backends.base import bucket_for, bucket_sizes, match_names, zeros_for
+from tf2aif.image.server.backends.onnxruntime import choose_providers
+from tf2aif.image.server.backends.openvino import inference_precision, pick_device
+from tf2aif.image.server.backends.tensorrt import EngineKey, engine_paths, load_or_build
+from tf2aif.image.server.backends.tflite import Quantization, dequantize, quantize
+from tf2aif.image.server.errors import ServerError
 
 SPEC_IN = TensorSpec(name="image", datatype="FP32", shape=(-1, 8, -1, 1))
 

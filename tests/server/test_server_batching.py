@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from tf2aif.server.batching import Batcher, InferenceFailed, QueueFull, ShuttingDown
-from tf2aif.server.metrics import ServerMetrics
+from tf2aif.image.server.batching import Batcher, InferenceFailed, QueueFull, ShuttingDown
+from tf2aif.image.server.metrics import ServerMetrics
 
 
 class AffineModel:

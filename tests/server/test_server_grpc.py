@@ -1,4 +1,4 @@
-"""The gRPC endpoint (Open Inference Protocol) of a real `python -m tf2aif.server`, called with
+"""The gRPC endpoint (Open Inference Protocol) of a real `python -m tf2aif.image.server`, called with
 tritonclient.grpc unchanged, and with tritonclient's messages for typed contents and bad requests.
 """
 

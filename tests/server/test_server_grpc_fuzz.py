@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tf2aif.server.grpc_messages import message
-from tf2aif.server.protocol import DATATYPES
+from tf2aif.image.server.grpc_messages import message
+from tf2aif.image.server.protocol import DATATYPES
 
 from .serving import running_server
 

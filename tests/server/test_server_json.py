@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from tf2aif.artifact import TensorSpec
-from tf2aif.server import protocol
-from tf2aif.server.errors import ApiError
-from tf2aif.server.protocol import InferRequest, encode_infer_response, parse_infer_request
+from tf2aif.image.artifact import TensorSpec
+from tf2aif.image.server import protocol
+from tf2aif.image.server.errors import ApiError
+from tf2aif.image.server.protocol import InferRequest, encode_infer_response, parse_infer_request
 
 PROBS = TensorSpec(name="probs", datatype="FP32", shape=(-1, 3))
 
@@ -82,8 +82,8 @@ def test_dumps_writes_numpy_values_either_way():
 
 
 def test_only_slow_parsing_and_encoding_leave_the_event_loop():
-    from tf2aif.server.app import _json_values, _parse_is_slow
-    from tf2aif.server.protocol import RequestedOutput
+    from tf2aif.image.server.app import _json_values, _parse_is_slow
+    from tf2aif.image.server.protocol import RequestedOutput
 
     image = bytes(600_000)  # a 224x224x3 float32 tensor, in binary after a small JSON header
     assert not _parse_is_slow(b"{}" + image, 2)  # binary: a view of the bytes, no parsing

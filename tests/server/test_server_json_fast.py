@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tf2aif.server.errors import ApiError
-from tf2aif.server.protocol import DATATYPES, _from_json, parse_infer_request
+from tf2aif.image.server.errors import ApiError
+from tf2aif.image.server.protocol import DATATYPES, _from_json, parse_infer_request
 
 _scalars = st.one_of(
     st.floats(),
@@ -141,7 +141,7 @@ def test_simdjson_and_orjson_bodies_give_the_same_request(body):
 
 
 def test_simdjson_reads_flat_float_data_without_python_lists():
-    from tf2aif.server.protocol import _FloatData, _loads_with_float_data
+    from tf2aif.image.server.protocol import _FloatData, _loads_with_float_data
 
     body = b'{"inputs": [{"data": [0.5, 1, 2e-3], "name": "x", "datatype": "FP32", "shape": [3]}]}'
     document = _loads_with_float_data(body)
@@ -168,7 +168,7 @@ def test_simdjson_reads_flat_float_data_without_python_lists():
 
 
 def test_the_fast_path_handles_what_it_should_and_falls_back_otherwise():
-    from tf2aif.server.protocol import _flat_floats
+    from tf2aif.image.server.protocol import _flat_floats
 
     assert _flat_floats([0.5, 1, True], np.dtype(np.float32)).tolist() == [0.5, 1.0, 1.0]
     for fallback in ([], [[0.5]], ["0.5"], [None], [True, False], [2**60, 0.5]):

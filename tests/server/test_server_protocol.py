@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from tf2aif.artifact import TensorSpec
-from tf2aif.server.errors import ApiError
-from tf2aif.server.protocol import (
+from tf2aif.image.artifact import TensorSpec
+from tf2aif.image.server.errors import ApiError
+from tf2aif.image.server.protocol import (
     InferRequest,
     RequestedOutput,
     check_inputs,

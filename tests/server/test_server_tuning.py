@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from tf2aif.server.batching import Batcher
-from tf2aif.server.metrics import ServerMetrics
-from tf2aif.server.tuning import BatchProfile, choose_cap, profile_batch_sizes
+from tf2aif.image.server.batching import Batcher
+from tf2aif.image.server.metrics import ServerMetrics
+from tf2aif.image.server.tuning import BatchProfile, choose_cap, profile_batch_sizes
 
 SIZES = [1, 2, 4, 8, 16]
 

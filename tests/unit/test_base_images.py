@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tf2aif.bake import bake_dict, bake_json, write_build_dir
-from tf2aif.bases import COMMON_CONTEXT, COMMON_FOLDER
-from tf2aif.manifest import load_manifest
-from tf2aif.plan import make_plan
-from tf2aif.recipes import load_recipes
-from tf2aif.resolve import resolve
+from tf2aif.bases.standins import COMMON_CONTEXT, COMMON_FOLDER
+from tf2aif.pipeline.bake import bake_dict, bake_json, write_build_dir
+from tf2aif.pipeline.manifest import load_manifest
+from tf2aif.pipeline.plan import make_plan
+from tf2aif.pipeline.recipes import load_recipes
+from tf2aif.pipeline.resolve import resolve
 from tf2aif.resources import data_dir
 
 from projects import write_project

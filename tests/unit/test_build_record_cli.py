@@ -7,7 +7,9 @@ import shutil
 
 import pytest
 
-from tf2aif.build import (
+from tf2aif.cli.main import main
+from tf2aif.errors import PlanError
+from tf2aif.pipeline.build import (
     DEFAULT_SBOM_GENERATOR,
     BuildOptions,
     Result,
@@ -18,13 +20,11 @@ from tf2aif.build import (
     sbom_generator,
     select_serves,
 )
-from tf2aif.cli import main
-from tf2aif.errors import PlanError
-from tf2aif.manifest import load_manifest
-from tf2aif.plan import make_plan
-from tf2aif.recipes import load_recipes
-from tf2aif.record import load_record, make_record, save_record
-from tf2aif.resolve import resolve
+from tf2aif.pipeline.manifest import load_manifest
+from tf2aif.pipeline.plan import make_plan
+from tf2aif.pipeline.recipes import load_recipes
+from tf2aif.pipeline.record import load_record, make_record, save_record
+from tf2aif.pipeline.resolve import resolve
 
 from projects import BASIC, write_project
 
@@ -55,7 +55,7 @@ def test_bake_argv_is_exact():
 
 
 def test_ca_is_a_secret_for_every_target(monkeypatch):
-    monkeypatch.setattr("tf2aif.build._needs_allow", lambda: True)
+    monkeypatch.setattr("tf2aif.pipeline.build._needs_allow", lambda: True)
     options = BuildOptions(ca_file="/tmp/ca/ca.pem")
     argv = bake_argv("f.json", ["serve-x"], metadata_file="m.json", options=options)
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
@@ -65,11 +65,11 @@ def test_ca_is_a_secret_for_every_target(monkeypatch):
 
 def test_failing_target_is_named_with_its_stage():
     log = [
-        "#12 [convert-tflite-int8 convert 5/5] RUN /opt/tf2aif/venv/bin/python -m tf2aif.convert",
+        "#12 [convert-tflite-int8 convert 5/5] RUN /opt/tf2aif/venv/bin/python -m tf2aif.image.convert",
         "#12 1.234 FidelityError: tflite-int8: top-1 agreement 0.91 < 0.99",
         "#12 ERROR: process did not complete successfully: exit code: 1",
         "------",
-        " > [convert-tflite-int8 convert 5/5] RUN /opt/tf2aif/venv/bin/python -m tf2aif.convert --spec ...:",
+        " > [convert-tflite-int8 convert 5/5] RUN /opt/tf2aif/venv/bin/python -m tf2aif.image.convert --spec ...:",
         "1.234 FidelityError: tflite-int8: top-1 agreement 0.91 < 0.99",
         "ERROR: failed to solve: process did not complete successfully: exit code: 1",
     ]
@@ -186,7 +186,7 @@ def test_vendor_map_file(tmp_path, capsys):
 
 def test_changed_skips_images_already_published(plan):
     published = {plan.serves[0].tags[0]: "sha256:" + "b" * 64}
-    from tf2aif.build import split_unchanged
+    from tf2aif.pipeline.build import split_unchanged
 
     changed, unchanged = split_unchanged(plan.serves, published.get)
     assert [s.name for s in changed] == [s.name for s in plan.serves[1:]]
@@ -240,8 +240,8 @@ def _bake_options(tmp_path, monkeypatch, *argv, env=None):
         seen["options"] = options
         return ()
 
-    monkeypatch.setattr("tf2aif.build.check_tools", lambda: "buildx v0")
-    monkeypatch.setattr("tf2aif.commands._run_and_record", fake_run)
+    monkeypatch.setattr("tf2aif.pipeline.build.check_tools", lambda: "buildx v0")
+    monkeypatch.setattr("tf2aif.cli.pipeline._run_and_record", fake_run)
     for key in ("TF2AIF_VENDOR_MAP", "TF2AIF_SBOM_GENERATOR"):
         monkeypatch.delenv(key, raising=False)
     for key, value in (env or {}).items():
@@ -273,7 +273,7 @@ def test_sbom_is_asked_for_server_images_only(plan, monkeypatch, tmp_path):
         calls.append(argv)
         return 0, []
 
-    monkeypatch.setattr("tf2aif.build._run", fake_run)
+    monkeypatch.setattr("tf2aif.pipeline.build._run", fake_run)
     options = BuildOptions(sbom=True, sbom_generator="reg/scan:1", load=False)
     results = run_build(plan, options, sink=lambda line: None)
     assert results and all(results)

@@ -4,7 +4,7 @@ it is built from can read, and nothing else.
 The walks below edit files of a copy of the repository (builder/tf2aif, base_images, recipes)
 and of the demo project (manifest, plug-ins, model), plan again, and check that exactly the
 images whose graph reads the edited file get a new content tag. Which targets read a file is
-decided here independently of tf2aif.digests: by where the file lands in the build folder,
+decided here independently of tf2aif.pipeline.digests: by where the file lands in the build folder,
 whether it is under a target's context (minus what Docker's `.dockerignore` matcher hides) or
 is its Dockerfile, and which images link that target.
 """
@@ -26,20 +26,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tf2aif
-from tf2aif.bake import BAKE_FILE, bake_dict, bake_json, read_bake, staged_files, write_build_dir
-from tf2aif.build import check_content_tags
-from tf2aif.digests import (
+from tf2aif.errors import PlanError
+from tf2aif.pipeline.bake import (
+    BAKE_FILE,
+    bake_dict,
+    bake_json,
+    read_bake,
+    staged_files,
+    write_build_dir,
+)
+from tf2aif.pipeline.build import check_content_tags
+from tf2aif.pipeline.digests import (
     CONTENT_DIGEST_LABEL,
     NOT_INPUT_LABELS,
     DigestError,
     image_digest,
     image_digests,
 )
-from tf2aif.errors import PlanError
-from tf2aif.manifest import load_manifest
-from tf2aif.plan import BUILD_DIR, make_plan
-from tf2aif.recipes import load_recipes
-from tf2aif.resolve import resolve
+from tf2aif.pipeline.manifest import load_manifest
+from tf2aif.pipeline.plan import BUILD_DIR, make_plan
+from tf2aif.pipeline.recipes import load_recipes
+from tf2aif.pipeline.resolve import resolve
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = Path(tf2aif.__file__).resolve().parent
@@ -77,9 +84,9 @@ class Sandbox:
         def data_dir(name: str) -> Path:
             return folders.get(name) or real(name)
 
-        monkeypatch.setattr("tf2aif.bake._PACKAGE", self.package)
-        monkeypatch.setattr("tf2aif.bake.data_dir", data_dir)
-        monkeypatch.setattr("tf2aif.recipes.data_dir", data_dir)
+        monkeypatch.setattr("tf2aif.pipeline.bake._PACKAGE", self.package)
+        monkeypatch.setattr("tf2aif.pipeline.bake.data_dir", data_dir)
+        monkeypatch.setattr("tf2aif.pipeline.recipes.data_dir", data_dir)
 
     def plan(self, *, reload_recipes: bool = True):
         manifest, _ = load_manifest(self.manifest)
@@ -307,9 +314,9 @@ def test_the_walk_sees_every_kind_of_reader(sandbox):
         box.base_images / "serve-openvino" / "requirements.txt": {"serve-cpu-openvino-fp32"},
         box.base_images / "common" / "install.sh": set(box.baseline["tags"]),
         box.base_images / "bench-client" / "requirements.txt": {"client-bench"},
-        box.package / "server" / "app.py": serves | {"client-bench"},
+        box.package / "image" / "server" / "app.py": serves | {"client-bench"},
         box.package / "bench" / "runner.py": {"client-bench"},
-        box.package / "dockerfiles" / "client.Dockerfile": {"client-bench"},
+        box.package / "pipeline" / "dockerfiles" / "client.Dockerfile": {"client-bench"},
         box.project / "app" / "processing.py": serves,
         box.project / "models" / "digits" / "saved_model.pb": serves,
         box.base_images / "serve-tf" / "README.md": set(),
@@ -331,7 +338,7 @@ def test_what_no_target_reads_moves_no_tag(sandbox):
         box.project / "tf2aif-record.json",
         box.project / "app" / "__pycache__" / "processing.cpython-311.pyc",
         box.project / "models" / "digits" / "__pycache__" / "x.pyc",
-        box.package / "server" / "__pycache__" / "app.cpython-311.pyc",
+        box.package / "image" / "server" / "__pycache__" / "app.cpython-311.pyc",
         *box.base_images.glob("*/README.md"),
         box.base_images / "sbom-scanner" / "scan.py",  # not a base of any image
     ]

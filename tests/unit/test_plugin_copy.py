@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tf2aif.convert.pipeline import _copy_plugins
-from tf2aif.convert.spec import ConvertSpec
+from tf2aif.image.convert.pipeline import _copy_plugins
+from tf2aif.image.convert.spec import ConvertSpec
 
 
 def test_output_inside_the_plugin_folder_is_not_copied_into_itself(tmp_path):

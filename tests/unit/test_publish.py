@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tf2aif.errors import BuildError
-from tf2aif.publish import (
+from tf2aif.pipeline.publish import (
     FailedStep,
     PublishTarget,
     apply_tags,
@@ -173,7 +173,7 @@ def test_apply_tags_runs_in_order_and_names_what_was_tagged_on_failure():
 
 
 def _pushed(target, digest):
-    from tf2aif.publish import PushedImage
+    from tf2aif.pipeline.publish import PushedImage
 
     return PushedImage(target=target, name="", digest=digest)
 
@@ -181,11 +181,11 @@ def _pushed(target, digest):
 PROGRESS = """\
 #11 [base-serve-tflite linux/arm64 stage-0 3/4] RUN sh /opt/tf2aif/base/install.sh
 #11 DONE 80.1s
-#14 [convert-tflite-int8 stage-0 4/4] RUN python -m tf2aif.convert --spec "$CONVERT_SPEC" --root /src --out /out
+#14 [convert-tflite-int8 stage-0 4/4] RUN python -m tf2aif.image.convert --spec "$CONVERT_SPEC" --root /src --out /out
 #14 3.20 FidelityError: top-1 agreement 0.97 < 1.01
-#14 ERROR: process "/bin/sh -c python -m tf2aif.convert" did not complete successfully: exit code: 1
+#14 ERROR: process "/bin/sh -c python -m tf2aif.image.convert" did not complete successfully: exit code: 1
 ------
- > [convert-tflite-int8 stage-0 4/4] RUN python -m tf2aif.convert:
+ > [convert-tflite-int8 stage-0 4/4] RUN python -m tf2aif.image.convert:
 """
 
 
@@ -194,8 +194,8 @@ def test_failed_steps_names_target_and_step():
     assert failed_steps(PROGRESS, targets) == (
         FailedStep(
             target="convert-tflite-int8",
-            step='RUN python -m tf2aif.convert --spec "$CONVERT_SPEC" --root /src --out /out',
-            error='process "/bin/sh -c python -m tf2aif.convert" did not complete successfully: '
+            step='RUN python -m tf2aif.image.convert --spec "$CONVERT_SPEC" --root /src --out /out',
+            error='process "/bin/sh -c python -m tf2aif.image.convert" did not complete successfully: '
             "exit code: 1",
         ),
     )

@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from tf2aif.errors import ManifestError, PlanError, RecipeError
-from tf2aif.manifest import load_manifest
-from tf2aif.plan import local_convert_spec, make_plan
-from tf2aif.recipes import load_recipes
-from tf2aif.resolve import resolve
+from tf2aif.pipeline.manifest import load_manifest
+from tf2aif.pipeline.plan import local_convert_spec, make_plan
+from tf2aif.pipeline.recipes import load_recipes
+from tf2aif.pipeline.resolve import resolve
 from tf2aif.resources import data_dir
 
 from projects import BASIC, write_project
@@ -201,8 +201,8 @@ def base_images_copy(tmp_path, monkeypatch):
     def patched(name):
         return copy if name == "base_images" else data_dir(name)
 
-    monkeypatch.setattr("tf2aif.recipes.data_dir", patched)
-    monkeypatch.setattr("tf2aif.bake.data_dir", patched)
+    monkeypatch.setattr("tf2aif.pipeline.recipes.data_dir", patched)
+    monkeypatch.setattr("tf2aif.pipeline.bake.data_dir", patched)
     return copy
 
 

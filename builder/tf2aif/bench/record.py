@@ -1,10 +1,10 @@
-"""What bench and report take from a build record (`tf2aif-record.json`, see tf2aif.record)."""
+"""What bench and report take from a build record (`tf2aif-record.json`, see tf2aif.pipeline.record)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tf2aif.record import BuildRecord, ImageRecord, load_record
+from tf2aif.pipeline.record import BuildRecord, ImageRecord, load_record
 
 __all__ = ["image_reference", "pick_variant", "read_record"]
 

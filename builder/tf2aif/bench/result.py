@@ -210,7 +210,7 @@ def validate_result(data: Mapping[str, Any]) -> None:
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
-    from tf2aif.yamlfile import Limits, read_text
+    from tf2aif.pipeline.yamlfile import Limits, read_text
 
     # Results hold raw samples, so they may be large: read bounded, parse with json (fast).
     text, issues = read_text(path, limits=Limits(max_bytes=256 * 2**20))

@@ -104,7 +104,7 @@ async def discover_model(client: HttpClient) -> str:
 
 
 def _sample_function(reference: str | None) -> Callable[[], Any]:
-    from tf2aif.plugins import load_function
+    from tf2aif.image.plugins import load_function
 
     if not reference or ":" not in reference:
         raise Tf2aifError(f"--samples wants MODULE.py:FUNCTION, got {reference!r}")

@@ -91,7 +91,7 @@ def artifact_endpoint(
     artifact: Path, *, variant: str | None, ready_timeout_s: float = 120.0, serve_args=()
 ) -> Iterator[Endpoint]:
     """Serve a converted artifact with `python -m tf2aif serve` on a free local port."""
-    from tf2aif.artifact import read_artifact
+    from tf2aif.image.artifact import read_artifact
 
     try:
         info = read_artifact(artifact)

@@ -18,7 +18,7 @@ from typing import Any
 from tf2aif.deploy.platforms import PlatformProfile, profile_for
 from tf2aif.deploy.records import image_reference
 from tf2aif.errors import Tf2aifError
-from tf2aif.record import BuildRecord, ImageRecord
+from tf2aif.pipeline.record import BuildRecord, ImageRecord
 
 __all__ = [
     "CACHE_DIR",

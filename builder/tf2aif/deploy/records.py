@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tf2aif.errors import Tf2aifError
-from tf2aif.record import BuildRecord, ImageRecord, load_record
-from tf2aif.yamlfile import file_problem
+from tf2aif.pipeline.record import BuildRecord, ImageRecord, load_record
+from tf2aif.pipeline.yamlfile import file_problem
 
 __all__ = ["image_reference", "read_record"]
 

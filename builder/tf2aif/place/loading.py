@@ -1,7 +1,7 @@
 """Cluster, application and profile files: YAML or JSON, checked by their JSON Schemas.
 
 Reading (bounded), parsing with positions and the wording of schema errors are the manifest's
-own (`tf2aif.yamlfile`), so every input file of tf2aif reports problems the same way.
+own (`tf2aif.pipeline.yamlfile`), so every input file of tf2aif reports problems the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif.errors import ManifestIssue, SourceLocation
-from tf2aif.yamlfile import LoadedYaml, load_checked
+from tf2aif.pipeline.yamlfile import LoadedYaml, load_checked
 
 __all__ = ["Document", "load_document"]
 

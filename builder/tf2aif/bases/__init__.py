@@ -1,0 +1,1 @@
+"""Base image folders and local stand-ins for vendor images."""

@@ -1,0 +1,1 @@
+"""Code copied into conversion stages and server images; imports nothing from the pipeline."""

@@ -1,0 +1,199 @@
+"""The fidelity gate: the converted artifact against native TensorFlow on the same inputs.
+
+Metrics (over every sample, batch of one at a time):
+  max_abs_diff     largest |converted - reference| over all finite output elements
+  max_rel_diff     per output, max_abs_diff divided by the largest |reference| value, then the max
+                   (relative to the output's range, so near-zero softmax entries do not explode it)
+  nonfinite        samples whose converted outputs hold NaN or Inf (always gated at 0)
+  top1_agreement   share of samples with the same argmax, for the first classification-shaped
+                   output (shape [1, K], K > 1)
+  accuracy_reference / accuracy / accuracy_drop   when samples carry labels; drop = ref - converted
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from tf2aif.image.convert.runners import Runner
+from tf2aif.image.convert.samples import Samples
+from tf2aif.image.convert.spec import Thresholds
+
+__all__ = [
+    "Check",
+    "checks_for",
+    "checks_of",
+    "format_report",
+    "format_table",
+    "measure",
+    "report",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    metric: str
+    measured: float | None  # None: the metric could not be measured on these samples
+    op: str  # "<=" or ">="
+    threshold: float
+
+    @property
+    def passed(self) -> bool | None:
+        if self.measured is None:
+            return None
+        if self.op == "<=":
+            return self.measured <= self.threshold
+        return self.measured >= self.threshold
+
+
+def measure(reference: Runner, candidate: Runner, samples: Samples) -> dict[str, Any]:
+    # one runtime after the other: interleaving lets one's idle worker threads starve the other
+    references = [reference(inputs) for inputs in samples.inputs]
+    pairs = list(zip(references, (candidate(inputs) for inputs in samples.inputs), strict=True))
+    names = sorted(pairs[0][0])
+    metrics: dict[str, Any] = {"samples": len(samples)}
+    metrics |= _differences(pairs, names)
+    top1 = _classification_output(pairs[0][0], names)
+    if top1 is not None:
+        ref_top = np.array([int(np.argmax(ref[top1])) for ref, _ in pairs])
+        got_top = np.array([int(np.argmax(got[top1])) for _, got in pairs])
+        metrics["top1_output"] = top1
+        metrics["top1_agreement"] = float(np.mean(ref_top == got_top))
+        if samples.labels is not None:
+            labels = np.array(samples.labels)
+            metrics["accuracy_reference"] = float(np.mean(ref_top == labels))
+            metrics["accuracy"] = float(np.mean(got_top == labels))
+            metrics["accuracy_drop"] = metrics["accuracy_reference"] - metrics["accuracy"]
+    return metrics
+
+
+def checks_for(metrics: Mapping[str, Any], thresholds: Thresholds) -> tuple[Check, ...]:
+    wanted = [
+        ("nonfinite", "<=", 0.0),
+        ("max_abs_diff", "<=", thresholds.atol),
+        ("max_rel_diff", "<=", thresholds.rtol),
+        ("top1_agreement", ">=", thresholds.min_top1_agreement),
+        ("accuracy_drop", "<=", thresholds.max_accuracy_drop),
+    ]
+    return tuple(
+        Check(metric=name, measured=metrics.get(name), op=op, threshold=float(limit))
+        for name, op, limit in wanted
+        if limit is not None
+    )
+
+
+def report(
+    *,
+    variant: str,
+    checked_with: str,
+    note: str,
+    samples: Samples,
+    metrics: Mapping[str, Any],
+    checks: Sequence[Check],
+) -> dict[str, Any]:
+    """The fidelity.json document."""
+    return {
+        "variant": variant,
+        "checked": True,
+        "checked_with": checked_with,
+        "note": note,
+        "samples": {
+            "count": len(samples),
+            "source": samples.source,
+            "labelled": samples.labels is not None,
+        },
+        "metrics": dict(metrics),
+        "checks": [asdict(check) | {"passed": check.passed} for check in checks],
+        "passed": all(check.passed is not False for check in checks),
+    }
+
+
+def format_table(rows: Sequence[tuple[str, Check]]) -> str:
+    """A plain-text table: variant, metric, measured, threshold, result."""
+    header = ("variant", "metric", "measured", "threshold", "result")
+    lines = [header] + [
+        (
+            variant,
+            check.metric,
+            "n/a" if check.measured is None else f"{check.measured:.4g}",
+            f"{check.op} {check.threshold:g}",
+            {True: "ok", False: "FAIL", None: "not measured"}[check.passed],
+        )
+        for variant, check in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _differences(pairs: Sequence[tuple[dict, dict]], names: Sequence[str]) -> dict[str, Any]:
+    max_abs, max_rel, nonfinite = 0.0, 0.0, 0
+    for name in names:
+        ref = np.stack([np.asarray(r[name], dtype=np.float64) for r, _ in pairs])
+        got = np.stack([np.asarray(g[name], dtype=np.float64) for _, g in pairs])
+        if ref.shape != got.shape:
+            raise ValueError(
+                f"output {name!r}: converted shape {got.shape} != reference {ref.shape}"
+            )
+        finite = np.isfinite(got)
+        bad = ~finite.reshape(len(pairs), -1).all(axis=1)
+        nonfinite = max(nonfinite, int(bad.sum()))
+        diff = np.abs(np.where(finite, got, ref) - ref)
+        output_abs = float(diff.max()) if diff.size else 0.0
+        scale = float(np.abs(ref).max()) if ref.size else 0.0
+        max_abs = max(max_abs, output_abs)
+        max_rel = max(max_rel, output_abs / scale if scale > 0 else 0.0)
+    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "nonfinite": nonfinite}
+
+
+def _classification_output(outputs: Mapping[str, np.ndarray], names: Sequence[str]) -> str | None:
+    for name in names:
+        shape = np.shape(outputs[name])
+        if len(shape) == 2 and shape[0] == 1 and shape[1] > 1:
+            return name
+    return None
+
+
+METRIC_ORDER = (
+    "max_abs_diff",
+    "max_rel_diff",
+    "nonfinite",
+    "top1_agreement",
+    "accuracy_reference",
+    "accuracy",
+    "accuracy_drop",
+)
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """fidelity.json as plain text for a build log: what was compared, metrics, checks."""
+    variant = report["variant"]
+    if not report.get("checked"):
+        return f"{variant}: fidelity {report.get('note') or 'not checked'}"
+    samples = report["samples"]
+    labelled = ", labelled" if samples["labelled"] else ""
+    lines = [
+        f"{variant}: fidelity on {samples['count']} samples from {samples['source']}{labelled}, "
+        f"run with {report['checked_with']}" + (f" ({report['note']})" if report["note"] else "")
+    ]
+    metrics = report["metrics"]
+    lines.append(
+        "  ".join(f"{name}={metrics[name]:.4g}" for name in METRIC_ORDER if name in metrics)
+    )
+    checks = [(variant, check) for check in checks_of(report)]
+    lines.append(format_table(checks) if checks else "no thresholds set")
+    lines.append("fidelity: " + ("passed" if report["passed"] else "FAILED"))
+    return "\n".join(lines)
+
+
+def checks_of(report: Mapping[str, Any]) -> tuple[Check, ...]:
+    return tuple(Check(**_check_args(c)) for c in report.get("checks", ()))
+
+
+def _check_args(check: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: check[key] for key in ("metric", "measured", "op", "threshold")}

@@ -1,0 +1,262 @@
+"""One conversion: source model -> backend -> artifact directory -> fidelity gate.
+
+The same function runs in the conversion build stage (`python -m tf2aif.image.convert`) and locally
+(`tf2aif convert`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tf2aif.errors import ConversionError, FidelityError, PluginError, Tf2aifError
+from tf2aif.image.artifact import ARTIFACT_FILE, ArtifactInfo, write_artifact
+from tf2aif.image.convert import fidelity, registry
+from tf2aif.image.convert.job import ConvertJob, ConvertResult
+from tf2aif.image.convert.runners import runner_for, signature_runner
+from tf2aif.image.convert.samples import (
+    DEFAULT_CALIBRATION_COUNT,
+    DEFAULT_FIDELITY_COUNT,
+    Samples,
+    load_samples,
+    synthetic_samples,
+)
+from tf2aif.image.convert.source import SourceModel, load_source
+from tf2aif.image.convert.spec import ConvertSpec
+
+__all__ = ["FIDELITY_FILE", "run_conversion", "tool_versions", "variant_of"]
+
+log = logging.getLogger(__name__)
+
+FIDELITY_FILE = "fidelity.json"
+ALWAYS_RECORDED = ("tensorflow", "numpy")
+
+
+def variant_of(spec: ConvertSpec) -> str:
+    return f"{spec.runtime}-{spec.precision}"
+
+
+def run_conversion(spec: ConvertSpec, *, root: Path, out: Path) -> ArtifactInfo:
+    """Convert `root/spec.model` with `spec.backend` into the artifact directory `out`.
+
+    Writes the artifact even when the fidelity gate fails (to inspect it), then raises
+    FidelityError; raises ConversionError/PluginError when conversion itself fails.
+    """
+    root, out = Path(root), Path(out)
+    backend = registry.lookup(spec.backend)
+    _prepare_out(out)
+    try:
+        info = _convert(spec, backend, root=root, out=out)
+    except BaseException:
+        _clear(out)  # everything in `out` is ours: it was empty or an earlier artifact
+        raise
+    (out / FIDELITY_FILE).write_text(json.dumps(info.fidelity, indent=2, sort_keys=True) + "\n")
+    write_artifact(out, info)
+    if not info.fidelity["passed"]:
+        rows = [(variant_of(spec), check) for check in fidelity.checks_of(info.fidelity)]
+        samples = info.fidelity["samples"]
+        raise FidelityError(
+            f"fidelity gate failed ({samples['count']} samples from {samples['source']}):\n"
+            f"{fidelity.format_table(rows)}",
+            variant=variant_of(spec),
+        )
+    return info
+
+
+def _convert(
+    spec: ConvertSpec, backend: registry.Backend, *, root: Path, out: Path
+) -> ArtifactInfo:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tf2aif-convert-") as scratch:
+        workdir = Path(scratch)
+        source = load_source(root / spec.model, signature=spec.signature, workdir=workdir)
+        calibration = functools.cache(lambda: _calibration_samples(spec, root, source))
+        job = ConvertJob(
+            spec=spec,
+            saved_model=source.saved_model,
+            keras_model=source.keras_model,
+            model_dir=out / "model",
+            workdir=workdir,
+            inputs=source.inputs,
+            outputs=source.outputs,
+            calibration=calibration,
+        )
+        result = _run_backend(backend, job)
+        seconds = time.perf_counter() - started
+        info = _artifact_info(spec, root, out, source, result, seconds)
+        report = _fidelity(spec, root, out, info, result, source, calibration)
+    return replace(info, fidelity=report)
+
+
+def _prepare_out(out: Path) -> None:
+    """`out` must be empty, missing, or an earlier artifact (which is replaced)."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / ARTIFACT_FILE).is_file():
+            raise ConversionError(
+                f"{out} is not empty and holds no {ARTIFACT_FILE}; give an empty output folder"
+            )
+        _clear(out)
+    (out / "model").mkdir(parents=True, exist_ok=True)
+
+
+def _clear(out: Path) -> None:
+    for child in out.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _calibration_samples(spec: ConvertSpec, root: Path, source: SourceModel) -> Samples:
+    if spec.calibration is None:
+        raise PluginError(
+            f"{variant_of(spec)}: {spec.precision} conversion needs calibration samples; "
+            "name a function in the manifest's `calibration` (module, function)"
+        )
+    return load_samples(
+        spec.calibration,
+        root=root,
+        inputs=source.inputs,
+        default_count=DEFAULT_CALIBRATION_COUNT,
+        allow_labels=False,
+    )
+
+
+def _run_backend(backend: registry.Backend, job: ConvertJob) -> ConvertResult:
+    log.info("%s: converting with backend %r", job.variant, job.spec.backend)
+    try:
+        return backend(job)
+    except Tf2aifError:
+        raise
+    except Exception as exc:
+        raise ConversionError(
+            f"backend {job.spec.backend!r} failed: {type(exc).__name__}: {exc}",
+            variant=job.variant,
+        ) from exc
+
+
+def _artifact_info(
+    spec: ConvertSpec,
+    root: Path,
+    out: Path,
+    source: SourceModel,
+    result: ConvertResult,
+    seconds: float,
+) -> ArtifactInfo:
+    return ArtifactInfo(
+        name=spec.name,
+        runtime=spec.runtime,
+        precision=spec.precision,
+        model_file=result.model_file,
+        inputs=source.inputs,
+        outputs=source.outputs,
+        source_digest=source.digest,
+        processing=_copy_plugins(spec, root, out),
+        options=dict(result.options) | {"conversion_seconds": round(seconds, 3)},
+        tools=tool_versions((*ALWAYS_RECORDED, *result.tools)),
+    )
+
+
+def _copy_plugins(spec: ConvertSpec, root: Path, out: Path) -> str | None:
+    """Copy plugins_dir to out/plugins; return the processing module's path inside out."""
+    plugins = out / "plugins"
+    if spec.plugins_dir:
+        folder = root / spec.plugins_dir
+        if not folder.is_dir():
+            raise PluginError(f"{spec.plugins_dir}: plug-in folder not found under {root}")
+        shutil.copytree(folder, plugins, ignore=_plugin_ignore(out))
+    if spec.processing is None:
+        return None
+    module = root / spec.processing
+    if not module.is_file():
+        raise PluginError(f"{spec.processing}: processing module not found under {root}")
+    if spec.plugins_dir and module.resolve().is_relative_to((root / spec.plugins_dir).resolve()):
+        inside = module.resolve().relative_to((root / spec.plugins_dir).resolve())
+        return (Path("plugins") / inside).as_posix()
+    plugins.mkdir(exist_ok=True)  # a processing module outside plugins_dir travels alone
+    shutil.copy2(module, plugins / module.name)
+    return f"plugins/{module.name}"
+
+
+_NOT_PLUGINS = {"__pycache__", ".git", ".venv", ".nox", ".tf2aif"}
+
+
+def _plugin_ignore(out: Path):
+    """Skip caches, tool folders and the output itself (it may sit inside the plug-in folder)."""
+    out = out.resolve()
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return {
+            n
+            for n in names
+            if n in _NOT_PLUGINS or n.endswith(".pyc") or Path(directory, n).resolve() == out
+        }
+
+    return ignore
+
+
+def tool_versions(names: tuple[str, ...]) -> dict[str, str]:
+    versions = {}
+    for name in dict.fromkeys(names):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _fidelity(
+    spec: ConvertSpec,
+    root: Path,
+    out: Path,
+    info: ArtifactInfo,
+    result: ConvertResult,
+    source: SourceModel,
+    calibration: Callable[[], Samples],
+) -> dict[str, Any]:
+    variant = variant_of(spec)
+    if result.check_with is None:
+        return {"variant": variant, "checked": False, "note": result.check_note, "passed": True}
+    samples = _fidelity_samples(spec, root, source, calibration)
+    log.info("%s: fidelity check on %d samples (%s)", variant, len(samples), samples.source)
+    candidate = runner_for(result.check_with, out, info)
+    try:
+        metrics = fidelity.measure(signature_runner(source.function), candidate, samples)
+    except Tf2aifError:
+        raise
+    except Exception as exc:
+        raise ConversionError(
+            f"running the converted model with {result.check_with} failed: "
+            f"{type(exc).__name__}: {exc}",
+            variant=variant,
+        ) from exc
+    return fidelity.report(
+        variant=variant,
+        checked_with=result.check_with,
+        note=result.check_note,
+        samples=samples,
+        metrics=metrics,
+        checks=fidelity.checks_for(metrics, spec.thresholds),
+    )
+
+
+def _fidelity_samples(
+    spec: ConvertSpec, root: Path, source: SourceModel, calibration: Callable[[], Samples]
+) -> Samples:
+    if spec.fidelity_samples is not None:
+        return load_samples(
+            spec.fidelity_samples,
+            root=root,
+            inputs=source.inputs,
+            default_count=DEFAULT_FIDELITY_COUNT,
+            allow_labels=True,
+        )
+    if spec.calibration is not None:
+        return calibration()
+    return synthetic_samples(source.inputs)

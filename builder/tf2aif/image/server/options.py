@@ -1,0 +1,144 @@
+"""Server options: declared once, read from the command line, else TF2AIF_* env vars, else defaults.
+
+`python -m tf2aif.image.server` and `tf2aif serve` share `add_arguments` and `resolve_options`, so both
+accept the same flags; images set the same options through the environment (TF2AIF_PORT=9000).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tf2aif.errors import Tf2aifError
+
+__all__ = ["ServerOptions", "add_arguments", "resolve_options"]
+
+ENV_PREFIX = "TF2AIF_"
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < 0:
+            raise ValueError(f"must be >= 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerOptions:
+    """Everything the server needs; field help lives in OPTION_HELP below."""
+
+    artifact_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    grpc_port: int = 8081
+    max_batch_size: int = 32
+    adaptive_batching: bool = True
+    max_queue_delay_ms: float = 0.0
+    max_queue_size: int = 256
+    max_body_bytes: int = 64 * 1024 * 1024
+    threads: int = 0
+    workers: int = 1
+    device: str = "auto"
+    performance_hint: str = "LATENCY"
+    allow_nonfinite: bool = False
+    warmup: bool = True
+    engine_cache: Path | None = None
+    graceful_timeout_s: float = 30.0
+    access_log: bool = False
+    log_level: str = "info"
+
+
+# field name -> (parser, help). The flag is --field-name, the env var TF2AIF_FIELD_NAME.
+OPTION_HELP: dict[str, tuple[Callable[[str], Any], str]] = {
+    "host": (str, "interface to listen on (images use 0.0.0.0)"),
+    "port": (_positive(int), "TCP port (default 8080)"),
+    "grpc_port": (_positive(int), "TCP port of the gRPC endpoint (default 8081; 0 turns it off)"),
+    "max_batch_size": (
+        _positive(int),
+        "largest batch (rows along dim 0) the dynamic batcher forms; 1 turns batching off",
+    ),
+    "adaptive_batching": (
+        _bool,
+        "at start-up, time the runtime at batch 1, 2, 4, ... max and cap batches where the cost "
+        "per row stops falling (default true; needs warm-up)",
+    ),
+    "max_queue_delay_ms": (
+        _positive(float),
+        "how long the oldest queued request may wait for others to join its batch (default 0: "
+        "batch only what is already queued)",
+    ),
+    "max_queue_size": (_positive(int), "requests waiting beyond this get 503 + Retry-After"),
+    "max_body_bytes": (_positive(int), "larger request bodies get 413"),
+    "threads": (_positive(int), "intra-op threads of the runtime (0: the runtime's default)"),
+    "workers": (_positive(int), "inference worker threads, each running whole batches"),
+    "device": (
+        str,
+        "auto | CPU | GPU | ... (OpenVINO device name; onnxruntime: auto tries TensorRT, CUDA, CPU)",
+    ),
+    "performance_hint": (str, "OpenVINO PERFORMANCE_HINT: LATENCY or THROUGHPUT"),
+    "allow_nonfinite": (_bool, "accept NaN/Inf in float inputs instead of answering 400"),
+    "warmup": (_bool, "run the model on zeros before reporting ready (default true)"),
+    "engine_cache": (Path, "TensorRT engine cache folder (mount a volume here)"),
+    "graceful_timeout_s": (_positive(float), "on SIGTERM, wait this long for in-flight requests"),
+    "access_log": (_bool, "log every request (off by default: it costs latency)"),
+    "log_level": (str, "critical | error | warning | info | debug"),
+}
+
+_BOOL_FLAGS = {name for name, (parser, _) in OPTION_HELP.items() if parser is _bool}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ARTIFACT_DIR and every option; unset flags stay None so the env can fill them."""
+    parser.add_argument(
+        "artifact_dir",
+        metavar="ARTIFACT_DIR",
+        nargs="?",
+        help="converted artifact folder holding tf2aif-artifact.json (env TF2AIF_ARTIFACT_DIR)",
+    )
+    for name, (parse, text) in OPTION_HELP.items():
+        flag = "--" + name.replace("_", "-")
+        env = ENV_PREFIX + name.upper()
+        if name in _BOOL_FLAGS:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=f"{text} [{env}]")
+        else:
+            parser.add_argument(flag, type=parse, metavar=name.upper(), help=f"{text} [{env}]")
+
+
+def resolve_options(args: argparse.Namespace, env: Mapping[str, str]) -> ServerOptions:
+    """Command line beats environment beats defaults."""
+    values: dict[str, Any] = {}
+    for spec in fields(ServerOptions):
+        given = getattr(args, spec.name, None)
+        env_name = ENV_PREFIX + spec.name.upper()
+        if given is not None:
+            values[spec.name] = given
+        elif env.get(env_name, "") != "":
+            values[spec.name] = _from_env(spec.name, env_name, env[env_name])
+    if "artifact_dir" not in values:
+        raise Tf2aifError("no artifact: pass ARTIFACT_DIR or set TF2AIF_ARTIFACT_DIR")
+    values["artifact_dir"] = Path(values["artifact_dir"])
+    return ServerOptions(**values)
+
+
+def _from_env(name: str, env_name: str, text: str) -> Any:
+    parse = OPTION_HELP[name][0] if name in OPTION_HELP else str
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise Tf2aifError(f"{env_name}={text!r}: {exc}") from None

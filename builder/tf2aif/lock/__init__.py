@@ -1,0 +1,1 @@
+"""`tf2aif.lock`: pinned base image digests, tool versions and input digests."""

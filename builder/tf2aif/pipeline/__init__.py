@@ -1,0 +1,1 @@
+"""The host-side flow: manifest -> resolve -> plan -> bake -> build -> record, publish."""

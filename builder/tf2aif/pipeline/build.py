@@ -1,0 +1,464 @@
+"""Stage 5, bake: run `docker buildx bake` on the emitted file.
+
+Argv is built by pure functions (tested as lists); the subprocess runs in one thin wrapper.
+Two phases, so nothing is built or published from a model that failed its fidelity gate:
+  1. the conversion targets the selected images need (each writes its artifact to
+     .tf2aif/artifacts/<target>; a broken fidelity threshold fails its stage);
+  2. the server images, labelled with the fidelity their artifact measured.
+Results come from buildx's --metadata-file, never from parsing logs; logs are only used to name
+the stage that failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tf2aif.bases.standins import DEFAULT_SBOM_GENERATOR
+from tf2aif.errors import BuildError, PlanError, ToolMissingError
+from tf2aif.pipeline.bake import ARTIFACTS_DIR, BAKE_FILE, read_bake
+from tf2aif.pipeline.digests import CONTENT_DIGEST_LABEL, image_digests
+from tf2aif.pipeline.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
+
+__all__ = [
+    "DEFAULT_SBOM_GENERATOR",
+    "BuildOptions",
+    "Result",
+    "Status",
+    "bake_argv",
+    "build_env",
+    "check_content_tags",
+    "builder_driver",
+    "check_tools",
+    "fidelity_labels",
+    "run_build",
+    "sbom_generator",
+    "select_serves",
+]
+
+LineSink = Callable[[str], None]
+_FAILED_STEP = re.compile(r"^\s*> \[(?P<target>[a-zA-Z0-9_-]+)(?: (?P<stage>[^\]]*))?\]")
+_ERROR_TARGET = re.compile(r"target (?P<target>[a-zA-Z0-9_-]+): failed to solve")
+
+
+class Status(str, enum.Enum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    ABORTED = "aborted"  # a target it depends on failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    target: str
+    status: Status
+    reason: str = ""
+    duration: float = 0.0
+    digest: str | None = None
+    image: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.status is Status.SUCCESS
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    only: tuple[str, ...] = ()  # fnmatch patterns over variant ids or target names
+    changed: bool = False  # skip images whose content tag already exists in the registry
+    sbom: bool = False  # BuildKit SBOM attestation on every server image
+    sbom_generator: str = DEFAULT_SBOM_GENERATOR  # the scanner image BuildKit runs for it
+    push: bool = False
+    load: bool = True  # load server images into the local image store when not pushing
+    set_values: tuple[str, ...] = ()  # extra bake --set values
+    extra_args: tuple[str, ...] = ()  # passed to buildx as written
+    ca_file: str | None = None  # proxy CA, passed to base image builds as the secret `ca`
+    builder: str | None = None
+    progress: str = "plain"
+    source_date_epoch: str | None = None  # build timestamps pinned for reproducible images
+    rewrite_timestamps: bool = False  # clamp layer file times too (not on the docker driver)
+
+
+def sbom_generator(
+    *, explicit: str | None, env: Mapping[str, str], vendor_map: Mapping[str, str]
+) -> str:
+    """The SBOM generator image, first found wins: --sbom-generator, $TF2AIF_SBOM_GENERATOR,
+    the vendor map's replacement for BuildKit's default generator (a mirror, or the local
+    scanner `tf2aif bases --local` maps), that default (docker/buildkit-syft-scanner)."""
+    return (
+        explicit
+        or env.get("TF2AIF_SBOM_GENERATOR")
+        or vendor_map.get(DEFAULT_SBOM_GENERATOR)
+        or DEFAULT_SBOM_GENERATOR
+    )
+
+
+def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
+    """Server targets whose name or any variant id matches a pattern (`gpu/*`, `*-int8`)."""
+    serves, _ = select_images(plan, patterns)
+    return serves
+
+
+def select_images(
+    plan: Plan, patterns: Sequence[str]
+) -> tuple[tuple[ServeTarget, ...], tuple[ClientTarget, ...]]:
+    """(server targets, client targets) selected by --only patterns; no pattern selects all."""
+    clients = (plan.client,) if plan.client else ()
+    if not patterns:
+        return plan.serves, clients
+
+    def hit(*names: str) -> bool:
+        return any(fnmatch.fnmatch(x, p) for p in patterns for x in names)
+
+    serves = tuple(s for s in plan.serves if hit(s.name, *s.variants))
+    clients = tuple(c for c in clients if hit(c.name))
+    if not serves and not clients:
+        ids = ", ".join(v.id for v in plan.variants)
+        raise PlanError(f"--only {' '.join(patterns)} selects nothing; variants: {ids}")
+    return serves, clients
+
+
+def registry_digest(reference: str) -> str | None:
+    """Digest of a remote tag (the sha256 of its raw manifest), or None if it does not exist."""
+    import hashlib
+
+    argv = ["docker", "buildx", "imagetools", "inspect", "--raw", reference]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return "sha256:" + hashlib.sha256(proc.stdout).hexdigest() if proc.returncode == 0 else None
+
+
+def split_unchanged(
+    serves: Sequence[ServeTarget], lookup: Callable[[str], str | None]
+) -> tuple[tuple[ServeTarget, ...], tuple[Result, ...]]:
+    """(images to build, results of images whose content tag is already published)."""
+    changed, unchanged = [], []
+    for serve in serves:
+        digest = lookup(serve.tags[0])
+        if digest is None:
+            changed.append(serve)
+        else:
+            reason = f"unchanged: {serve.tags[0]} is already published"
+            unchanged.append(
+                Result(
+                    target=serve.name,
+                    status=Status.SUCCESS,
+                    reason=reason,
+                    digest=digest,
+                    image=serve.tags[0],
+                )
+            )
+    return tuple(changed), tuple(unchanged)
+
+
+def check_content_tags(serves: Sequence[ServeTarget], bake: Mapping[str, Any], root: Path) -> None:
+    """Each image's content tag is the digest of the bake graph as written, read from the files
+    on disk: a published tag is only trusted by --changed if it names what this build reads."""
+    digests = image_digests(bake, [s.name for s in serves], root=root)
+    stale = [s.name for s in serves if digests[s.name] != s.labels.get(CONTENT_DIGEST_LABEL)]
+    if stale:
+        raise PlanError(
+            f"the build folder no longer matches the plan for {', '.join(stale)} "
+            "(an input changed while planning): run the command again"
+        )
+
+
+def bake_argv(
+    bake_file: str,
+    targets: Sequence[str],
+    *,
+    metadata_file: str,
+    options: BuildOptions,
+    set_values: Sequence[str] = (),
+) -> list[str]:
+    argv = ["docker", "buildx", "bake", "-f", bake_file, "--metadata-file", metadata_file]
+    argv += ["--progress", options.progress]
+    if options.builder:
+        argv += ["--builder", options.builder]
+    if options.ca_file:
+        # Every target gets it: buildx solves a linked base target inside its consumer's build,
+        # with the consumer's secrets. Only base_images/ Dockerfiles mount it (RUN --mount), so it
+        # never lands in a layer.
+        argv += ["--set", f"*.secrets=id=ca,src={options.ca_file}"]
+        argv += ["--allow", f"fs.read={Path(options.ca_file).parent}"] if _needs_allow() else []
+    if options.push:
+        argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
+    if options.sbom:
+        # Per target, not `--sbom` (= `*.attest`): that would also scan every linked target bake
+        # solves as a context (bases, conversions) and throw those SBOMs away. BuildKit runs the
+        # generator image on the build platform over each target platform's root file system.
+        attest = f"type=sbom,generator={options.sbom_generator}"
+        for target in targets:
+            argv += ["--set", f"{target}.attest={attest}"]
+    for value in (*set_values, *options.set_values):
+        argv += ["--set", value]
+    argv += list(options.extra_args)
+    argv += list(targets)
+    return argv
+
+
+def _needs_allow() -> bool:
+    """buildx >= 0.19 asks for an entitlement to read a secret outside the bake folder."""
+    version = _buildx_version()
+    return version >= (0, 19)
+
+
+def _buildx_version() -> tuple[int, ...]:
+    try:
+        out = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0,)
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in match.groups()) if match else (0,)
+
+
+def builder_driver(builder: str | None) -> str | None:
+    """The buildx driver of `builder` (default: the current one): docker, docker-container, ..."""
+    argv = ["docker", "buildx", "inspect", *([builder] if builder else [])]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(?m)^Driver:\s*(\S+)", out)
+    return match.group(1) if match else None
+
+
+def check_tools() -> str:
+    """The buildx version line, or ToolMissingError saying what to install."""
+    if shutil.which("docker") is None:
+        raise ToolMissingError(
+            "docker is not installed: install the Docker CLI with the buildx plugin (scripts/docker-up.sh does it on Debian)"
+        )
+    try:
+        proc = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolMissingError("`docker buildx version` did not answer within 30 s") from exc
+    if proc.returncode != 0:
+        raise ToolMissingError(
+            f"docker buildx is not available: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    return proc.stdout.strip()
+
+
+def fidelity_labels(artifact_dir: Path) -> dict[str, str]:
+    report = artifact_dir / "fidelity.json"
+    if not report.is_file():
+        return {}
+    data = json.loads(report.read_text())
+    return {"io.tf2aif.fidelity": json.dumps(data, sort_keys=True, separators=(",", ":"))}
+
+
+def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> tuple[Result, ...]:
+    """Phase 1 (conversions) then phase 2 (server images); raises BuildError on failure."""
+    root = Path(plan.root)
+    serves, clients = select_images(plan, options.only)
+    unchanged: tuple[Result, ...] = ()
+    if options.changed:
+        check_content_tags(serves, read_bake(root / BAKE_FILE), root)
+        serves, unchanged = split_unchanged(serves, registry_digest)
+        for result in unchanged:
+            sink(f"{result.target}: {result.reason}")
+        if not serves and not clients:
+            return unchanged
+    converts = tuple(dict.fromkeys(s.convert for s in serves))
+    # A conversion's output is an artifact folder, not an image: nothing to describe in an SBOM
+    # (and the local exporter would write the SBOM into the artifact).
+    convert_options = replace(options, sbom=False)
+    results = list(_phase(root, converts, convert_options, sink=sink, label="convert"))
+    failed = [r for r in results if not r]
+    if failed:
+        aborted = [_aborted(s, failed) for s in serves if s.convert in {r.target for r in failed}]
+        raise _build_error(plan, [*results, *aborted])
+    set_values = []
+    for serve in serves:
+        for key, value in fidelity_labels(root / ARTIFACTS_DIR / serve.convert).items():
+            set_values.append(f"{serve.name}.labels.{key}={value}")
+    images = (*serves, *clients)
+    publish = _publish_targets(plan, images) if options.push else ()
+    if publish:
+        set_values += _staging_sets(publish, _serve_output(options))
+    else:
+        set_values += [f"{image.name}.output={_serve_output(options)}" for image in images]
+    results += _phase(
+        root,
+        [image.name for image in images],
+        options,
+        sink=sink,
+        label="serve",
+        set_values=set_values,
+    )
+    if any(not r for r in results):
+        raise _build_error(plan, results)
+    if publish:
+        _tag_published(root, publish, sink)
+    return (*results, *unchanged)
+
+
+def _publish_targets(plan: Plan, images: Sequence[ServeTarget | ClientTarget]):
+    from tf2aif.pipeline.publish import PublishTarget
+
+    if not plan.registry:
+        raise PlanError("--push needs `registry:` in the manifest (e.g. registry.example.com/team)")
+    return tuple(PublishTarget(name=i.name, repository=i.image, final_tags=i.tags) for i in images)
+
+
+def _staging_sets(publish, output: str) -> list[str]:
+    """Push under staging tags only: final tags move after every target has pushed."""
+    from tf2aif.pipeline.publish import staging_set_values
+
+    run_id = f"{int(time.time())}-{os.getpid()}"
+    return staging_set_values(publish, run_id, output=output)
+
+
+def _tag_published(root: Path, publish, sink: LineSink) -> None:
+    from tf2aif.pipeline.publish import apply_tags, plan_tags, read_metadata
+
+    pushed = read_metadata(root / BUILD_DIR / "metadata-serve.json")
+    for tag in apply_tags(plan_tags(publish, pushed, bake_ok=True)):
+        sink(f"tagged {tag}")
+
+
+def _serve_output(options: BuildOptions) -> str:
+    # with SOURCE_DATE_EPOCH, file times in the layers are clamped to it too, not only the config
+    pinned = ",rewrite-timestamp=true" if options.rewrite_timestamps else ""
+    if options.push:
+        return "type=image,push=true" + pinned
+    return "type=docker" + pinned if options.load else "type=cacheonly"
+
+
+def _phase(
+    root: Path,
+    targets: Sequence[str],
+    options: BuildOptions,
+    *,
+    sink: LineSink,
+    label: str,
+    set_values: Sequence[str] = (),
+) -> list[Result]:
+    metadata = root / BUILD_DIR / f"metadata-{label}.json"
+    metadata.unlink(missing_ok=True)
+    argv = bake_argv(
+        BAKE_FILE,
+        targets,
+        metadata_file=str(metadata.relative_to(root)),
+        options=options,
+        set_values=set_values,
+    )
+    started = time.monotonic()
+    code, log_tail = _run(argv, cwd=root, sink=sink, env=build_env(options))
+    duration = time.monotonic() - started
+    meta = json.loads(metadata.read_text()) if metadata.is_file() else {}
+    if code == 0:
+        return [_success(t, meta.get(t, {}), duration) for t in targets]
+    failing = _failing_targets(log_tail) or set(targets)
+    return [
+        Result(
+            target=t,
+            status=Status.FAILED,
+            reason=failing.get(t, "build failed (see log)"),
+            duration=duration,
+        )
+        if t in failing
+        else _success(t, meta.get(t, {}), duration)
+        if t in meta
+        else Result(
+            target=t,
+            status=Status.ABORTED,
+            reason="the bake run stopped on another target's failure",
+            duration=duration,
+        )
+        for t in targets
+    ]
+
+
+def _success(target: str, meta: Mapping[str, Any], duration: float) -> Result:
+    return Result(
+        target=target,
+        status=Status.SUCCESS,
+        duration=duration,
+        digest=meta.get("containerimage.digest"),
+        image=meta.get("image.name"),
+    )
+
+
+def _aborted(serve: ServeTarget, failed: Sequence[Result]) -> Result:
+    return Result(
+        target=serve.name, status=Status.ABORTED, reason=f"its conversion {serve.convert} failed"
+    )
+
+
+def _failing_targets(log: Sequence[str]) -> dict[str, str]:
+    """target -> 'stage: last error line', from the `> [target stage n/m] RUN ...` summary."""
+    found: dict[str, str] = {}
+    for i, line in enumerate(log):
+        match = _FAILED_STEP.match(line) or _ERROR_TARGET.search(line)
+        if not match:
+            continue
+        target = match.group("target")
+        stage = match.groupdict().get("stage") or ""
+        detail = next(
+            (x.strip() for x in log[i + 1 : i + 40] if "ERROR" in x or "Error" in x), line.strip()
+        )
+        found.setdefault(target, f"{stage}: {detail}" if stage else detail)
+    return found
+
+
+def build_env(options: BuildOptions, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """buildx hands SOURCE_DATE_EPOCH from its environment to every target as a build arg."""
+    env = {k: v for k, v in environ.items() if k != "SOURCE_DATE_EPOCH"}
+    if options.source_date_epoch:
+        env["SOURCE_DATE_EPOCH"] = options.source_date_epoch
+    return env
+
+
+def _run(
+    argv: Sequence[str], *, cwd: Path, sink: LineSink, env: Mapping[str, str]
+) -> tuple[int, list[str]]:
+    tail: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+    except OSError as exc:
+        raise ToolMissingError(f"cannot run {argv[0]}: {exc}") from exc
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        sink(line)
+        tail.append(line)
+        del tail[:-400]
+    return proc.wait(), tail
+
+
+def _build_error(plan: Plan, results: Sequence[Result]) -> BuildError:
+    variants = {t.name: t.variants for t in (*plan.converts, *plan.serves)}
+    lines = []
+    for r in results:
+        if r.status is Status.SUCCESS:
+            continue
+        which = ", ".join(variants.get(r.target, ()))
+        lines.append(f"  {r.status.value:8} {r.target} ({which}): {r.reason}")
+    failed = [r.target for r in results if r.status is Status.FAILED]
+    return BuildError(
+        "build failed; nothing was published:\n" + "\n".join(lines), failed=failed, results=results
+    )
