@@ -95,6 +95,8 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> InferR
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise _bad("request needs a non-empty 'inputs' list")
     parameters = _parameters(document, "request")
+    if header_length is None:
+        _refuse_binary_sizes_without_extension(raw_inputs)
     offset = 0
     inputs: dict[str, np.ndarray] = {}
     for index, raw in enumerate(raw_inputs):
@@ -119,6 +121,16 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> InferR
         outputs=_requested_outputs(document.get("outputs", []), binary_output),
         binary_output=binary_output,
     )
+
+
+def _refuse_binary_sizes_without_extension(raw_inputs: list[Any]) -> None:
+    for raw in raw_inputs:
+        parameters = raw.get("parameters") if isinstance(raw, dict) else None
+        if isinstance(parameters, dict) and "binary_data_size" in parameters:
+            raise _bad(
+                "binary_data_size belongs to the binary tensor extension: send the JSON header's "
+                f"length in {HEADER_LENGTH_NAME} and the tensor bytes after it"
+            )
 
 
 def _refuse_booleans_among_numbers(raw_inputs: list[dict[str, Any]]) -> None:
@@ -149,6 +161,7 @@ def _loads(text: bytes) -> Any:
         raise _bad(f"request body is not valid JSON: {reason}") from None
 
 
+HEADER_LENGTH_NAME = "Inference-Header-Content-Length"
 # orjson's nesting limit; the standard library stops near the interpreter's recursion limit
 MAX_JSON_DEPTH = 1024
 _BRIEF = reprlib.Repr()
@@ -215,8 +228,9 @@ def _decode_input(
     if not isinstance(datatype, str):
         raise _bad(f"input {name!r}: 'datatype' must be a string such as \"FP32\"")
     dtype = numpy_dtype(datatype)
-    size = _parameters(raw, f"input {name!r}").get("binary_data_size")
-    if size is not None:
+    input_parameters = _parameters(raw, f"input {name!r}")
+    if "binary_data_size" in input_parameters:  # null too: it is not the JSON form either
+        size = input_parameters["binary_data_size"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise _bad(f"input {name!r}: binary_data_size must be a non-negative integer")
         if offset + size > len(tail):
