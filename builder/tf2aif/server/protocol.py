@@ -322,7 +322,8 @@ def _numbers(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise OverflowError(f"values outside [{info.min}, {info.max}]")
-    return array.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # past the float type's range: Inf, refused by check_inputs
+        return array.astype(dtype, copy=False)
 
 
 def _past_64_bits(array: np.ndarray) -> np.ndarray:
