@@ -242,7 +242,11 @@ def images(draw):
     kind = draw(st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]))
     if kind == "JPEG" and mode not in ("L", "RGB"):
         picture = picture.convert("RGB")
-    picture.save(buffer, format=kind)
+    try:
+        picture.save(buffer, format=kind)
+    except (OSError, KeyError, ValueError):  # a mode this format cannot hold (I;16 as BMP)
+        buffer = io.BytesIO()
+        picture.convert("RGB").save(buffer, format=kind)
     data = buffer.getvalue()
     if draw(st.integers(0, 4)) == 0:
         data = data[: draw(st.integers(0, len(data)))]
