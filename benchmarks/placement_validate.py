@@ -77,7 +77,7 @@ def start_servers(work: Path, servers: dict[str, str]) -> dict[str, tuple[subpro
     for i, (name, model) in enumerate(servers.items()):
         port = BASE_PORT + i
         cmd = ["taskset", "-c", str(SERVER_CPU), "nice", "-n", str(NICE), sys.executable]
-        cmd += ["-m", "tf2aif.server", str(work / model), "--port", str(port)]
+        cmd += ["-m", "tf2aif.server", str(work / model), "--port", str(port), "--grpc-port", "0"]
         cmd += ["--max-batch-size", "1", "--no-adaptive-batching", "--threads", "1"]
         cmd += ["--workers", "1", "--log-level", "warning"]
         procs[name] = (subprocess.Popen(cmd, env=os.environ | {"OMP_NUM_THREADS": "1"}), port)

@@ -279,9 +279,12 @@ class Process:
                 self.process.wait(10)
 
 
-def tf2aif_server(artifact: Path, cpus: frozenset[int] | None, *flags: str) -> Process:
+def tf2aif_server(
+    artifact: Path, cpus: frozenset[int] | None, *flags: str, grpc_port: int = 0
+) -> Process:
     port = free_port()
     argv = [sys.executable, "-m", "tf2aif.server", str(artifact), "--port", str(port), *flags]
+    argv += ["--grpc-port", str(grpc_port)]  # 0: off
     return Process(
         argv,
         port=port,

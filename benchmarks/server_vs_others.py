@@ -1,7 +1,7 @@
 """tf2aif's server against KServe's ModelServer and Seldon's MLServer, same model, same runtime.
 
     PYTHONPATH=builder python benchmarks/server_vs_others.py [--models digits,mobilenetv2]
-        [--kserve-python /work/venv-kserve/bin/python]
+        [--protocols json,grpc] [--kserve-python /work/venv-kserve/bin/python]
         [--mlserver /work/venv-mlserver/bin/mlserver] [--rounds 2] [--seconds 5]
         [--no-pin] [--work DIR] [--json FILE]
 
@@ -21,6 +21,15 @@ connection (p50/p99). Throughput: wrk (else aiohttp) at concurrency 32. Before m
 server's answer is checked against onnxruntime in-process (atol 1e-4). The servers run side by
 side and are measured in turn, `--rounds` times; the median counts.
 
+gRPC (`--protocols` has grpc): each server's own `inference.GRPCInferenceService` endpoint,
+ModelInfer with the tensor in raw_input_contents (what tritonclient.grpc sends); one request
+at a time on one channel for latency, 32 concurrent calls on one grpc.aio channel for
+throughput. The request bytes are serialized once, so the client does the same work for
+every server. The onnxruntime row is the runtime called in-process on the server's CPU (same
+session settings): the floor a served request cannot go below. "server CPU us/req" is the
+CPU time the server's processes and threads used per request during the throughput runs
+(scheduler nanoseconds): on a shared machine it moves far less than wall-clock figures.
+
 Batching: tf2aif as it ships (adaptive cap, max 32); KServe's ModelServer has no server-side
 batcher (KServe batches in its agent sidecar); MLServer both without (its default) and with
 its adaptive batching (max_batch_size 32, max_batch_time 1 ms).
@@ -29,11 +38,13 @@ its adaptive batching (max_batch_size 32, max_batch_time 1 ms).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server_bench as bench  # noqa: E402
 
 from tf2aif.artifact import read_artifact  # noqa: E402
+from tf2aif.bench.targets import process_tree_cpu  # noqa: E402
 
 KSERVE_MODEL = '''
 """KServe ModelServer serving one ONNX file with onnxruntime (kserve.Model, v2 protocol)."""
@@ -120,30 +132,35 @@ class OnnxModel(MLModel):
 @dataclass(frozen=True, kw_only=True)
 class Result:
     model: str
+    protocol: str  # json, grpc; "in-process" for the runtime called directly
     server: str
     p50_ms: float
     p99_ms: float
     rps: float
     rps_runs: list[float]
+    cpu_us: float  # server CPU (all its processes and threads) per request at concurrency 32
     note: str
 
 
 # ---- the servers ------------------------------------------------------------------------------
 
 
-def start_tf2aif(artifact: Path, work: Path, cpus: frozenset[int] | None) -> bench.Process:
-    return bench.tf2aif_server(artifact, cpus)
+def start_tf2aif(
+    artifact: Path, work: Path, cpus: frozenset[int] | None, grpc_port: int = 0
+) -> bench.Process:
+    return bench.tf2aif_server(artifact, cpus, grpc_port=grpc_port)
 
 
 def start_kserve(
-    artifact: Path, work: Path, cpus: frozenset[int] | None, python: Path
+    artifact: Path, work: Path, cpus: frozenset[int] | None, python: Path, grpc_port: int = 0
 ) -> bench.Process:
     script = work / "kserve_onnx.py"
     script.write_text(KSERVE_MODEL)
     name = read_artifact(artifact).name
     port = bench.free_port()
     argv = [str(python), str(script), "--model_name", name, "--http_port", str(port)]
-    argv += ["--grpc_port", str(bench.free_port()), "--enable_grpc", "false"]
+    enabled = "true" if grpc_port else "false"
+    argv += ["--grpc_port", str(grpc_port or bench.free_port()), "--enable_grpc", enabled]
     argv += ["--enable_latency_logging", "false", "--configure_logging", "false"]
     argv += ["--model_path", str(_onnx_file(artifact))]
     return bench.Process(
@@ -157,7 +174,12 @@ def start_kserve(
 
 
 def start_mlserver(
-    artifact: Path, work: Path, cpus: frozenset[int] | None, mlserver: Path, batch: bool
+    artifact: Path,
+    work: Path,
+    cpus: frozenset[int] | None,
+    mlserver: Path,
+    batch: bool,
+    grpc_port: int = 0,
 ) -> bench.Process:
     label = "mlserver-batch" if batch else "mlserver"
     folder = work / label
@@ -167,7 +189,7 @@ def start_mlserver(
     port = bench.free_port()
     settings = {
         "http_port": port,
-        "grpc_port": bench.free_port(),
+        "grpc_port": grpc_port or bench.free_port(),
         "metrics_port": bench.free_port(),
         "debug": False,
     }
@@ -234,20 +256,117 @@ def check_answer(server: bench.Process, body: bytes, headers: dict, expected: np
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+# ---- gRPC ---------------------------------------------------------------------------------------
+
+
+def grpc_request(artifact: Path, array: np.ndarray) -> bytes:
+    """A serialized ModelInferRequest with the tensor in raw_input_contents."""
+    from tf2aif.server.grpc_messages import message
+
+    info = read_artifact(artifact)
+    spec = info.inputs[0]
+    request = message("ModelInferRequest")(model_name=info.name)
+    request.inputs.add(name=spec.name, datatype=spec.datatype, shape=array.shape)
+    request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+    return request.SerializeToString()
+
+
+def grpc_output(answer: bytes) -> np.ndarray:
+    from tf2aif.server.grpc_messages import message
+
+    response = message("ModelInferResponse").FromString(answer)
+    output = response.outputs[0]
+    if response.raw_output_contents:
+        values = np.frombuffer(response.raw_output_contents[0], dtype=np.float32)
+    else:
+        values = np.asarray(output.contents.fp32_contents, dtype=np.float32)
+    return values.reshape(list(output.shape))
+
+
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+GRPC_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+def grpc_call(port: int, body: bytes) -> bytes:
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS) as channel:
+        return channel.unary_unary(GRPC_INFER)(body, timeout=60)
+
+
+def grpc_latency(port: int, body: bytes, count: int, warm: int = 20) -> tuple[float, float]:
+    import grpc
+
+    timings = []
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS) as channel:
+        call = channel.unary_unary(GRPC_INFER)
+        for i in range(count + warm):
+            started = time.perf_counter()
+            call(body, timeout=60)
+            if i >= warm:
+                timings.append(time.perf_counter() - started)
+    return bench.percentiles(timings)
+
+
+def grpc_throughput(port: int, body: bytes, seconds: float, concurrency: int) -> float:
+    import grpc
+
+    async def run() -> float:
+        done = 0
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS) as channel:
+            call = channel.unary_unary(GRPC_INFER)
+            deadline = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    await call(body, timeout=60)  # raises on any status but OK
+                    done += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return done / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def in_process_latency(artifact: Path, array: np.ndarray, cpus: bench.Cpus, count: int):
+    """onnxruntime called directly, on the server's CPU, with the servers' session settings."""
+    import onnxruntime as ort
+
+    with bench.pinned(cpus.server):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(
+            str(_onnx_file(artifact)), options, providers=["CPUExecutionProvider"]
+        )
+        feed = {session.get_inputs()[0].name: array}
+        timings = []
+        for i in range(count + 20):
+            started = time.perf_counter()
+            session.run(None, feed)
+            if i >= 20:
+                timings.append(time.perf_counter() - started)
+    return bench.percentiles(timings)
+
+
 # ---- one model --------------------------------------------------------------------------------
 
 
 def starters(args: argparse.Namespace) -> tuple[dict[str, Callable], list[str]]:
-    """Server name -> start(artifact, work, cpus); and notes on the ones skipped."""
+    """Server name -> start(artifact, work, cpus, grpc_port); and notes on the ones skipped."""
     chosen: dict[str, Callable] = {"tf2aif": start_tf2aif}
     notes = []
     if args.kserve_python.is_file():
-        chosen["kserve"] = lambda a, w, c: start_kserve(a, w, c, args.kserve_python)
+        chosen["kserve"] = lambda a, w, c, g=0: start_kserve(a, w, c, args.kserve_python, g)
     else:
         notes.append(f"kserve skipped: no interpreter at {args.kserve_python}")
     if args.mlserver.is_file():
-        chosen["mlserver"] = lambda a, w, c: start_mlserver(a, w, c, args.mlserver, False)
-        chosen["mlserver-batch"] = lambda a, w, c: start_mlserver(a, w, c, args.mlserver, True)
+        chosen["mlserver"] = lambda a, w, c, g=0: start_mlserver(a, w, c, args.mlserver, False, g)
+        chosen["mlserver-batch"] = lambda a, w, c, g=0: start_mlserver(
+            a, w, c, args.mlserver, True, g
+        )
     else:
         notes.append(f"mlserver skipped: no executable at {args.mlserver}")
     return chosen, notes
@@ -258,56 +377,127 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
     work = args.work / model / "others"
     work.mkdir(parents=True, exist_ok=True)
     body, headers, array = json_request(artifact)
+    grpc_body = grpc_request(artifact, array)
     expected = reference_output(artifact, array)
+    protocols = args.protocols.split(",")
     chosen, _ = starters(args)
     servers: dict[str, bench.Process] = {}
+    grpc_ports: dict[str, int] = {}
+    count = bench.LATENCY_REQUESTS[model]
+    results = []
+    if "grpc" in protocols:
+        p50, p99 = in_process_latency(artifact, array, cpus, count)
+        results.append(
+            Result(
+                model=model,
+                protocol="in-process",
+                server="onnxruntime",
+                p50_ms=p50,
+                p99_ms=p99,
+                rps=0.0,
+                rps_runs=[],
+                cpu_us=0.0,
+                note="runtime called directly on the server's CPU",
+            )
+        )
     try:
         for name, start in chosen.items():  # one at a time, so start-ups do not overlap
-            servers[name] = start(artifact, work, cpus.server)
+            grpc_ports[name] = bench.free_port() if "grpc" in protocols else 0
+            servers[name] = start(artifact, work, cpus.server, grpc_ports[name])
             try:
-                check_answer(servers[name], body, headers, expected)
+                if "json" in protocols:
+                    check_answer(servers[name], body, headers, expected)
+                if "grpc" in protocols:
+                    _wait_grpc(grpc_ports[name], grpc_body)
+                    got = grpc_output(grpc_call(grpc_ports[name], grpc_body))
+                    np.testing.assert_allclose(got, expected, atol=1e-4)
             except Exception as exc:
                 raise RuntimeError(f"{name} answered wrongly: {exc}") from exc
-        count = bench.LATENCY_REQUESTS[model]
-        latency, runs = {}, {name: [] for name in servers}
+        latency: dict[tuple[str, str], tuple[float, float]] = {}
+        runs: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         with bench.pinned(cpus.client):
-            for name, server in servers.items():
-                latency[name] = bench.sequential_latency(server, body, headers, count)
-                bench.throughput(server, body, headers, 1, bench.CONCURRENCY)  # warm
-            for _ in range(args.rounds):
+            for protocol in protocols:
                 for name, server in servers.items():
-                    rate = bench.throughput(server, body, headers, args.seconds, bench.CONCURRENCY)
-                    runs[name].append(rate)
+                    key = (protocol, name)
+                    runs[key], cpu[key] = [], []
+                    if protocol == "json":
+                        latency[key] = bench.sequential_latency(server, body, headers, count)
+                        bench.throughput(server, body, headers, 1, bench.CONCURRENCY)  # warm
+                    else:
+                        latency[key] = grpc_latency(grpc_ports[name], grpc_body, count)
+                        grpc_throughput(grpc_ports[name], grpc_body, 1, bench.CONCURRENCY)
+            for _ in range(args.rounds):
+                for protocol in protocols:
+                    for name, server in servers.items():
+                        cpu_before = process_tree_cpu(server.process.pid) or 0.0
+                        started = time.perf_counter()
+                        if protocol == "json":
+                            rate = bench.throughput(
+                                server, body, headers, args.seconds, bench.CONCURRENCY
+                            )
+                        else:
+                            rate = grpc_throughput(
+                                grpc_ports[name], grpc_body, args.seconds, bench.CONCURRENCY
+                            )
+                        elapsed = time.perf_counter() - started
+                        cpu_used = (process_tree_cpu(server.process.pid) or 0.0) - cpu_before
+                        runs[protocol, name].append(rate)
+                        cpu[protocol, name].append(cpu_used / (rate * elapsed) * 1e6)
     finally:
         for server in servers.values():
             server.stop()
-    return [
+    return results + [
         Result(
             model=model,
+            protocol=protocol,
             server=name,
-            p50_ms=latency[name][0],
-            p99_ms=latency[name][1],
-            rps=statistics.median(runs[name]),
-            rps_runs=runs[name],
+            p50_ms=latency[protocol, name][0],
+            p99_ms=latency[protocol, name][1],
+            rps=statistics.median(runs[protocol, name]),
+            rps_runs=runs[protocol, name],
+            cpu_us=statistics.median(cpu[protocol, name]),
             note=f"load average {os.getloadavg()[0]:.1f}",
         )
+        for protocol in protocols
         for name in servers
     ]
 
 
+def _wait_grpc(port: int, body: bytes, timeout: float = 60) -> None:
+    """The HTTP side is ready; a server may open its gRPC port a moment later."""
+    import grpc
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            grpc_call(port, body)
+            return
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def table(results: list[Result]) -> str:
     lines = [
-        "| model | server | p50 / p99 ms (concurrency 1) | p50 vs tf2aif | req/s (concurrency 32) "
-        "| req/s vs tf2aif | runs |",
-        "|---|---|---|---|---|---|---|",
+        "| model | protocol | server | p50 / p99 ms (concurrency 1) | p50 vs tf2aif "
+        "| req/s (concurrency 32) | req/s vs tf2aif | runs | server CPU us/req |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    ours = {r.model: r for r in results if r.server == "tf2aif"}
+    ours = {(r.model, r.protocol): r for r in results if r.server == "tf2aif"}
     for r in results:
-        base = ours[r.model]
+        base = ours.get((r.model, r.protocol)) or ours.get((r.model, "grpc"))
+        p50_ratio = f"{r.p50_ms / base.p50_ms:.2f}x" if base else "-"
+        if r.rps:
+            rate = f"{r.rps:.0f}"
+            rate_ratio = f"{r.rps / base.rps:.2f}x" if base else "-"
+        else:
+            rate, rate_ratio = "-", "-"
         lines.append(
-            f"| {r.model} | {r.server} | {r.p50_ms:.3f} / {r.p99_ms:.3f} "
-            f"| {r.p50_ms / base.p50_ms:.2f}x | {r.rps:.0f} | {r.rps / base.rps:.2f}x "
-            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} |"
+            f"| {r.model} | {r.protocol} | {r.server} | {r.p50_ms:.3f} / {r.p99_ms:.3f} "
+            f"| {p50_ratio} | {rate} | {rate_ratio} "
+            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} | {r.cpu_us:.0f} |"
         )
     return "\n".join(lines)
 
@@ -315,6 +505,7 @@ def table(results: list[Result]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="digits,mobilenetv2")
+    parser.add_argument("--protocols", default="json,grpc", help="json, grpc or both")
     parser.add_argument("--kserve-python", type=Path, default=Path("/work/venv-kserve/bin/python"))
     parser.add_argument("--mlserver", type=Path, default=Path("/work/venv-mlserver/bin/mlserver"))
     parser.add_argument("--rounds", type=int, default=2)
@@ -326,8 +517,8 @@ def main() -> int:
     cpus = bench.Cpus.split(args.pin)
     _, notes = starters(args)
     print(
-        f"{cpus.describe()}; load client: {bench.load_client()}; load average at the start: "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        f"{cpus.describe()}; load client: {bench.load_client()} (JSON), grpc.aio (gRPC); "
+        f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         *notes,
         sep="\n",
         flush=True,

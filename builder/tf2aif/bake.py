@@ -8,6 +8,7 @@ Output is deterministic: sorted keys, stable order, paths relative to the manife
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,12 +27,26 @@ from tf2aif.plan import (
 )
 from tf2aif.resources import data_dir
 
-__all__ = ["BAKE_FILE", "EmitOptions", "bake_dict", "bake_json", "write_build_dir"]
+__all__ = [
+    "BAKE_FILE",
+    "EmitOptions",
+    "bake_dict",
+    "bake_json",
+    "stage_context",
+    "staged_files",
+    "write_build_dir",
+]
 
 BAKE_FILE = f"{BUILD_DIR}/docker-bake.json"
 BASES_DIR = f"{BUILD_DIR}/base_images"
 ARTIFACTS_DIR = f"{BUILD_DIR}/artifacts"
 _PACKAGE = Path(__file__).resolve().parent
+
+
+def stage_context(stage: str) -> str:
+    """The build context of a tf2aif stage (convert, serve, client): its Dockerfile and the part
+    of tf2aif it copies, nothing else, so a stage's content digest covers only what it reads."""
+    return f"{CONTEXT_DIR}/{stage}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +67,7 @@ def bake_dict(plan: Plan, options: EmitOptions = EmitOptions()) -> dict[str, Any
         targets[serve.name] = _serve(serve)
     if plan.client:
         targets[plan.client.name] = {
-            "context": CONTEXT_DIR,
+            "context": stage_context("client"),
             "dockerfile": "client.Dockerfile",
             "contexts": {"base": f"target:{plan.client.base}"},
             "labels": dict(plan.client.labels),
@@ -86,7 +101,7 @@ def _base(base: BaseTarget) -> dict[str, Any]:
 
 def _convert(convert: ConvertTarget) -> dict[str, Any]:
     return {
-        "context": CONTEXT_DIR,
+        "context": stage_context("convert"),
         "dockerfile": "convert.Dockerfile",
         "contexts": {"base": f"target:{convert.base}", **convert.contexts},
         "args": {"CONVERT_SPEC": convert.spec.to_json()},
@@ -119,7 +134,7 @@ def _annotations(labels: Mapping[str, str]) -> list[str]:
 def _serve(serve: ServeTarget) -> dict[str, Any]:
     return {
         "annotations": _annotations(serve.labels),
-        "context": CONTEXT_DIR,
+        "context": stage_context("serve"),
         "dockerfile": "serve.Dockerfile",
         "contexts": {"artifact": f"target:{serve.convert}", "base": f"target:{serve.base}"},
         "args": dict(serve.args),
@@ -141,18 +156,18 @@ def _cache(plan: Plan, name: str, options: EmitOptions) -> dict[str, list[str]]:
 
 
 def write_build_dir(plan: Plan, text: str) -> Path:
-    """Write the bake file and everything it references under <manifest folder>/.tf2aif/."""
+    """Write the bake file and everything it references under <manifest folder>/.tf2aif/:
+    exactly `staged_files(plan)`, the files the content digests were computed from."""
     root = Path(plan.root)
     build = root / BUILD_DIR
-    context = root / CONTEXT_DIR
-    for lib, members in STAGE_LIBS.items():
-        _copy_package(context / lib / "tf2aif", members)
-    for name in ("convert.Dockerfile", "serve.Dockerfile", "client.Dockerfile"):
-        shutil.copyfile(_PACKAGE / "dockerfiles" / name, context / name)
+    for folder in (CONTEXT_DIR, BASES_DIR):
+        if (root / folder).exists():
+            shutil.rmtree(root / folder)
+    for name, source in staged_files(plan).items():
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest, follow_symlinks=False)
     (root / EMPTY_CONTEXT).mkdir(parents=True, exist_ok=True)
-    folders = {b.folder for b in plan.bases}
-    for base in sorted(folders | ({COMMON_FOLDER} if folders else set())):
-        _replace_tree(data_dir("base_images") / base, root / BASES_DIR / base)
     bake_file = root / BAKE_FILE
     bake_file.write_text(text)
     (build / ".gitignore").write_text("*\n")
@@ -166,28 +181,58 @@ STAGE_LIBS: Mapping[str, tuple[str, ...] | None] = {
     "lib-serve": ("__init__.py", "py.typed", "artifact.py", "errors.py", "plugins.py", "server"),
     "lib-full": None,
 }
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_data")
+# stage -> (its Dockerfile, the part of tf2aif it copies)
+STAGES: Mapping[str, tuple[str, str]] = {
+    "convert": ("convert.Dockerfile", "lib-convert"),
+    "serve": ("serve.Dockerfile", "lib-serve"),
+    "client": ("client.Dockerfile", "lib-full"),
+}
 
 
-def _copy_package(dest: Path, members: tuple[str, ...] | None) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    if members is None:
-        shutil.copytree(_PACKAGE, dest, ignore=_IGNORE)
-        return
-    dest.mkdir(parents=True)
-    for name in members:
-        source = _PACKAGE / name
+def staged_files(plan: Plan) -> dict[str, Path]:
+    """Every file the build folder holds for `plan` (bake file aside): root-relative path ->
+    the file it is copied from. One list for the writer and for the content digests."""
+    files: dict[str, Path] = {}
+    for stage, (dockerfile, lib) in STAGES.items():
+        if stage == "client" and not plan.client:
+            continue
+        context = stage_context(stage)
+        files[f"{context}/{dockerfile}"] = _PACKAGE / "dockerfiles" / dockerfile
+        for name, source in _package_files(STAGE_LIBS[lib]):
+            files[f"{context}/{lib}/tf2aif/{name}"] = source
+    folders = {b.folder for b in plan.bases}
+    base_images = data_dir("base_images")
+    for folder in sorted(folders | ({COMMON_FOLDER} if folders else set())):
+        for name, source in _tree_files(base_images / folder):
+            files[f"{BASES_DIR}/{folder}/{name}"] = source
+    return dict(sorted(files.items()))
+
+
+def _package_files(members: tuple[str, ...] | None) -> list[tuple[str, Path]]:
+    if members is None:  # the whole package, minus the wheel's copy of recipes and base images
+        return [(n, p) for n, p in _tree_files(_PACKAGE) if not n.startswith("_data/")]
+    out = []
+    for member in members:
+        source = _PACKAGE / member
         if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=_IGNORE)
+            out += [(f"{member}/{name}", path) for name, path in _tree_files(source)]
         elif source.is_file():
-            shutil.copyfile(source, dest / name)
+            out.append((member, source))
+    return out
 
 
-def _replace_tree(source: Path, dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(source, dest)
+def _tree_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative name, path) of every file below `folder`, minus Python's byte-code caches."""
+    out = []
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        here = Path(parent)
+        prefix = here.relative_to(folder).as_posix()
+        links = [d for d in dirs if (here / d).is_symlink()]  # copied as links, not walked
+        for name in (*names, *links):
+            if not name.endswith(".pyc"):
+                out.append((name if prefix == "." else f"{prefix}/{name}", here / name))
+    return sorted(out)
 
 
 def read_bake(path: Path) -> Mapping[str, Any]:

@@ -7,6 +7,8 @@ import os
 import shlex
 from pathlib import Path
 
+from tf2aif.errors import UsageError
+
 __all__ = ["add_parsers", "run"]
 
 DEFAULT_MAP = Path(".tf2aif/vendor-map.yaml")
@@ -61,6 +63,21 @@ def run(args: argparse.Namespace) -> int:
     from tf2aif.resources import data_dir
 
     if not args.local:
+        given = [
+            flag
+            for flag, value, default in (
+                ("--registry", args.registry, "127.0.0.1:5000"),
+                ("--arch", args.arch, None),
+                ("--vendor", args.vendor, None),
+                ("--map", args.map, DEFAULT_MAP),
+                ("--no-sbom-scanner", args.sbom_scanner, True),
+                ("--ca-cert", args.ca_cert, None),
+                ("--print", args.print, False),
+            )
+            if value != default
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --local")
         for folder in bases.base_folders(data_dir("base_images")):
             print(f"{folder.name:20} {folder.vendor_default}")
         return 0

@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE
+from tf2aif.bake import ARTIFACTS_DIR, BAKE_FILE, read_bake
 from tf2aif.bases import DEFAULT_SBOM_GENERATOR
+from tf2aif.digests import CONTENT_DIGEST_LABEL, image_digests
 from tf2aif.errors import BuildError, PlanError, ToolMissingError
 from tf2aif.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
 
@@ -36,6 +37,7 @@ __all__ = [
     "Status",
     "bake_argv",
     "build_env",
+    "check_content_tags",
     "builder_driver",
     "check_tools",
     "fidelity_labels",
@@ -159,6 +161,18 @@ def split_unchanged(
     return tuple(changed), tuple(unchanged)
 
 
+def check_content_tags(serves: Sequence[ServeTarget], bake: Mapping[str, Any], root: Path) -> None:
+    """Each image's content tag is the digest of the bake graph as written, read from the files
+    on disk: a published tag is only trusted by --changed if it names what this build reads."""
+    digests = image_digests(bake, [s.name for s in serves], root=root)
+    stale = [s.name for s in serves if digests[s.name] != s.labels.get(CONTENT_DIGEST_LABEL)]
+    if stale:
+        raise PlanError(
+            f"the build folder no longer matches the plan for {', '.join(stale)} "
+            "(an input changed while planning): run the command again"
+        )
+
+
 def bake_argv(
     bake_file: str,
     targets: Sequence[str],
@@ -254,6 +268,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     serves, clients = select_images(plan, options.only)
     unchanged: tuple[Result, ...] = ()
     if options.changed:
+        check_content_tags(serves, read_bake(root / BAKE_FILE), root)
         serves, unchanged = split_unchanged(serves, registry_digest)
         for result in unchanged:
             sink(f"{result.target}: {result.reason}")

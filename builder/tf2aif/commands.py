@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from tf2aif.errors import PlanError
 
@@ -79,6 +78,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set",
         dest="set_values",
+        type=bake_set,
         action="append",
         default=[],
         metavar="TARGET.KEY=VALUE",
@@ -112,6 +112,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_init)
 
 
+_BAKE_SET = re.compile(r"[^\s=.]+(\.[^\s=.]+)+=.*", re.DOTALL)
+
+
+def bake_set(text: str) -> str:
+    """A buildx bake override: TARGET.KEY[.SUBKEY]=VALUE (TARGET may be a pattern such as '*')."""
+    if not _BAKE_SET.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected TARGET.KEY=VALUE such as '*.no-cache=true', got {text!r}"
+        )
+    return text
+
+
 def _manifest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "manifest",
@@ -136,32 +148,26 @@ def load_plan(args: argparse.Namespace, env: Mapping[str, str] | None = None):
     from tf2aif.resolve import resolve
 
     env = dict(os.environ) if env is None else env
-    manifest, warnings = load_manifest(args.manifest)
+    recipes = load_recipes(env=env)
+    manifest, warnings = load_manifest(args.manifest, recipes=recipes)
     for warning in warnings:
         _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
     resolution = resolve(
         manifest,
-        load_recipes(env=env),
+        recipes,
         vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
     )
     return make_plan(resolution, env=env)
 
 
 def read_vendor_map(path: str | None) -> dict[str, str]:
+    """image reference -> replacement reference, from a YAML/JSON file (schema/vendor-map.schema.json)."""
     if not path:
         return {}
-    file = Path(path)
-    if not file.is_file():
-        raise PlanError(f"vendor map {path!r} not found")
-    data = yaml.safe_load(file.read_text()) or {}
-    data = data.get("vendor_images", data) if isinstance(data, dict) else data
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise PlanError(
-            f"vendor map {path!r}: expected a mapping of image reference -> image reference"
-        )
-    return dict(data)
+    from tf2aif.yamlfile import load_checked
+
+    data = load_checked(path, "vendor-map.schema.json", what="vendor map").data
+    return dict(data.get("vendor_images", data))
 
 
 def _console(stderr: bool = False):
@@ -338,7 +344,7 @@ def _run_and_record(plan, options, args, buildx: str):
 
 def _write_record(plan, results, args, buildx: str, options, *, status: str) -> Path:
     from tf2aif.bake import ARTIFACTS_DIR
-    from tf2aif.record import RECORD_FILE, make_record, save_record
+    from tf2aif.record import make_record, save_record
 
     root = Path(plan.root)
     fidelity = {}
@@ -353,10 +359,17 @@ def _write_record(plan, results, args, buildx: str, options, *, status: str) -> 
         tools={"buildx": buildx},
         source_date_epoch=options.source_date_epoch,
     )
-    path = Path(args.record) if args.record else root / RECORD_FILE
+    path = record_path(args, plan)
     if status != "ok":
         path = path.with_name(path.stem + ".failed.json")  # never overwrite the last good record
     return save_record(record, path)
+
+
+def record_path(args: argparse.Namespace, plan) -> Path:
+    """Where `tf2aif bake` writes its build record: --record, else next to the manifest."""
+    from tf2aif.record import RECORD_FILE
+
+    return Path(args.record) if args.record else Path(plan.root) / RECORD_FILE
 
 
 def _ca_file(explicit: str | None) -> str | None:

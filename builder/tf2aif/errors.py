@@ -1,6 +1,7 @@
 """The one exception tree of tf2aif.
 
     Tf2aifError                 exit code 1 unless a subclass says otherwise
+    ├── UsageError              options that contradict each other or would have no effect (exit 2)
     ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
     ├── RecipeError             a recipe or the platform table is invalid
     ├── PlanError               the matrix cannot be turned into a build graph
@@ -36,6 +37,7 @@ __all__ = [
     "SourceLocation",
     "Tf2aifError",
     "ToolMissingError",
+    "UsageError",
     "did_you_mean",
 ]
 
@@ -77,14 +79,21 @@ class Tf2aifError(Exception):
     exit_code = EXIT_INVALID
 
 
-class ManifestError(Tf2aifError):
-    """Every problem found in one manifest, reported together."""
+class UsageError(Tf2aifError):
+    """The command line itself is wrong, beyond what argparse checks (exit 2, as argparse)."""
 
-    def __init__(self, issues: Sequence[ManifestIssue], *, file: str = "") -> None:
+    exit_code = EXIT_USAGE
+
+
+class ManifestError(Tf2aifError):
+    """Every problem found in one input file (a manifest, cluster, record, lock...), reported together."""
+
+    def __init__(self, issues: Sequence[ManifestIssue], *, file: str = "", what: str = "") -> None:
         self.issues = tuple(issues)
         self.file = file
         noun = "error" if len(self.issues) == 1 else "errors"
-        header = f"{file}: {len(self.issues)} {noun}" if file else f"{len(self.issues)} {noun}"
+        header = f"{len(self.issues)} {noun}" + (f" in this {what}" if what else "")
+        header = f"{file}: {header}" if file else header
         super().__init__("\n".join([header, *(f"  {issue}" for issue in self.issues)]))
 
 
@@ -125,5 +134,12 @@ class BuildError(Tf2aifError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' when a close match exists, else ''."""
-    matches = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    word, choices = str(word), sorted(set(map(str, choices)))
+    if len(word) > 100:
+        return ""
+    # A case-only or whitespace-only slip ("FP32", "CPU", "tflite\n") is the likeliest meaning.
+    folded = next((c for c in choices if c.lower() == word.strip().lower()), None)
+    if folded is not None and folded != word:
+        return f' (did you mean "{folded}"?)'
+    matches = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f' (did you mean "{matches[0]}"?)' if matches else ""

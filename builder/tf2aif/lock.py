@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from tf2aif.errors import Tf2aifError, ToolMissingError
+from tf2aif.yamlfile import file_problem, load_checked
 
 __all__ = [
     "LOCK_FILE",
@@ -545,14 +546,10 @@ def write_vendor_map(path: Path, lock: Lock) -> None:
 
 
 def load_lock(path: Path) -> Lock:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LockError(f"{path}: no lock file; run `tf2aif lock` and commit {path.name}") from None
-    except yaml.YAMLError as exc:
-        raise LockError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, Mapping) or "manifest" not in data:
-        raise LockError(f"{path}: not a tf2aif lock file")
-    if int(data.get("format", LOCK_FORMAT)) > LOCK_FORMAT:
+    """The lock at `path`, checked against schema/lock.schema.json (a ManifestError says where not)."""
+    if "does not exist" in file_problem(path):
+        raise LockError(f"{path}: no lock file; run `tf2aif lock` and commit {path.name}")
+    data = load_checked(path, "lock.schema.json", what="lock file").data
+    if data.get("format", LOCK_FORMAT) > LOCK_FORMAT:
         raise LockError(f"{path}: lock format {data['format']} is newer than this tf2aif reads")
     return Lock.from_dict(data)

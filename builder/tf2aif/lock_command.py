@@ -114,7 +114,11 @@ def _resolver(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from tf2aif import lock
+    from tf2aif.yamlfile import file_problem
 
+    problem = file_problem(args.manifest, what="manifest", folder_ok=True)
+    if problem:
+        raise Tf2aifError(problem)
     folder = args.manifest if args.manifest.is_dir() else args.manifest.parent
     lock_path = folder / lock.LOCK_FILE
     if args.check:

@@ -16,7 +16,15 @@ from typing import Any
 from tf2aif.convert.spec import PluginRef, Thresholds
 from tf2aif.digests import tree_digest
 from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
-from tf2aif.yamlfile import LoadedYaml, load_schema, load_yaml, schema_issues
+from tf2aif.recipes import RecipeSet
+from tf2aif.yamlfile import (
+    LoadedYaml,
+    file_problem,
+    load_file,
+    load_schema,
+    read_text,
+    short,
+)
 
 __all__ = [
     "DEFAULT_MANIFEST",
@@ -105,68 +113,118 @@ class Manifest:
         default=None, compare=False, repr=False
     )  # for located errors later
 
-    def location(self, path: tuple[str | int, ...]):
+    def location(self, path: tuple[str | int, ...], *, key: bool = False) -> SourceLocation:
         if self.loaded is None:
             return SourceLocation(file=str(self.file), path=".".join(map(str, path)))
-        return self.loaded.location(path)
+        return self.loaded.location(path, key=key)
 
 
-def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> tuple[Manifest, tuple[str, ...]]:
-    file = Path(path)
-    if file.is_dir():
-        file = file / DEFAULT_MANIFEST
-    if not file.is_file():
-        raise ManifestError([_issue_at_file(str(file), "manifest not found")], file=str(file))
-    loaded = load_yaml(file.read_text(), str(file))
+def load_manifest(
+    path: str | Path = DEFAULT_MANIFEST, *, recipes: RecipeSet | None = None
+) -> tuple[Manifest, tuple[str, ...]]:
+    """The manifest at `path`, or one ManifestError holding every problem found.
+
+    With `recipes`, the names (platforms, runtimes, options) and the matrix are checked too, so
+    schema, file, name and matrix problems are reported together.
+    """
+    file = _manifest_file(Path(path))
+    problem = file_problem(file, what="manifest")
+    if problem:
+        message = "manifest not found" if "does not exist" in problem else problem
+        raise ManifestError([_issue_at_file(str(file), message)], file=str(file))
+    loaded = load_file(file)
     issues = list(loaded.issues)
-    if loaded.data is not None and not issues:
-        issues += schema_issues(loaded, load_schema("tf2aif.schema.json"))
     if loaded.data is None and not issues:
         issues.append(_issue_at_file(str(file), "the manifest is empty"))
-    if issues:
-        raise ManifestError(issues, file=str(file))
     warnings: list[str] = []
-    issues += _check_files(loaded, file.parent.resolve(), warnings)
-    warnings += _plugin_folder_warnings(loaded.data)
+    if loaded.data is not None:
+        issues += loaded.schema_issues(load_schema("tf2aif.schema.json"))
+    if isinstance(loaded.data, Mapping):
+        root = file.parent.resolve()
+        issues += _check_files(loaded, root)
+        issues += _reference_issues(loaded)
+        warnings += _plugin_folder_warnings(loaded.data)
+        if recipes is not None:
+            from tf2aif.resolve import raw_issues  # resolve builds on Manifest: import when used
+
+            issues += raw_issues(loaded, recipes, known=issues)
     if issues:
-        raise ManifestError(sorted(issues, key=lambda i: i.location.line or 0), file=str(file))
+        ordered = sorted(set(issues), key=lambda i: (i.location.line or 0, i.location.column or 0))
+        raise ManifestError(ordered, file=str(file))
     return _build(loaded, file), tuple(warnings)
+
+
+def _manifest_file(path: Path) -> Path:
+    try:
+        return path / DEFAULT_MANIFEST if path.is_dir() else path
+    except (OSError, ValueError):  # too long a name or a NUL: file_problem says so
+        return path
 
 
 def _issue_at_file(file: str, message: str) -> ManifestIssue:
     return ManifestIssue(location=SourceLocation(file=file), message=message)
 
 
+def _get(data: Any, *path: str) -> Any:
+    """data[path...] when every step is a mapping that has it, else None."""
+    for part in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+# -- Docker's limits on the references the manifest makes ----------------------------------
+
+NAME_TOTAL_MAX = 255  # distribution/reference: NameTotalLengthMax, registry/name included
+TAG_MAX = 128  # distribution/reference: tag = [\w][\w.-]{0,127}
+
+
+def _reference_issues(loaded: LoadedYaml) -> list[ManifestIssue]:
+    data = loaded.data
+    name, registry = data.get("name"), data.get("registry")
+    if not isinstance(name, str) or not isinstance(registry, str):
+        return []
+    image = f"{registry}/{name}-bench"  # the longest image name a manifest makes
+    if len(image) <= NAME_TOTAL_MAX:
+        return []
+    message = (
+        f"registry and name make image names of up to {len(image)} characters ({short(image)});"
+        f" Docker allows at most {NAME_TOTAL_MAX}"
+    )
+    return [ManifestIssue(location=loaded.location(("registry",)), message=message)]
+
+
 # -- checks on the files the manifest names ------------------------------------------------
 
 
-def _check_files(loaded: LoadedYaml, root: Path, warnings: list[str]) -> list[ManifestIssue]:
+def _check_files(loaded: LoadedYaml, root: Path) -> list[ManifestIssue]:
     data = loaded.data
-    issues = _check_model(loaded, root)
-    if "processing" in data:
+    issues = _check_model(loaded, root) if isinstance(_get(data, "model", "path"), str) else []
+    if isinstance(_get(data, "processing", "module"), str):
         issues += _check_module(
             loaded, root, ("processing", "module"), ("preprocess", "postprocess")
         )
     for section in (("calibration",), ("fidelity", "samples")):
-        block = (
-            data.get(section[0]) if len(section) == 1 else data.get("fidelity", {}).get("samples")
-        )
-        if block is not None:
-            function = block.get("function", "samples")
+        module, function = _get(data, *section, "module"), _get(data, *section, "function")
+        if isinstance(module, str) and isinstance(function, str | None):
             issues += _check_module(
                 loaded,
                 root,
                 (*section, "module"),
-                (function,),
+                (function or "samples",),
                 function_path=(*section, "function"),
             )
     return issues
 
 
 def _plugin_folder_warnings(data: Mapping[str, Any]) -> list[str]:
-    modules = [data.get("processing", {}).get("module"), data.get("calibration", {}).get("module")]
-    modules.append(data.get("fidelity", {}).get("samples", {}).get("module"))
-    if any(m and "/" not in m.strip("./") for m in modules):
+    modules = [
+        _get(data, "processing", "module"),
+        _get(data, "calibration", "module"),
+        _get(data, "fidelity", "samples", "module"),
+    ]
+    if any(isinstance(m, str) and m and "/" not in m.strip("./") for m in modules):
         return [
             "plug-in modules sit next to the manifest, so the whole folder becomes the plug-in build "
             "context and is copied into every artifact; move them into a subfolder such as app/"
@@ -176,24 +234,25 @@ def _plugin_folder_warnings(data: Mapping[str, Any]) -> list[str]:
 
 def _check_model(loaded: LoadedYaml, root: Path) -> list[ManifestIssue]:
     where = loaded.location(("model", "path"))
-    model = root / loaded.data["model"]["path"]
-    if not model.exists():
-        hint = (
-            " (for the demo, run: python examples/digits/train.py)"
-            if loaded.data["model"]["path"] == "models/digits"
-            else ""
-        )
-        return [
-            ManifestIssue(location=where, message=f"model path {str(model)!r} does not exist{hint}")
-        ]
-    if model.is_dir() and not (model / "saved_model.pb").is_file():
-        return [
-            ManifestIssue(
-                location=where,
-                message=f"{str(model)!r} is a folder without saved_model.pb; expected a SavedModel folder or a .keras file",
-            )
-        ]
-    if model.is_file() and model.suffix != ".keras":
+    written = loaded.data["model"]["path"]
+    model = root / written
+    problem = file_problem(model, what="model path", folder_ok=True)
+    if "does not exist" in problem and written == "models/digits":
+        problem += " (for the demo, run: python examples/digits/train.py)"
+    if problem:
+        return [ManifestIssue(location=where, message=problem)]
+    if model.is_dir():
+        pb = file_problem(model / "saved_model.pb")
+        if pb:
+            return [
+                ManifestIssue(
+                    location=where,
+                    message=f"{str(model)!r} is a folder without saved_model.pb (as a regular file);"
+                    " expected a SavedModel folder or a .keras file",
+                )
+            ]
+        return []
+    if model.suffix != ".keras":
         return [
             ManifestIssue(
                 location=where,
@@ -212,15 +271,18 @@ def _check_module(
     function_path: tuple[str, ...] | None = None,
 ) -> list[ManifestIssue]:
     """The module exists, parses, and defines the functions (read with ast: nothing user-written runs here)."""
-    value: Any = loaded.data
-    for part in path:
-        value = value[part]
+    value = _get(loaded.data, *path)
     where = loaded.location(path)
     module = root / value
-    if not module.is_file():
-        return [ManifestIssue(location=where, message=f"module {str(module)!r} does not exist")]
+    problem = file_problem(module, what="module")
+    if problem:
+        return [ManifestIssue(location=where, message=problem)]
+    text, unreadable = read_text(module)
+    if unreadable:
+        message = f"module {value!r}: {unreadable[0].message} (at {unreadable[0].location})"
+        return [ManifestIssue(location=where, message=message)]
     try:
-        tree = ast.parse(module.read_text(), filename=str(module))
+        tree = ast.parse(text, filename=str(module))
     except SyntaxError as exc:
         return [
             ManifestIssue(
@@ -228,6 +290,9 @@ def _check_module(
                 message=f"module {value!r} does not import: SyntaxError at line {exc.lineno}: {exc.msg}",
             )
         ]
+    except (ValueError, RecursionError, MemoryError) as exc:
+        message = f"module {value!r} does not import: {type(exc).__name__}"
+        return [ManifestIssue(location=where, message=message)]
     defined = {
         node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }

@@ -6,7 +6,9 @@ Groups variants into build targets the way bake wants them:
 - one server image per (runtime, precision, conversion, runtime base image): platforms that share
   a runtime image (tflite on cpu and arm) become one multi-arch image;
 - one base image target per (base_images folder, vendor image).
-Names, tags and labels are derived from content only, so the same inputs give the same plan.
+Names, tags and labels are derived from content only, so the same inputs give the same plan:
+an image's content tag is the digest of what its bake graph reads (tf2aif.digests), computed
+from the graph this plan emits.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import MappingProxyType
 
 from tf2aif import __version__
 from tf2aif.convert.spec import ConvertSpec, PluginRef
-from tf2aif.digests import json_digest
+from tf2aif.digests import CONTENT_DIGEST_LABEL, image_digests, json_digest
 from tf2aif.errors import PlanError
 from tf2aif.manifest import Manifest
 from tf2aif.resolve import Resolution, SkippedCell, Variant
@@ -50,7 +53,6 @@ class BaseTarget:
     folder: str  # base_images/<folder>
     vendor: str
     platforms: tuple[str, ...] = ()  # empty: the build platform (converter toolchains)
-    folder_digest: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +141,6 @@ def make_plan(resolution: Resolution, *, env: Mapping[str, str] | None = None) -
             folder=CLIENT_BASE,
             vendor=vendor,
             platforms=platforms,
-            folder_digest=resolution.base_digests.get(CLIENT_BASE, ""),
         )
         bases[(CLIENT_BASE, vendor)] = base
         client = _client(manifest, base)
@@ -158,7 +159,39 @@ def make_plan(resolution: Resolution, *, env: Mapping[str, str] | None = None) -
         client=client,
     )
     _check_links(plan)
-    return plan
+    return _addressed(plan)
+
+
+def _addressed(plan: Plan) -> Plan:
+    """The plan with content tags and digest labels: each image's digest is computed from the
+    bake graph the plan emits (tags and digest labels are outputs, so the digest of the final
+    graph is the same), reading the build folder's files from where they will be copied."""
+    # bake emits from a Plan, so it is imported here rather than at the top
+    from tf2aif.bake import bake_dict, staged_files
+
+    images = (*plan.serves, *((plan.client,) if plan.client else ()))
+    digests = image_digests(
+        bake_dict(plan),
+        [i.name for i in images],
+        root=Path(plan.root),
+        staged=staged_files(plan),
+    )
+
+    def address(image):
+        content = digests[image.name]
+        labels = {
+            **image.labels,
+            "org.opencontainers.image.version": content[7:19],
+            CONTENT_DIGEST_LABEL: content,
+        }
+        return replace(
+            image,
+            tags=(f"{image.tags[0]}-{content[7:19]}", *image.tags),
+            labels=MappingProxyType(dict(sorted(labels.items()))),
+        )
+
+    client = address(plan.client) if plan.client else None
+    return replace(plan, serves=tuple(address(s) for s in plan.serves), client=client)
 
 
 # -- base images ---------------------------------------------------------------------------
@@ -167,12 +200,10 @@ def make_plan(resolution: Resolution, *, env: Mapping[str, str] | None = None) -
 def _bases(variants: Iterable[Variant]) -> dict[tuple[str, str], BaseTarget]:
     """One target per (folder, vendor); serve bases get the union of their consumers' platforms."""
     wanted: dict[tuple[str, str], set[str]] = {}
-    digests: dict[tuple[str, str], str] = {}
     for v in variants:
         for ref, platform in ((v.converter_image, None), (v.runtime_image, v.oci_platform)):
             key = (ref.base, ref.vendor)
             wanted.setdefault(key, set())
-            digests[key] = ref.folder_digest
             if platform:
                 wanted[key].add(platform)
     folders: dict[str, int] = {}
@@ -186,7 +217,6 @@ def _bases(variants: Iterable[Variant]) -> dict[tuple[str, str], BaseTarget]:
             folder=folder,
             vendor=vendor,
             platforms=tuple(sorted(platforms)),
-            folder_digest=digests[(folder, vendor)],
         )
     return out
 
@@ -342,9 +372,8 @@ def _serve(
     platforms = tuple(sorted({v.oci_platform for v in members}))
     image = f"{manifest.registry}/{manifest.name}" if manifest.registry else manifest.name
     human = "-".join((first.runtime, first.precision, *platform_names))
-    content = _content_digest(manifest, members, base, convert, platforms)
-    tags = (f"{image}:{human}-{content[7:19]}", f"{image}:{human}")
-    tags += tuple(f"{image}:{t}-{human}" for t in manifest.tags)
+    # the content tag (`<human>-<digest>`) goes first once the graph is digested (_addressed)
+    tags = (f"{image}:{human}", *(f"{image}:{t}-{human}" for t in manifest.tags))
     args = {
         "TF2AIF_MAX_BATCH_SIZE": str(manifest.serve.max_batch_size),
         "TF2AIF_MAX_QUEUE_DELAY_MS": f"{manifest.serve.max_queue_delay_ms:g}",
@@ -363,27 +392,9 @@ def _serve(
         convert=convert.name,
         image=image,
         tags=tags,
-        labels=MappingProxyType(_labels(manifest, members, base, content, env)),
+        labels=MappingProxyType(_labels(manifest, members, base, env)),
         args=MappingProxyType(args),
         accelerators=tuple(sorted({v.accelerator for v in members if v.accelerator})),
-    )
-
-
-def _content_digest(
-    manifest: Manifest, members: list[Variant], base: BaseTarget, convert: ConvertTarget, platforms
-) -> str:
-    """What the image is made of; equal digests mean an identical build (the tag can be reused)."""
-    return json_digest(
-        {
-            "tf2aif": __version__,
-            "model": manifest.model.digest,
-            "convert": convert.spec.to_json(),
-            "converter_base": [b.folder_digest for b in (base,)],
-            "recipes": sorted({v.recipe_digest for v in members}),
-            "runtime_base": [base.folder, base.vendor, base.folder_digest],
-            "platforms": list(platforms),
-            "serve": vars(manifest.serve),
-        }
     )
 
 
@@ -391,7 +402,6 @@ def _labels(
     manifest: Manifest,
     members: list[Variant],
     base: BaseTarget,
-    content: str,
     env: Mapping[str, str],
 ) -> dict[str, str]:
     first = members[0]
@@ -400,7 +410,6 @@ def _labels(
         "org.opencontainers.image.description": manifest.description
         or f"{manifest.name} served with {first.runtime} at {first.precision} by tf2aif",
         "org.opencontainers.image.base.name": base.vendor,
-        "org.opencontainers.image.version": content[7:19],
         "io.tf2aif.version": __version__,
         "io.tf2aif.model.name": manifest.name,
         "io.tf2aif.model.digest": manifest.model.digest,
@@ -408,7 +417,6 @@ def _labels(
         "io.tf2aif.precision": first.precision,
         "io.tf2aif.variants": ",".join(v.id for v in members),
         "io.tf2aif.recipe": ",".join(sorted({v.recipe for v in members})),
-        "io.tf2aif.content-digest": content,
     }
     source, revision = _source(env)
     if source:
@@ -435,26 +443,18 @@ def _client(manifest: Manifest, base: BaseTarget) -> ClientTarget:
         if manifest.registry
         else f"{manifest.name}-bench"
     )
-    content = json_digest(
-        {
-            "tf2aif": __version__,
-            "base": [base.folder, base.vendor, base.folder_digest],
-            "platforms": list(base.platforms),
-        }
-    )
     labels = {
         "org.opencontainers.image.title": f"{manifest.name} bench client",
         "org.opencontainers.image.description": f"tf2aif bench: load generator for the {manifest.name} images",
         "org.opencontainers.image.base.name": base.vendor,
         "io.tf2aif.version": __version__,
-        "io.tf2aif.content-digest": content,
     }
     return ClientTarget(
         name=target_name("client", "bench"),
         base=base.name,
         platforms=base.platforms,
         image=image,
-        tags=(f"{image}:{__version__}-{content[7:19]}", f"{image}:{__version__}"),
+        tags=(f"{image}:{__version__}",),  # the content tag goes first in _addressed
         labels=MappingProxyType(dict(sorted(labels.items()))),
     )
 

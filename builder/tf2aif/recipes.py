@@ -7,17 +7,16 @@ Extra recipe folders come from `TF2AIF_RECIPE_PATH` (os.pathsep-separated), pass
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tf2aif.bases import COMMON_FOLDER, base_digest
+from tf2aif.bases import COMMON_FOLDER
 from tf2aif.errors import RecipeError
 from tf2aif.resources import data_dir
-from tf2aif.yamlfile import load_schema, load_yaml, schema_issues
+from tf2aif.yamlfile import load_file, load_schema, schema_issues
 
 __all__ = ["ImageRef", "Platform", "Recipe", "RecipeSet", "load_recipes", "recipe_dirs"]
 
@@ -42,7 +41,6 @@ class ImageRef:
 
     base: str
     vendor: str
-    folder_digest: str = ""  # sha256 over base_images/<base> + common: part of content tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +56,18 @@ class Recipe:
     options: Mapping[str, Any] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
-    digest: str = ""  # sha256 of the recipe file: part of content tags
+
+
+# Options a converter backend reads that no recipe gives a default for (see tf2aif.convert.backends).
+BACKEND_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "onnx": ("opset",),
+        "openvino": ("inference_precision_hint",),
+        "tensorrt": ("opset", "tensorrt_version"),
+        "tflite": ("int8_io",),
+        "vitis-ai": ("arch_json", "card", "dpu_arch"),
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +75,6 @@ class RecipeSet:
     platforms: Mapping[str, Platform]
     recipes: tuple[Recipe, ...]
     base_images: frozenset[str]  # folders available in base_images/
-    base_digests: Mapping[str, str] = field(default_factory=dict)  # folder -> content digest
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -77,6 +85,16 @@ class RecipeSet:
             if recipe.runtime == runtime and platform in recipe.platforms:
                 return recipe
         return None
+
+    def option_names(self, runtime: str) -> tuple[str, ...]:
+        """The options a manifest may set for `runtime`: its recipes' defaults and what its backends read."""
+        names = {
+            name
+            for r in self.recipes
+            if r.runtime == runtime
+            for name in (*r.options, *BACKEND_OPTIONS.get(r.backend, ()))
+        }
+        return tuple(sorted(names))
 
     def platforms_of(self, runtime: str) -> tuple[str, ...]:
         return tuple(sorted({p for r in self.recipes if r.runtime == runtime for p in r.platforms}))
@@ -97,23 +115,21 @@ def load_recipes(
         platforms.update(_load_platforms(folder, known=platforms))
         recipes += [_load_recipe(f) for f in sorted(folder.glob("*/recipe.yaml"))]
     folders = {
-        p.name: base_digest(p)
+        p.name
         for p in data_dir("base_images").iterdir()
         if (p / "Dockerfile").is_file() and p.name != COMMON_FOLDER
     }
-    recipes = [_with_folder_digests(r, folders) for r in recipes]
     recipe_set = RecipeSet(
         platforms=MappingProxyType(platforms),
         recipes=tuple(recipes),
         base_images=frozenset(folders),
-        base_digests=MappingProxyType(folders),
     )
     _check(recipe_set)
     return recipe_set
 
 
 def _read(file: Path, schema: str) -> Any:
-    loaded = load_yaml(file.read_text(), str(file))
+    loaded = load_file(file)
     issues = list(loaded.issues) or schema_issues(loaded, load_schema(schema))
     if issues:
         raise RecipeError("invalid recipe data:\n" + "\n".join(f"  {i}" for i in issues))
@@ -151,16 +167,7 @@ def _load_recipe(file: Path) -> Recipe:
         options=MappingProxyType(dict(data.get("options", {}))),
         reasons=MappingProxyType(dict(data.get("reasons", {}))),
         labels=MappingProxyType(dict(data.get("labels", {}))),
-        digest="sha256:" + hashlib.sha256(file.read_bytes()).hexdigest(),
     )
-
-
-def _with_folder_digests(recipe: Recipe, digests: Mapping[str, str]) -> Recipe:
-    def digested(ref: ImageRef) -> ImageRef:
-        return replace(ref, folder_digest=digests.get(ref.base, ""))
-
-    platforms = MappingProxyType({p: digested(ref) for p, ref in recipe.platforms.items()})
-    return replace(recipe, converter=digested(recipe.converter), platforms=platforms)
 
 
 def _check(recipe_set: RecipeSet) -> None:

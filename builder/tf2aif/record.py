@@ -17,6 +17,7 @@ from typing import Any
 from tf2aif import __version__
 from tf2aif.build import Result
 from tf2aif.plan import Plan
+from tf2aif.yamlfile import load_checked
 
 __all__ = ["RECORD_FILE", "BuildRecord", "ImageRecord", "load_record", "make_record", "save_record"]
 
@@ -123,7 +124,8 @@ def save_record(record: BuildRecord, path: Path) -> Path:
 
 
 def load_record(path: str | Path) -> BuildRecord:
-    data = json.loads(Path(path).read_text())
+    """A build record, checked against schema/record.schema.json; ManifestError when it is not one."""
+    data = load_checked(path, "record.schema.json", what="build record").data
     images = tuple(
         ImageRecord(
             **{

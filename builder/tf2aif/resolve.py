@@ -9,17 +9,18 @@ lowest first: recipe defaults < manifest `options.<runtime>`; vendor images: rec
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from tf2aif.convert.spec import Thresholds
-from tf2aif.errors import ManifestError, ManifestIssue, did_you_mean
-from tf2aif.manifest import CellPattern, Manifest
+from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
+from tf2aif.manifest import TAG_MAX, CellPattern, Manifest, Targets, _targets
 from tf2aif.recipes import ImageRef, Recipe, RecipeSet
+from tf2aif.yamlfile import LoadedYaml, matches, short
 
-__all__ = ["Resolution", "SkippedCell", "Variant", "resolve"]
+__all__ = ["Resolution", "SkippedCell", "Variant", "name_issues", "raw_issues", "resolve"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +31,6 @@ class Variant:
     runtime: str
     precision: str
     recipe: str
-    recipe_digest: str
     oci_platform: str
     accelerator: str | None
     backend: str
@@ -64,7 +64,6 @@ class Resolution:
     variants: tuple[Variant, ...]
     skipped: tuple[SkippedCell, ...]
     vendor_map: Mapping[str, str] = field(default_factory=dict)
-    base_digests: Mapping[str, str] = field(default_factory=dict)  # base_images folder -> digest
 
 
 def resolve(
@@ -74,49 +73,17 @@ def resolve(
     vendor_map: Mapping[str, str] | None = None,
 ) -> Resolution:
     vendor_map = MappingProxyType(dict(vendor_map or {}))
-    issues = _unknown_names(manifest, recipes)
+    issues = name_issues(_raw(manifest), recipes, manifest.location)
     if issues:
         raise ManifestError(issues, file=str(manifest.file))
-    variants: dict[tuple[str, str, str], Variant] = {}
-    skipped: list[SkippedCell] = []
-    for cell in _matrix(manifest):
-        excluded = next((p for p in manifest.targets.exclude if p.matches(*cell)), None)
-        if excluded:
-            skipped.append(
-                SkippedCell(
-                    platform=cell[0],
-                    runtime=cell[1],
-                    precision=cell[2],
-                    reason=f"excluded by {excluded.path}",
-                )
-            )
-            continue
-        reason = _unsupported(recipes, *cell)
-        if reason:
-            skipped.append(
-                SkippedCell(platform=cell[0], runtime=cell[1], precision=cell[2], reason=reason)
-            )
-            continue
-        variants[cell] = _variant(manifest, recipes, cell, vendor_map)
-    for pattern in manifest.targets.include:
-        cell = (pattern.platform, pattern.runtime, pattern.precision)
-        reason = _unsupported(recipes, *cell)
-        if reason:
-            issues.append(
-                _issue(manifest, pattern.path, f"{'/'.join(cell)} cannot be built: {reason}")
-            )
-            continue
-        variants[cell] = _variant(manifest, recipes, cell, vendor_map)
-        skipped = [s for s in skipped if (s.platform, s.runtime, s.precision) != cell]
-    issues += _needs_calibration(manifest, variants.values())
+    cells, skipped, issues = _cells(manifest.targets, recipes, manifest.location)
+    variants = {cell: _variant(manifest, recipes, cell, vendor_map) for cell in cells}
+    issues += _needs_calibration(
+        manifest.targets, manifest.calibration is not None, cells, manifest.location
+    )
+    issues += _tag_issues(manifest, variants.values())
     if not variants and not issues:
-        issues.append(
-            _issue(
-                manifest,
-                "targets",
-                "the matrix is empty: every cell was excluded or is unsupported (see `tf2aif plan`)",
-            )
-        )
+        issues.append(_empty(manifest.location))
     if issues:
         raise ManifestError(issues, file=str(manifest.file))
     ordered = tuple(sorted(variants.values(), key=lambda v: _order(manifest, v)))
@@ -126,13 +93,73 @@ def resolve(
         variants=ordered,
         skipped=skipped_sorted,
         vendor_map=vendor_map,
-        base_digests=recipes.base_digests,
     )
 
 
-def _matrix(manifest: Manifest):
-    t = manifest.targets
-    return itertools.product(t.platforms, t.runtimes, t.precisions)
+Locate = Callable[..., SourceLocation]  # (path, *, key=False) -> where it was written
+Cell = tuple[str, str, str]
+
+
+def raw_issues(
+    loaded: LoadedYaml, recipes: RecipeSet, *, known: Sequence[ManifestIssue]
+) -> list[ManifestIssue]:
+    """Name and matrix problems of a manifest that may also hold schema or file problems.
+
+    Names are checked wherever they are well-formed; the matrix once the parts it is made of
+    (`targets`, `calibration`) are free of problems, so it is never judged on a misread part.
+    """
+    issues = name_issues(loaded.data, recipes, loaded.location)
+    blocked = [i.location.path for i in (*known, *issues)]
+    if any(
+        p in ("", "targets", "calibration")
+        or p.startswith(("targets.", "targets[", "calibration."))
+        for p in blocked
+    ):
+        return issues
+    targets = _targets(loaded.data["targets"])
+    cells, _, matrix = _cells(targets, recipes, loaded.location)
+    matrix += _needs_calibration(targets, "calibration" in loaded.data, cells, loaded.location)
+    if not cells and not matrix:
+        matrix.append(_empty(loaded.location))
+    return issues + matrix
+
+
+def _cells(
+    targets: Targets, recipes: RecipeSet, locate: Locate
+) -> tuple[list[Cell], list[SkippedCell], list[ManifestIssue]]:
+    """The cells to build (matrix minus exclude and unsupported, plus include), the skipped ones
+    with their reasons, and the include entries no recipe can build."""
+    cells: dict[Cell, None] = {}
+    skipped: list[SkippedCell] = []
+    issues: list[ManifestIssue] = []
+    for cell in itertools.product(targets.platforms, targets.runtimes, targets.precisions):
+        excluded = next((p for p in targets.exclude if p.matches(*cell)), None)
+        reason = f"excluded by {excluded.path}" if excluded else _unsupported(recipes, *cell)
+        if reason:
+            skipped.append(
+                SkippedCell(platform=cell[0], runtime=cell[1], precision=cell[2], reason=reason)
+            )
+        else:
+            cells[cell] = None
+    for pattern in targets.include:
+        cell = (pattern.platform, pattern.runtime, pattern.precision)
+        reason = _unsupported(recipes, *cell)
+        if reason:
+            message = f"{'/'.join(cell)} cannot be built: {reason}"
+            issues.append(
+                ManifestIssue(location=locate(_parse_path(pattern.path)), message=message)
+            )
+            continue
+        cells[cell] = None
+        skipped = [s for s in skipped if (s.platform, s.runtime, s.precision) != cell]
+    return list(cells), skipped, issues
+
+
+def _empty(locate: Locate) -> ManifestIssue:
+    return ManifestIssue(
+        location=locate(("targets",)),
+        message="the matrix is empty: every cell was excluded or is unsupported (see `tf2aif plan`)",
+    )
 
 
 def _order(manifest: Manifest, cell: Variant | SkippedCell) -> tuple:
@@ -176,7 +203,6 @@ def _variant(
         runtime=runtime,
         precision=precision,
         recipe=recipe.name,
-        recipe_digest=recipe.digest,
         oci_platform=info.oci,
         accelerator=info.accelerator,
         backend=recipe.backend,
@@ -202,22 +228,59 @@ def _thresholds_for(manifest: Manifest, cell: tuple[str, str, str]) -> Threshold
     return thresholds
 
 
-def _needs_calibration(manifest: Manifest, variants) -> list[ManifestIssue]:
-    if manifest.calibration is not None:
+def _needs_calibration(
+    targets: Targets, has_calibration: bool, cells: Sequence[Cell], locate: Locate
+) -> list[ManifestIssue]:
+    if has_calibration:
         return []
-    int8 = sorted((v for v in variants if v.precision == "int8"), key=lambda v: _order(manifest, v))
+    int8 = [c for c in cells if c[2] == "int8"]
     if not int8:
         return []
-    path = "targets"
-    if "int8" in manifest.targets.precisions:
-        path = f"targets.precisions[{manifest.targets.precisions.index('int8')}]"
+    path: tuple[str | int, ...] = ("targets",)
+    if "int8" in targets.precisions:
+        path = ("targets", "precisions", targets.precisions.index("int8"))
     else:
-        path = next((p.path for p in manifest.targets.include if p.precision == "int8"), path)
+        found = next((p.path for p in targets.include if p.precision == "int8"), None)
+        path = _parse_path(found) if found else path
     message = (
-        f"int8 variants ({', '.join(v.id for v in int8)}) need calibration data: add "
+        f"int8 variants ({', '.join('/'.join(c) for c in int8)}) need calibration data: add "
         "`calibration: {module: <file.py>, function: <name>, count: 200}`"
     )
-    return [_issue(manifest, path, message)]
+    return [ManifestIssue(location=locate(path), message=message)]
+
+
+def _tag_issues(manifest: Manifest, variants) -> list[ManifestIssue]:
+    """Every tag the plan will make fits Docker's 128 characters (tags end in the image's cells)."""
+    groups: dict[tuple, list[str]] = {}
+    for v in variants:
+        key = (
+            v.runtime,
+            v.precision,
+            v.converter_input,
+            v.runtime_image.base,
+            v.runtime_image.vendor,
+        )
+        groups.setdefault(key, [])
+        if v.platform not in groups[key]:
+            groups[key].append(v.platform)
+    longest = max(
+        (len("-".join((key[0], key[1], *names))) for key, names in groups.items()), default=0
+    )
+    issues = []
+    content_tag = longest + 13  # <human>-<12 hex digits>
+    if content_tag > TAG_MAX:
+        message = f"the image tags would be {content_tag} characters long; Docker allows {TAG_MAX}: list fewer platforms"
+        issues.append(
+            ManifestIssue(location=manifest.location(("targets", "platforms")), message=message)
+        )
+    for i, tag in enumerate(manifest.tags):
+        if len(tag) + 1 + longest > TAG_MAX:
+            message = (
+                f"tag {short(tag)} makes image tags of {len(tag) + 1 + longest} characters"
+                f" (<tag>-<runtime>-<precision>-<platforms>); Docker allows {TAG_MAX}"
+            )
+            issues.append(ManifestIssue(location=manifest.location(("tags", i)), message=message))
+    return issues
 
 
 def _issue(manifest: Manifest, dotted_path: str, message: str) -> ManifestIssue:
@@ -232,42 +295,93 @@ def _parse_path(dotted_path: str) -> tuple[str | int, ...]:
     return tuple(out)
 
 
-def _unknown_names(manifest: Manifest, recipes: RecipeSet) -> list[ManifestIssue]:
-    issues = []
-    known = {"platforms": tuple(recipes.platforms), "runtimes": recipes.runtimes}
-    for key, names in (
-        ("platforms", manifest.targets.platforms),
-        ("runtimes", manifest.targets.runtimes),
-    ):
-        for i, name in enumerate(names):
-            if name not in known[key]:
-                issues.append(_unknown(manifest, f"targets.{key}[{i}]", key[:-1], name, known[key]))
-    for pattern in (*manifest.targets.exclude, *manifest.targets.include):
-        issues += _unknown_in_pattern(manifest, pattern, known)
-    for runtime in manifest.options:
-        if runtime not in known["runtimes"]:
+def _raw(manifest: Manifest) -> Mapping[str, Any]:
+    """The manifest as written (for name checks located at what the user wrote)."""
+    if manifest.loaded is not None and isinstance(manifest.loaded.data, Mapping):
+        return manifest.loaded.data
+    t = manifest.targets
+
+    def cell(p: CellPattern) -> dict[str, str]:
+        return {k: getattr(p, k) for k in ("platform", "runtime", "precision") if getattr(p, k)}
+
+    return {
+        "targets": {
+            "platforms": list(t.platforms),
+            "runtimes": list(t.runtimes),
+            "exclude": [cell(p) for p in t.exclude],
+            "include": [cell(p) for p in t.include],
+        },
+        "fidelity": {"overrides": [{"match": cell(o.match)} for o in manifest.fidelity_overrides]},
+        "options": {k: dict(v) for k, v in manifest.options.items()},
+    }
+
+
+def name_issues(data: Any, recipes: RecipeSet, locate: Locate) -> list[ManifestIssue]:
+    """Platform, runtime and option names checked against the recipe set, wherever they appear."""
+    known = {"platform": tuple(recipes.platforms), "runtime": recipes.runtimes}
+    found: list[tuple[str, tuple[str | int, ...], Any]] = []  # (kind, path, name)
+    targets = data.get("targets") if isinstance(data, Mapping) else None
+    targets = targets if isinstance(targets, Mapping) else {}
+    for kind in ("platform", "runtime"):
+        names = targets.get(kind + "s")
+        if isinstance(names, list):
+            found += [(kind, ("targets", kind + "s", i), n) for i, n in enumerate(names)]
+    patterns: list[tuple[tuple[str | int, ...], Any]] = []
+    for key in ("exclude", "include"):
+        entries = targets.get(key)
+        if isinstance(entries, list):
+            patterns += [(("targets", key, i), e) for i, e in enumerate(entries)]
+    overrides = _dig(data, "fidelity", "overrides")
+    if isinstance(overrides, list):
+        patterns += [
+            (("fidelity", "overrides", i, "match"), _dig(o, "match"))
+            for i, o in enumerate(overrides)
+        ]
+    for path, entry in patterns:
+        if isinstance(entry, Mapping):
+            found += [(k, (*path, k), entry.get(k)) for k in ("platform", "runtime") if k in entry]
+    issues = [
+        _unknown(locate(path), kind, name, known[kind])
+        for kind, path, name in found
+        if isinstance(name, str) and name not in known[kind] and _well_formed(name)
+    ]
+    options = _dig(data, "options")
+    for runtime, values in options.items() if isinstance(options, Mapping) else ():
+        if runtime not in known["runtime"]:
             issues.append(
-                _unknown(manifest, f"options.{runtime}", "runtime", runtime, known["runtimes"])
+                _unknown(locate(("options", runtime)), "runtime", runtime, known["runtime"])
             )
+        elif isinstance(values, Mapping):
+            accepted = recipes.option_names(runtime)
+            for name in values:
+                if name not in accepted:
+                    where = locate(("options", runtime, name), key=True)
+                    choices = (
+                        ", ".join(accepted) if accepted else f"none ({runtime} takes no options)"
+                    )
+                    hint = did_you_mean(name, accepted)
+                    message = (
+                        f"unknown {runtime} option {short(name)}{hint}; expected one of: {choices}"
+                    )
+                    issues.append(ManifestIssue(location=where, message=message))
     return issues
 
 
-def _unknown_in_pattern(
-    manifest: Manifest, pattern: CellPattern, known: Mapping[str, tuple[str, ...]]
-) -> list[ManifestIssue]:
-    issues = []
-    for key in ("platform", "runtime"):
-        value = getattr(pattern, key)
-        if value is not None and value not in known[key + "s"]:
-            issues.append(_unknown(manifest, f"{pattern.path}.{key}", key, value, known[key + "s"]))
-    return issues
+def _dig(data: Any, *path: str) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, Mapping) else None
+    return data
+
+
+def _well_formed(name: str) -> bool:
+    """Names the schema already rejects ('CPU', 'cpu\n') get the schema's message, not a second one."""
+    return matches("^[a-z0-9][a-z0-9-]*$", name)
 
 
 def _unknown(
-    manifest: Manifest, path: str, noun: str, name: str, choices: tuple[str, ...]
+    where: SourceLocation, noun: str, name: str, choices: tuple[str, ...]
 ) -> ManifestIssue:
-    return _issue(
-        manifest,
-        path,
-        f"unknown {noun} {name!r}{did_you_mean(name, choices)}; expected one of: {', '.join(choices)}",
+    return ManifestIssue(
+        location=where,
+        message=f"unknown {noun} {short(name)}{did_you_mean(name, choices)}; expected one of: {', '.join(choices)}",
     )

@@ -81,7 +81,7 @@ def test_report_renders_plots_markdown_and_html(results, tmp_path):
 
 
 def test_bench_needs_exactly_one_kind_of_target(capsys):
-    assert run_cli("bench", "--concurrency", "1") == 1
+    assert run_cli("bench", "--concurrency", "1") == 2
     assert "one of --url, --image, --record or --artifact" in capsys.readouterr().err
 
 

@@ -74,7 +74,9 @@ def test_not_a_record_exits_1(tmp_path: Path, capsys) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"name": "x"}))
     assert main(["deploy", "k8s", "--record", str(path)]) == 1
-    assert "not a tf2aif build record (no 'images' field)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}: 6 errors in this build record" in err
+    assert f"{path}:1:1: (top level): missing required key 'images'" in err
 
 
 def test_zero_replicas_is_a_usage_error(record_path: Path) -> None:

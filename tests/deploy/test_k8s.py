@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -140,7 +141,10 @@ def test_probes_port_metrics_and_security(record_path: Path) -> None:
     workload = by_name(record_path)["digits-cpu-tflite-fp32"]
     deployment = deployment_for(workload)
     box = container(workload)
-    assert box["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert box["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert box["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert box["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     assert deployment["spec"]["template"]["metadata"]["annotations"] == {
@@ -232,6 +236,11 @@ def test_manifest_files_and_kustomization(record_path: Path) -> None:
         }
     ]
     assert [d["kind"] for d in files["digits-cpu-tf-fp32.yaml"]] == ["Deployment", "Service"]
+    service = files["digits-cpu-tf-fp32.yaml"][1]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("http", 8080, "http"),
+        ("grpc", 8081, "grpc"),
+    ]
 
 
 def test_nothing_to_deploy_is_an_error(record_path: Path) -> None:
@@ -261,12 +270,35 @@ def test_unknown_platform_uses_its_single_arch_image() -> None:
         profile_for("rpi", image_platforms=("linux/amd64", "linux/arm64"))
 
 
-def test_colliding_names_are_an_error(record_path: Path, write_record, record_data: dict) -> None:
+def test_variants_sharing_a_name_get_distinct_names(write_record, record_data: dict) -> None:
     record_data["images"][0]["variants"] = ["cpu/tflite/fp32", "cpu/tflite_/fp32"]
-    with pytest.raises(
-        Tf2aifError, match="both map to the Kubernetes name 'digits-cpu-tflite-fp32'"
-    ):
+    workloads, _ = workloads_from_record(read_record(write_record(record_data)))
+    names = {w.variant: w.name for w in workloads}
+    assert names["cpu/tflite/fp32"] != names["cpu/tflite_/fp32"]
+    for variant in ("cpu/tflite/fp32", "cpu/tflite_/fp32"):
+        assert re.fullmatch(r"digits-cpu-tflite-fp32-[0-9a-f]{8}", names[variant])
+    files = manifest_files(workloads)
+    assert len(files) == len(workloads) + 1
+    assert {f"{w.name}.yaml" for w in workloads} == set(files) - {"kustomization.yaml"}
+
+
+def test_a_variant_listed_twice_is_an_error(write_record, record_data: dict) -> None:
+    record_data["images"][1]["variants"] = ["cpu/tflite/fp32"]
+    with pytest.raises(Tf2aifError, match="both list variant 'cpu/tflite/fp32'"):
         workloads_from_record(read_record(write_record(record_data)))
+
+
+def test_an_incomplete_set_of_manifests_is_refused(record_path: Path) -> None:
+    from tf2aif.deploy.k8s import check_complete
+
+    workloads, _ = workloads_from_record(read_record(record_path))
+    files = manifest_files(workloads)
+    first = f"{workloads[0].name}.yaml"
+    with pytest.raises(Tf2aifError, match="has no single Deployment and Service"):
+        check_complete(workloads, {**files, first: files[first][:1]})
+    second = f"{workloads[1].name}.yaml"
+    with pytest.raises(Tf2aifError, match="written 2 times"):
+        check_complete(workloads, {**files, second: files[first]})
 
 
 def test_malformed_variant_is_an_error(write_record, record_data: dict) -> None:

@@ -152,9 +152,9 @@ def test_each_conversion_ran_once_on_the_build_platform(build, convert):
     assert not list(artifact.glob("linux_*"))
 
 
-def _free_port_of(container) -> int:
+def _free_port_of(container, port: str = "8080/tcp") -> int:
     container.reload()
-    return int(container.ports["8080/tcp"][0]["HostPort"])
+    return int(container.ports[port][0]["HostPort"])
 
 
 def _wait_ready(url: str, container, timeout: float) -> None:
@@ -199,7 +199,10 @@ def test_image_serves_the_model_like_native_tf(build, docker_client, reference, 
     image = build.image(target)
     tag = image["tags"][0]
     container = docker_client.containers.run(
-        tag, detach=True, platform=platform, ports={"8080/tcp": ("127.0.0.1", None)}
+        tag,
+        detach=True,
+        platform=platform,
+        ports={"8080/tcp": ("127.0.0.1", None), "8081/tcp": ("127.0.0.1", None)},
     )
     try:
         url = f"http://127.0.0.1:{_free_port_of(container)}"
@@ -227,6 +230,16 @@ def test_image_serves_the_model_like_native_tf(build, docker_client, reference, 
         assert agreement >= 0.98
         assert max_abs <= 0.05
 
+        # the gRPC port answers the same, through tritonclient.grpc unchanged
+        import tritonclient.grpc as grpcclient
+
+        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{_free_port_of(container, '8081/tcp')}")
+        assert grpc.is_server_ready() and grpc.is_model_ready("digits")
+        inp = grpcclient.InferInput("image", [8, 8, 8, 1], "FP32")
+        inp.set_data_from_numpy(x[:8])
+        over_grpc = grpc.infer("digits", [inp], client_timeout=120).as_numpy(output)
+        np.testing.assert_allclose(over_grpc, got[:8], atol=1e-6)
+
         # the raw endpoint runs the demo's pre/post-processing on a real PNG
         preprocess = load_function(APP / "processing.py", "preprocess")
         png = _png(x[0])
@@ -249,7 +262,7 @@ def test_images_run_as_non_root_with_a_healthcheck(build, docker_client):
         config = docker_client.images.get(build.image(target)["tags"][0]).attrs["Config"]
         assert config["User"] == "10001:10001"
         assert "/v2/health/ready" in " ".join(config["Healthcheck"]["Test"])
-        assert config["ExposedPorts"] == {"8080/tcp": {}}
+        assert config["ExposedPorts"] == {"8080/tcp": {}, "8081/tcp": {}}
 
 
 def _ca_marker() -> bytes | None:

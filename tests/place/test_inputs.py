@@ -51,7 +51,7 @@ def test_schema_errors_are_located_with_line_column_and_path(tmp_path):
         in text
     )
     assert (
-        f"{path}:8:16: nodes[1].memroy_mb: unknown key 'memroy_mb' (did you mean \"memory_mb\"?)"
+        f"{path}:8:5: nodes[1].memroy_mb: unknown key 'memroy_mb' (did you mean \"memory_mb\"?)"
         in text
     )
 

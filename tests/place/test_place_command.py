@@ -21,8 +21,8 @@ def place_examples(*options: str) -> int:
 def test_place_writes_assignment_and_manifests(tmp_path, capsys):
     code = place_examples("--out", str(tmp_path))
     assert code == 0
-    out = capsys.readouterr().out
-    assert "mail-sorter" in out and "wrote" in out
+    captured = capsys.readouterr()
+    assert "mail-sorter" in captured.out and "wrote" in captured.err
     data = json.loads((tmp_path / "assignment.json").read_text())
     assert data["policy"] == "first-fit" and data["unplaced"] == []
     placed = {a["app"]: a for a in data["assignments"]}

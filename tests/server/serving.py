@@ -29,7 +29,11 @@ class ServerProcess:
     def __init__(self, artifact: Path, *, prefix: Sequence[str] = (), **options: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        grpc_port = options.pop("grpc_port", None)  # 0 turns gRPC off
+        self.grpc_port = free_port() if grpc_port is None else int(grpc_port)  # type: ignore[call-overload]
+        self.grpc_address = f"127.0.0.1:{self.grpc_port}"
         argv = [sys.executable, "-m", "tf2aif.server", str(artifact), "--port", str(self.port)]
+        argv += ["--grpc-port", str(self.grpc_port)]
         for name, value in options.items():
             flag = "--" + name.replace("_", "-")
             if isinstance(value, bool):

@@ -194,42 +194,64 @@ def test_plugins_next_to_the_manifest_give_a_warning(tmp_path):
 
 @pytest.fixture
 def base_images_copy(tmp_path, monkeypatch):
-    """A writable copy of base_images/ that load_recipes digests instead of the shipped one."""
+    """A writable copy of base_images/ that planning reads instead of the shipped one."""
     copy = tmp_path / "data" / "base_images"
     shutil.copytree(data_dir("base_images"), copy)
-    monkeypatch.setattr(
-        "tf2aif.recipes.data_dir", lambda name: copy if name == "base_images" else data_dir(name)
-    )
+
+    def patched(name):
+        return copy if name == "base_images" else data_dir(name)
+
+    monkeypatch.setattr("tf2aif.recipes.data_dir", patched)
+    monkeypatch.setattr("tf2aif.bake.data_dir", patched)
     return copy
 
 
-def test_a_change_to_the_shared_install_script_changes_every_base_digest_and_tag(
-    tmp_path, base_images_copy
+def test_a_change_to_the_shared_install_script_changes_every_content_tag(
+    tmp_path, base_images_copy, recipes
 ):
-    before_recipes = load_recipes(env={})
-    assert dict(before_recipes.base_digests) == dict(load_recipes(env={}).base_digests)
-    assert "common" not in before_recipes.base_digests  # shared, not a base
-    before = plan_of(tmp_path / "a", FULL, before_recipes)
+    before = plan_of(tmp_path / "a", FULL, recipes)
+    assert [s.tags for s in before.serves] == [
+        s.tags for s in plan_of(tmp_path / "b", FULL, recipes).serves
+    ]
     install = base_images_copy / "common" / "install.sh"
     install.write_text(install.read_text() + "# changed\n")
-    after_recipes = load_recipes(env={})
-    after = plan_of(tmp_path / "b", FULL, after_recipes)
-    assert set(before_recipes.base_digests) == set(after_recipes.base_digests)
-    for folder, digest in before_recipes.base_digests.items():
-        assert after_recipes.base_digests[folder] != digest, folder
-    for old, new in zip(before.bases, after.bases, strict=True):
-        assert (old.name, old.folder) == (new.name, new.folder)
-        assert old.folder_digest != new.folder_digest
+    after = plan_of(tmp_path / "c", FULL, recipes)
     for old, new in zip(before.serves, after.serves, strict=True):
         assert old.tags[0] != new.tags[0]  # content tag: rebuilt on the new install.sh
-        assert old.tags[1] == new.tags[1]
+        assert old.tags[1:] == new.tags[1:]
 
 
-def test_a_change_to_one_base_folder_changes_only_its_digest(base_images_copy):
-    before = dict(load_recipes(env={}).base_digests)
+def test_a_change_to_one_runtime_base_folder_moves_only_the_images_built_on_it(
+    tmp_path, base_images_copy, recipes
+):
+    before = plan_of(tmp_path / "a", FULL, recipes)
     (base_images_copy / "serve-tflite" / "requirements.txt").write_text("numpy==2.5.0\n")
-    after = dict(load_recipes(env={}).base_digests)
-    assert [f for f in before if before[f] != after[f]] == ["serve-tflite"]
+    after = plan_of(tmp_path / "b", FULL, recipes)
+    bases = {b.name: b.folder for b in before.bases}
+    moved = {o.name for o, n in zip(before.serves, after.serves, strict=True) if o.tags != n.tags}
+    assert moved == {s.name for s in before.serves if bases[s.base] == "serve-tflite"}
+    assert moved  # FULL serves tflite
+
+
+def test_a_change_to_the_converter_base_moves_the_images_it_converts_for(
+    tmp_path, base_images_copy, recipes
+):
+    before = plan_of(tmp_path / "a", FULL, recipes)
+    (base_images_copy / "convert-tf" / "requirements.txt").write_text("tensorflow==2.99.0\n")
+    after = plan_of(tmp_path / "b", FULL, recipes)
+    converter = {c.name: c.base for c in before.converts}
+    folders = {b.name: b.folder for b in before.bases}
+    moved = {o.name for o, n in zip(before.serves, after.serves, strict=True) if o.tags != n.tags}
+    assert moved == {s.name for s in before.serves if folders[converter[s.convert]] == "convert-tf"}
+    assert len(moved) < len(before.serves)  # vitis-ai converts on its own toolchain
+
+
+def test_a_readme_the_build_does_not_read_moves_no_tag(tmp_path, base_images_copy, recipes):
+    before = plan_of(tmp_path / "a", FULL, recipes)
+    for readme in base_images_copy.glob("*/README.md"):
+        readme.write_text("edited\n")
+    after = plan_of(tmp_path / "b", FULL, recipes)
+    assert [s.tags for s in before.serves] == [s.tags for s in after.serves]
 
 
 def test_a_recipe_cannot_name_the_common_folder_as_its_base(tmp_path):

@@ -8,26 +8,14 @@ import contextlib
 import glob
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tf2aif.errors import Tf2aifError
+from tf2aif.argtypes import count, fraction, number, numbers
+from tf2aif.errors import Tf2aifError, UsageError
 
-__all__ = ["add_parsers", "project_profile_path"]
-
-
-def _numbers(kind):
-    def parse(text: str):
-        try:
-            values = [kind(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated numbers, got {text!r}"
-            ) from None
-        if not values or any(v <= 0 for v in values):
-            raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
-        return values
-
-    return parse
+__all__ = ["BenchPlan", "Target", "add_parsers", "bench_plan", "project_profile_path"]
 
 
 def add_parsers(subparsers) -> None:
@@ -55,22 +43,46 @@ def _add_bench(subparsers) -> None:
     where.add_argument("--model", help="model name (default: from the artifact or record)")
     where.add_argument("--variant", help="label for a --url/--image run (default: the target)")
     where.add_argument("--serve-arg", action="append", default=[], help="extra `tf2aif serve` arg")
-    where.add_argument("--container-port", type=int, default=8080)
-    where.add_argument("--ready-timeout", type=float, default=180.0, metavar="S")
+    where.add_argument(
+        "--container-port", type=count(minimum=1, maximum=65535), default=8080,
+        help="port the server listens on inside an --image container (default 8080)",
+    )  # fmt: skip
+    where.add_argument(
+        "--ready-timeout", type=number(above=0), default=180.0, metavar="S",
+        help="wait this long for a started server to be ready (default 180)",
+    )  # fmt: skip
 
     load = p.add_argument_group("load")
     load.add_argument(
-        "--concurrency", type=_numbers(int), help="closed loop at each of these (1,4,16)"
+        "--concurrency", type=numbers(count()), help="closed loop at each of these (1,4,16)"
     )
-    load.add_argument("--sweep", type=int, metavar="N", help="closed loop at 1,2,4,... up to N")
-    load.add_argument("--rate", type=_numbers(float), help="open loop at these req/s (50,100)")
+    load.add_argument("--sweep", type=count(), metavar="N", help="closed loop at 1,2,4,... up to N")
+    load.add_argument(
+        "--rate", type=numbers(number(above=0)), help="open loop at these req/s (50,100)"
+    )
     load.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
-    load.add_argument("--warmup", type=float, default=2.0, metavar="S")
-    load.add_argument("--window", type=float, default=2.0, metavar="S")
-    load.add_argument("--tolerance", type=float, default=0.10, help="stability (default 0.10)")
-    load.add_argument("--max-duration", type=float, default=30.0, metavar="S")
-    load.add_argument("--max-requests", type=int, metavar="N")
-    load.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per request")
+    load.add_argument(
+        "--warmup", type=number(minimum=0), default=2.0, metavar="S",
+        help="seconds of load before measuring (default 2)",
+    )  # fmt: skip
+    load.add_argument(
+        "--window", type=number(above=0), default=2.0, metavar="S",
+        help="seconds per stability window (default 2)",
+    )  # fmt: skip
+    load.add_argument(
+        "--tolerance", type=fraction(), default=0.10,
+        help="stable when the last windows' p50 and throughput agree within this share (default 0.10)",
+    )  # fmt: skip
+    load.add_argument(
+        "--max-duration", type=number(above=0), default=30.0, metavar="S",
+        help="stop a load after this many seconds (default 30)",
+    )  # fmt: skip
+    load.add_argument(
+        "--max-requests", type=count(), metavar="N", help="stop a load after N requests"
+    )
+    load.add_argument(
+        "--timeout", type=number(above=0), default=30.0, metavar="S", help="per request"
+    )
     load.add_argument("--http-client", choices=("aiohttp", "httpx"), default="aiohttp")
 
     inputs = p.add_argument_group("request bodies (default: random tensors from the metadata)")
@@ -83,7 +95,7 @@ def _add_bench(subparsers) -> None:
         "--health", action="store_true", help="GET /v2/health/ready (the client's own ceiling)"
     )
     inputs.add_argument("--json-tensors", action="store_true", help="JSON data, not binary")
-    inputs.add_argument("--distinct", type=int, default=8, help="bodies to cycle (default 8)")
+    inputs.add_argument("--distinct", type=count(), default=8, help="bodies to cycle (default 8)")
 
     out = p.add_argument_group("output")
     out.add_argument("--json", type=Path, help="write the result JSON here")
@@ -96,7 +108,7 @@ def _add_bench(subparsers) -> None:
         " (to --json, else tf2aif-profile.json next to the build record, else stdout)",
     )
     out.add_argument(
-        "--profile-requests", type=int, default=500, metavar="N",
+        "--profile-requests", type=count(), default=500, metavar="N",
         help="isolated requests for the profile's service time (default 500)",
     )  # fmt: skip
     p.set_defaults(func=run_bench)
@@ -117,10 +129,71 @@ def _add_report(subparsers) -> None:
     p.set_defaults(func=run_report)
 
 
-def run_bench(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One thing to measure, before anything is started."""
+
+    kind: str  # url | image | artifact
+    target: str  # the URL, image reference or artifact folder
+    variant: str | None
+    model: str | None
+    serve_args: tuple[str, ...] = ()
+    container_port: int = 8080
+    ready_timeout_s: float = 180.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchPlan:
+    """Everything a `tf2aif bench` invocation will do, from its options alone."""
+
+    targets: tuple[Target, ...]
+    settings: Any  # LoadSettings
+    loads: tuple[Any, ...]  # Load
+    inputs: Any  # InputSpec
+    http_client: str
+    profile: Any | None  # ProfileSettings when --profile
+    json: Path | None
+    csv: Path | None
+    quiet: bool
+
+
+# options that only mean something for some kinds of target: (option, dest, kinds)
+_TARGET_ONLY = (
+    ("--container-port", "container_port", ("image", "record")),
+    ("--serve-arg", "serve_arg", ("artifact",)),
+    ("--ready-timeout", "ready_timeout", ("image", "record", "artifact")),
+    ("--model", "model", ("url", "image", "record")),
+    ("--variant", "variant", ("url", "image", "artifact")),
+)
+
+
+def bench_plan(args: argparse.Namespace) -> BenchPlan:
+    """The frozen plan of a bench run; an option that would have no effect is an error."""
     from tf2aif.bench.load import Load, LoadSettings
+    from tf2aif.bench.profile import ProfileSettings
     from tf2aif.bench.runner import InputSpec
 
+    kinds = [k for k in ("url", "image", "record", "artifact") if getattr(args, k)]
+    if len(kinds) != 1:
+        raise UsageError("name what to measure: one of --url, --image, --record or --artifact")
+    kind = kinds[0]
+    parser_defaults = _defaults()
+    for option, dest, allowed in _TARGET_ONLY:
+        if getattr(args, dest) != parser_defaults[dest] and kind not in allowed:
+            raise UsageError(f"{option} does not apply to --{kind} targets")
+    many = len(args.url) + len(args.image) + len(args.artifact) > 1
+    if args.variant and many:
+        raise UsageError("--variant labels one target; bench several targets one at a time")
+    if args.arrival != parser_defaults["arrival"] and not args.rate:
+        raise UsageError("--arrival applies to open-loop loads: give --rate too")
+    if args.profile and (args.concurrency or args.sweep or args.rate or args.csv):
+        raise UsageError(
+            "--profile chooses its own loads: drop --concurrency, --sweep, --rate and --csv"
+        )
+    if not args.profile and args.profile_requests != parser_defaults["profile_requests"]:
+        raise UsageError("--profile-requests applies to --profile runs")
+    if args.json_tensors and (args.health or args.files):
+        raise UsageError("--json-tensors applies to tensor bodies, not to --health or --files")
     settings = LoadSettings(
         warmup_s=args.warmup,
         window_s=args.window,
@@ -131,8 +204,6 @@ def run_bench(args: argparse.Namespace) -> int:
     )
     loads = [Load(concurrency=c) for c in _concurrencies(args)]
     loads += [Load(rate=r, arrival=args.arrival) for r in args.rate or ()]
-    if not loads:
-        loads = [Load(concurrency=1)]
     inputs = InputSpec(
         kind="health"
         if args.health
@@ -146,9 +217,30 @@ def run_bench(args: argparse.Namespace) -> int:
         files=tuple(_expand(args.files or ())),
         count=args.distinct,
     )
-    if args.profile:
-        return _run_profile(args, settings, inputs)
-    return _run_loads(args, settings, inputs, loads)
+    return BenchPlan(
+        targets=tuple(_targets(args)),
+        settings=settings,
+        loads=tuple(loads or [Load(concurrency=1)]),
+        inputs=inputs,
+        http_client=args.http_client,
+        profile=ProfileSettings(service_requests=args.profile_requests) if args.profile else None,
+        json=args.json,
+        csv=args.csv,
+        quiet=args.quiet,
+    )
+
+
+def _defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    _add_bench(parser.add_subparsers())
+    return vars(parser.parse_args(["bench"]))
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    plan = bench_plan(args)
+    if plan.profile is not None:
+        return _run_profile(args, plan)
+    return _run_loads(plan)
 
 
 def _concurrencies(args) -> list[int]:
@@ -170,20 +262,16 @@ def _expand(patterns) -> Iterator[Path]:
         yield from (Path(m) for m in matches)
 
 
-def _endpoints(args) -> Iterator[contextlib.AbstractContextManager]:
-    """One context manager per thing to measure, started one after the other."""
+def _targets(args) -> Iterator[Target]:
     from tf2aif.bench import targets
     from tf2aif.bench.record import image_reference, pick_variant, read_record
 
-    kinds = sum(bool(x) for x in (args.url, args.image, args.record, args.artifact))
-    if kinds != 1:
-        raise Tf2aifError("name what to measure: one of --url, --image, --record or --artifact")
     for url in args.url:
-        yield targets.url_endpoint(url, model=args.model, variant=args.variant)
+        yield Target(kind="url", target=url, variant=args.variant, model=args.model)
     for artifact in args.artifact:
-        yield targets.artifact_endpoint(
-            artifact, variant=args.variant, ready_timeout_s=args.ready_timeout,
-            serve_args=tuple(args.serve_arg),
+        yield Target(
+            kind="artifact", target=str(artifact), variant=args.variant, model=None,
+            serve_args=tuple(args.serve_arg), ready_timeout_s=args.ready_timeout,
         )  # fmt: skip
     images = [(image, args.variant, args.model) for image in args.image]
     if args.record:
@@ -194,63 +282,79 @@ def _endpoints(args) -> Iterator[contextlib.AbstractContextManager]:
             if entry.status == "success" and image_reference(entry) and variant:
                 images.append((image_reference(entry), variant, args.model or record.name))
     for image, variant, model in images:
-        yield targets.image_endpoint(
-            image, variant=variant, model=model, container_port=args.container_port,
-            ready_timeout_s=args.ready_timeout,
+        yield Target(
+            kind="image", target=image, variant=variant, model=model,
+            container_port=args.container_port, ready_timeout_s=args.ready_timeout,
         )  # fmt: skip
 
 
-def _run_loads(args, settings, inputs, loads) -> int:
+def _endpoint(target: Target) -> contextlib.AbstractContextManager:
+    """Start (on entering) what `target` needs and yield its Endpoint."""
+    from tf2aif.bench import targets
+
+    if target.kind == "url":
+        return targets.url_endpoint(target.target, model=target.model, variant=target.variant)
+    if target.kind == "artifact":
+        return targets.artifact_endpoint(
+            Path(target.target), variant=target.variant, ready_timeout_s=target.ready_timeout_s,
+            serve_args=target.serve_args,
+        )  # fmt: skip
+    return targets.image_endpoint(
+        target.target, variant=target.variant, model=target.model,
+        container_port=target.container_port, ready_timeout_s=target.ready_timeout_s,
+    )  # fmt: skip
+
+
+def _run_loads(plan: BenchPlan) -> int:
     from tf2aif.bench.live import LiveView
     from tf2aif.bench.result import BenchResult
     from tf2aif.bench.runner import Bench, bench_endpoint
 
     runs = []
-    with LiveView(quiet=args.quiet) as view:
-        for context in _endpoints(args):
-            with context as endpoint:
-                view.status(f"{endpoint.variant}: {len(loads)} load(s) on {endpoint.base_url}")
+    with LiveView(quiet=plan.quiet) as view:
+        for target in plan.targets:
+            with _endpoint(target) as endpoint:
+                view.status(f"{endpoint.variant}: {len(plan.loads)} load(s) on {endpoint.base_url}")
                 bench = Bench(
-                    endpoint=endpoint, inputs=inputs, loads=loads, settings=settings,
-                    http_client=args.http_client, on_run=view.add,
+                    endpoint=endpoint, inputs=plan.inputs, loads=plan.loads,
+                    settings=plan.settings, http_client=plan.http_client, on_run=view.add,
                 )  # fmt: skip
                 runs += asyncio.run(bench_endpoint(bench))
-    _write(BenchResult(settings=settings, runs=runs).to_dict(), args)
+    _write(BenchResult(settings=plan.settings, runs=runs).to_dict(), plan)
     return 0
 
 
-def _write(data: dict, args) -> None:
+def _write(data: dict, plan: BenchPlan) -> None:
     from tf2aif.bench.result import dumps, to_csv
 
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(dumps(data))
-    if getattr(args, "csv", None) and "runs" in data:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        args.csv.write_text(to_csv(json.loads(dumps(data))))
+    if plan.json:
+        plan.json.parent.mkdir(parents=True, exist_ok=True)
+        plan.json.write_text(dumps(data))
+    if plan.csv and "runs" in data:
+        plan.csv.parent.mkdir(parents=True, exist_ok=True)
+        plan.csv.write_text(to_csv(json.loads(dumps(data))))
 
 
-def _run_profile(args, settings, inputs) -> int:
+def _run_profile(args, plan: BenchPlan) -> int:
     from rich.console import Console
 
-    from tf2aif.bench.profile import ProfileSettings, profile_document, profile_endpoint
+    from tf2aif.bench.profile import profile_document, profile_endpoint
     from tf2aif.bench.result import dumps
     from tf2aif.bench.runner import Bench
 
-    console = Console(stderr=True, quiet=args.quiet)
+    console = Console(stderr=True, quiet=plan.quiet)
     profiles = []
-    for context in _endpoints(args):
-        with context as endpoint:
+    for target in plan.targets:
+        with _endpoint(target) as endpoint:
             bench = Bench(
-                endpoint=endpoint, inputs=inputs, loads=(), settings=settings,
-                http_client=args.http_client,
+                endpoint=endpoint, inputs=plan.inputs, loads=(), settings=plan.settings,
+                http_client=plan.http_client,
             )  # fmt: skip
-            options = ProfileSettings(service_requests=args.profile_requests)
-            profile = asyncio.run(profile_endpoint(bench, options, note=console.log))
+            profile = asyncio.run(profile_endpoint(bench, plan.profile, note=console.log))
             profiles.append(profile)
             console.print_json(dumps(_headline(profile)))
-    document = profile_document(profiles, settings)
-    path = args.json or project_profile_path(args.record, args.artifact)
+    document = profile_document(profiles, plan.settings)
+    path = plan.json or project_profile_path(args.record, args.artifact)
     if path is None:
         print(dumps(document), end="")
         return 0

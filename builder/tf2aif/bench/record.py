@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tf2aif.errors import Tf2aifError
 from tf2aif.record import BuildRecord, ImageRecord, load_record
 
 __all__ = ["image_reference", "pick_variant", "read_record"]
@@ -13,11 +12,8 @@ _ARCH = {"cpu": "amd64", "gpu": "amd64", "alveo": "amd64", "arm": "arm64", "agx"
 
 
 def read_record(path: str | Path) -> BuildRecord:
-    """The build record, with a message naming the file when it is not one."""
-    try:
-        return load_record(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise Tf2aifError(f"{path}: not a readable tf2aif build record ({exc!r})") from None
+    """The build record; a file that is not one raises a ManifestError saying where and why."""
+    return load_record(path)
 
 
 def image_reference(image: ImageRecord) -> str:

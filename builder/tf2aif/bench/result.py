@@ -11,6 +11,7 @@ import io
 import json
 import os
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +39,8 @@ __all__ = [
 
 RESULT_SCHEMA = "tf2aif-bench-result"
 RESULT_VERSION = 1
+# <platform>/<runtime>/<precision> as tf2aif names variants (see schema/bench-result.schema.json)
+VARIANT_ID = re.compile(r"[a-z0-9]+/[a-z0-9]+(-[a-z0-9]+)*/(fp32|fp16|int8)")
 SAMPLE_LIMIT = 5000  # raw latency samples kept per run (for box plots); the histogram has all
 
 
@@ -55,9 +58,11 @@ class Subject:
 
     @classmethod
     def from_variant(cls, variant: str, **kwargs: Any) -> Subject:
-        parts = variant.split("/")
-        if len(parts) == 3:
-            kwargs = {"platform": parts[0], "runtime": parts[1], "precision": parts[2], **kwargs}
+        """Platform, runtime and precision come from `variant` only when it is a variant id;
+        a free label (a URL, an image reference) leaves them unknown, never half-parsed."""
+        if VARIANT_ID.fullmatch(variant):
+            platform, runtime, precision = variant.split("/")
+            kwargs = {"platform": platform, "runtime": runtime, "precision": precision, **kwargs}
         return cls(variant=variant, **kwargs)
 
 
@@ -157,7 +162,8 @@ def _cpu_model() -> str:
 
 
 CSV_COLUMNS = (
-    "variant", "model", "runtime", "precision", "platform", "mode", "concurrency", "rate",
+    "variant", "model", "runtime", "precision", "platform", "target_kind", "target", "mode",
+    "concurrency", "rate",
     "request_kind", "requests", "ok", "errors", "error_types", "duration_s", "throughput_rps",
     "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "stable",
 )  # fmt: skip
@@ -204,10 +210,22 @@ def validate_result(data: Mapping[str, Any]) -> None:
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
+    from tf2aif.yamlfile import Limits, read_text
+
+    # Results hold raw samples, so they may be large: read bounded, parse with json (fast).
+    text, issues = read_text(path, limits=Limits(max_bytes=256 * 2**20))
+    if issues:
+        raise Tf2aifError(f"cannot read bench result: {issues[0]}")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise Tf2aifError(f"{path}: cannot read bench result: {exc}") from exc
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Tf2aifError(
+            f"{path}:{exc.lineno}:{exc.colno}: not a JSON bench result: {exc.msg}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise Tf2aifError(f"{path}: not a JSON bench result: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise Tf2aifError(f"{path}: not a bench result: expected a JSON object")
     if data.get("schema") != RESULT_SCHEMA or data.get("version") != RESULT_VERSION:
         raise Tf2aifError(
             f"{path}: not a {RESULT_SCHEMA} version {RESULT_VERSION} file "

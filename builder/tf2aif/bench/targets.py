@@ -98,8 +98,20 @@ def artifact_endpoint(
     except FileNotFoundError as exc:
         raise Tf2aifError(str(exc)) from None
     port = free_port()
-    argv = [sys.executable, "-m", "tf2aif", "serve", str(artifact), "--host", "127.0.0.1",
-            "--port", str(port), *serve_args]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tf2aif",
+        "serve",
+        str(artifact),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--grpc-port",
+        "0",
+        *serve_args,
+    ]  # fmt: skip  (HTTP is measured)
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as logfile:
         process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, env=_child_env())

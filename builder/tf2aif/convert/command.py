@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(highlight=False)
+    if args.root is not None and args.spec_json is None:
+        console.print("[red]error:[/] --root applies to --spec-json (a manifest is its own root)")
+        return EXIT_USAGE
     if args.spec_json is not None:
         if args.variant:
             console.print("[red]error:[/] give either --variant or --spec-json, not both")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tf2aif.argtypes import count, dns_label, quantity, resource_name
 from tf2aif.deploy.k8s import Resources, manifest_files, workloads_from_record
 from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE
 from tf2aif.deploy.records import read_record
@@ -28,8 +29,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     k8s.add_argument("--record", type=Path, default=Path(DEFAULT_RECORD), help="build record")
     k8s.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="output directory")
-    k8s.add_argument("--namespace", help="namespace of every object (and of the kustomization)")
-    k8s.add_argument("--replicas", type=_positive, default=1, help="replicas per variant")
+    k8s.add_argument(
+        "--namespace", type=dns_label, help="namespace of every object (and of the kustomization)"
+    )
+    k8s.add_argument("--replicas", type=count(minimum=1), default=1, help="replicas per variant")
     k8s.add_argument(
         "--only",
         action="append",
@@ -37,11 +40,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATTERN",
         help="deploy only variants matching this pattern, e.g. 'cpu/*' (repeatable)",
     )
-    k8s.add_argument("--cpu", default=Resources.cpu_request, help="CPU request per replica")
-    k8s.add_argument("--memory", default=Resources.memory_request, help="memory request")
-    k8s.add_argument("--memory-limit", default=Resources.memory_limit, help="memory limit")
+    k8s.add_argument(
+        "--cpu", type=quantity, default=Resources.cpu_request, help="CPU request per replica"
+    )
+    k8s.add_argument(
+        "--memory", type=quantity, default=Resources.memory_request, help="memory request"
+    )
+    k8s.add_argument(
+        "--memory-limit", type=quantity, default=Resources.memory_limit, help="memory limit"
+    )
     k8s.add_argument(
         "--fpga-resource",
+        type=resource_name,
         default=DEFAULT_FPGA_RESOURCE,
         help="Xilinx device plugin resource for alveo variants (depends on card and shell)",
     )
@@ -49,13 +59,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--print", action="store_true", help="print the manifests instead of writing files"
     )
     k8s.set_defaults(func=run_k8s)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def run_k8s(args: argparse.Namespace) -> int:

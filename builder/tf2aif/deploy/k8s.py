@@ -1,13 +1,14 @@
 """Kubernetes objects for tf2aif images: pure functions from frozen values to plain dicts.
 
-Every image serves the Open Inference Protocol on port 8080 (health at /v2/health/{live,ready},
-Prometheus metrics at /metrics) as uid 10001 and writes nothing but temp files and an optional
-TensorRT engine cache, so the root filesystem is read-only and only /tmp and /var/cache/tf2aif
-are writable.
+Every image serves the Open Inference Protocol on port 8080 (HTTP; health at
+/v2/health/{live,ready}, Prometheus metrics at /metrics) and 8081 (gRPC) as uid 10001 and writes
+nothing but temp files and an optional TensorRT engine cache, so the root filesystem is read-only
+and only /tmp and /var/cache/tf2aif are writable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,15 +30,19 @@ __all__ = [
     "manifest_files",
     "service_for",
     "workload_for",
+    "check_complete",
     "workload_name",
+    "workload_names",
     "workloads_from_record",
 ]
 
 PORT = 8080
+GRPC_PORT = 8081
 UID = 10001
 CACHE_DIR = "/var/cache/tf2aif"  # TensorRT engine cache: the only thing the server writes
 _CACHE_RUNTIMES = frozenset({"tensorrt"})
 _NAME_LIMIT = 63  # DNS-1035 label: Service names must fit
+KUSTOMIZATION = "kustomization.yaml"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +91,31 @@ def workload_name(model: str, variant: str) -> str:
     return text[:_NAME_LIMIT].rstrip("-")
 
 
+def workload_names(model: str, variants: Iterable[str]) -> dict[str, str]:
+    """variant -> a distinct DNS-1035 name: `workload_name` where no other variant shares it,
+    else that name cut to make room for `-<digest of the variant>` (unique by construction:
+    a clash of digests takes the next digest)."""
+    wanted = {variant: workload_name(model, variant) for variant in variants}
+    shared: dict[str, int] = {}
+    for name in wanted.values():
+        shared[name] = shared.get(name, 0) + 1
+    names = {v: n for v, n in wanted.items() if shared[n] == 1}
+    taken = set(names.values())
+    for variant, name in sorted(wanted.items()):
+        if variant in names:
+            continue
+        attempt = 0
+        while True:
+            digest = hashlib.sha256(f"{variant}\0{attempt}".encode()).hexdigest()[:8]
+            candidate = f"{name[: _NAME_LIMIT - 9].rstrip('-')}-{digest}"
+            if candidate not in taken:
+                break
+            attempt += 1
+        names[variant] = candidate
+        taken.add(candidate)
+    return names
+
+
 def workload_for(
     model: str,
     image: ImageRecord,
@@ -129,28 +159,39 @@ def workloads_from_record(
     variant left out and why, so the caller can tell the user.
     """
     patterns = tuple(only)
-    workloads: list[Workload] = []
+    chosen: list[tuple[ImageRecord, str]] = []
     skipped: list[str] = []
+    listed: dict[str, str] = {}
     for image in record.images:
         for variant in image.variants:
             _check_variant(variant, image.target)
+            if variant in listed:
+                raise Tf2aifError(
+                    f"record images {listed[variant]!r} and {image.target!r} both list variant"
+                    f" {variant!r}: a record holds each variant once"
+                )
+            listed[variant] = image.target
             if patterns and not any(fnmatchcase(variant, p) for p in patterns):
                 continue
             if image.status != "success":
                 skipped.append(f"{variant}: image {image.target} has status {image.status}")
                 continue
-            workloads.append(
-                workload_for(
-                    record.name,
-                    image,
-                    variant,
-                    fpga_resource=fpga_resource,
-                    replicas=replicas,
-                    namespace=namespace,
-                    resources=resources or Resources(),
-                )
-            )
-    _check_unique(workloads)
+            chosen.append((image, variant))
+    # names over every variant of the record, so a name does not depend on --only
+    names = workload_names(record.name, listed)
+    workloads = [
+        workload_for(
+            record.name,
+            image,
+            variant,
+            fpga_resource=fpga_resource,
+            replicas=replicas,
+            namespace=namespace,
+            resources=resources or Resources(),
+            name=names[variant],
+        )
+        for image, variant in chosen
+    ]
     return tuple(sorted(workloads, key=lambda w: w.name)), tuple(skipped)
 
 
@@ -159,17 +200,6 @@ def _check_variant(variant: str, target: str) -> None:
         raise Tf2aifError(
             f"record image {target!r}: variant {variant!r} is not <platform>/<runtime>/<precision>"
         )
-
-
-def _check_unique(workloads: list[Workload]) -> None:
-    seen: dict[str, str] = {}
-    for workload in workloads:
-        if workload.name in seen:
-            raise Tf2aifError(
-                f"variants {seen[workload.name]!r} and {workload.variant!r} both map to the "
-                f"Kubernetes name {workload.name!r}"
-            )
-        seen[workload.name] = workload.variant
 
 
 def _labels(workload: Workload) -> dict[str, str]:
@@ -237,7 +267,10 @@ def _container(workload: Workload, mounts: list[dict[str, Any]]) -> dict[str, An
         "name": "server",
         "image": workload.image,
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         "resources": _resources(workload),
         # Startup covers slow loads (TF import, TensorRT engine build) before liveness applies.
         "startupProbe": _probe("/v2/health/live", period=5, failures=60),
@@ -332,7 +365,10 @@ def service_for(workload: Workload) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": _selector(workload),
-            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+            ],
         },
     }
 
@@ -351,9 +387,48 @@ def kustomization_for(resources: Iterable[str], *, namespace: str | None = None)
 def manifest_files(
     workloads: Iterable[Workload], *, namespace: str | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """File name -> documents: `<name>.yaml` (Deployment, Service) per workload + kustomization."""
+    """File name -> documents: `<name>.yaml` (Deployment, Service) per workload + kustomization.
+
+    Checked complete before it is returned (`check_complete`)."""
+    workloads = tuple(workloads)
     files = {f"{w.name}.yaml": [deployment_for(w), service_for(w)] for w in workloads}
     if not files:
         raise Tf2aifError("nothing to deploy: no successful variant matched")
-    files["kustomization.yaml"] = [kustomization_for(files, namespace=namespace)]
-    return dict(sorted(files.items()))
+    files[KUSTOMIZATION] = [kustomization_for(files, namespace=namespace)]
+    files = dict(sorted(files.items()))
+    check_complete(workloads, files)
+    return files
+
+
+def check_complete(
+    workloads: Iterable[Workload], files: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> None:
+    """Raise unless every workload has exactly one Deployment and one Service selecting its
+    pods, no two objects share a kind and name, and the kustomization lists every file."""
+    objects: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for file, documents in files.items():
+        for doc in documents if file != KUSTOMIZATION else ():
+            objects.setdefault((doc["kind"], doc["metadata"]["name"]), []).append(doc)
+    problems = [
+        f"{kind} {name!r} written {len(docs)} times"
+        for (kind, name), docs in objects.items()
+        if len(docs) > 1
+    ]
+    workloads = tuple(workloads)
+    for workload in workloads:
+        deployments = objects.get(("Deployment", workload.name), ())
+        services = objects.get(("Service", workload.name), ())
+        if len(deployments) != 1 or len(services) != 1:
+            problems.append(f"variant {workload.variant!r} has no single Deployment and Service")
+        elif services[0]["spec"]["selector"] != deployments[0]["spec"]["selector"]["matchLabels"]:
+            problems.append(f"the Service of {workload.variant!r} does not select its pods")
+    if len(files) != len(workloads) + 1:
+        problems.append(f"{len(files)} files for {len(workloads)} variants and a kustomization")
+    listed = [doc.get("resources") for doc in files.get(KUSTOMIZATION, ())]
+    if listed != [sorted(name for name in files if name != KUSTOMIZATION)]:
+        problems.append("the kustomization does not list every manifest file")
+    if problems:
+        raise Tf2aifError(
+            "internal error: the Kubernetes manifests are incomplete, nothing was written: "
+            + "; ".join(problems)
+        )

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tf2aif.errors import Tf2aifError
 from tf2aif.record import BuildRecord, ImageRecord, load_record
+from tf2aif.yamlfile import file_problem
 
 __all__ = ["image_reference", "read_record"]
 
 
 def read_record(path: Path) -> BuildRecord:
-    try:
-        return load_record(path)
-    except FileNotFoundError:
+    """The build record at `path`; a missing one says how to make it, a broken one where it is broken."""
+    if "does not exist" in file_problem(path):
         raise Tf2aifError(
             f"{path}: build record not found; run `tf2aif bake` first (it writes the record "
             "next to the manifest) or pass --record"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise Tf2aifError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except KeyError as exc:
-        raise Tf2aifError(f"{path}: not a tf2aif build record (no {exc.args[0]!r} field)") from None
-    except (TypeError, AttributeError) as exc:
-        raise Tf2aifError(f"{path}: not a tf2aif build record ({exc})") from None
+        )
+    return load_record(path)
 
 
 def image_reference(image: ImageRecord) -> str:

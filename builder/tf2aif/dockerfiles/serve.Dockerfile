@@ -16,7 +16,8 @@ ENV PYTHONPATH=/opt/tf2aif/lib \
     TF2AIF_MAX_QUEUE_SIZE=${TF2AIF_MAX_QUEUE_SIZE} \
     TF2AIF_THREADS=${TF2AIF_THREADS}
 USER 10001:10001
-EXPOSE 8080
+# 8080: HTTP, 8081: gRPC (both the Open Inference Protocol)
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["/opt/tf2aif/venv/bin/python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/v2/health/ready', timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["/opt/tf2aif/venv/bin/python", "-m", "tf2aif.server", "/opt/tf2aif/model", "--host", "0.0.0.0", "--port", "8080"]

@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from tf2aif.argtypes import fraction
+
 __all__ = ["add_parsers"]
+
+
+DEFAULT_HEADROOM = 0.1  # as tf2aif.place.policy.DEFAULT_HEADROOM (not imported: numpy)
 
 
 def add_parsers(subparsers) -> None:
@@ -48,9 +53,10 @@ def add_parsers(subparsers) -> None:
     )
     p.add_argument(
         "--headroom",
-        type=float,
-        default=0.1,
-        help="plan for (1 - HEADROOM) x every latency target, a margin for model error (default 0.1)",
+        type=fraction(below_one=True),
+        default=DEFAULT_HEADROOM,
+        help="plan for (1 - HEADROOM) x every latency target, a margin for model error; "
+        f"0 <= HEADROOM < 1 (default {DEFAULT_HEADROOM})",
     )
     p.add_argument("--out", type=Path, help="write assignment.json and k8s/*.yaml here")
     p.add_argument(
@@ -60,57 +66,66 @@ def add_parsers(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Place, then print: with --json stdout holds the assignment JSON and nothing else,
+    every message (unplaced apps, files written) goes to stderr."""
     from rich.console import Console
 
     from tf2aif.errors import EXIT_INVALID, EXIT_OK
 
     from .inputs import load_apps, load_cluster
-    from .k8s import manifests, write_manifests
+    from .k8s import manifests, stale_files, write_manifests
     from .policy import place
 
     nodes = load_cluster(args.cluster)
     apps, models = load_apps(args.apps)
     placement = place(
-        apps, models, nodes, policy=args.policy, mode=args.mode, queue_model=args.model
+        apps,
+        models,
+        nodes,
+        policy=args.policy,
+        mode=args.mode,
+        queue_model=args.model,
+        headroom=args.headroom,
     )
-    console = Console(width=None if sys.stdout.isatty() else 160)
     data = placement.to_dict()
+    files = manifests(placement, {n.name: n for n in nodes}) if args.out else {}
+    stale = stale_files(args.out / "k8s", files) if args.out else []  # refuses before writing
+    messages = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 100)
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
         console.print(_table(placement))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "assignment.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        written = write_manifests(
-            args.out / "k8s", manifests(placement, {n.name: n for n in nodes})
+        written = write_manifests(args.out / "k8s", files)
+        messages.print(
+            f"wrote {args.out / 'assignment.json'} and {len(written)} manifest file(s) in"
+            f" {args.out / 'k8s'}"
+            + (f"; removed {len(stale)} of an earlier placement" if stale else "")
         )
-        if not args.json:
-            console.print(
-                f"wrote {args.out / 'assignment.json'} and {len(written)} manifest file(s) in {args.out / 'k8s'}"
-            )
     for app, why in placement.unplaced:
-        console.print(f"[red]not placed[/red] {app}: {why}", highlight=False)
+        messages.print(f"[red]not placed[/red] {app}: {why}")
     return EXIT_INVALID if placement.unplaced else EXIT_OK
 
 
 def _table(placement):
     from rich.table import Table
 
-    table = Table(title=f"placement ({placement.policy}, {placement.mode})")
-    for column in (
-        "app",
-        "node",
-        "variant",
-        "instance rate",
-        "pred. mean ms",
-        "pred. p99 ms",
-        "CPU util",
-        "accel util",
-    ):
+    # names fold onto more lines rather than shrink to stubs; figures never wrap
+    table = Table(
+        title=f"placement ({placement.policy}, {placement.mode}; predicted, per instance)",
+        title_justify="left",
+    )
+    for column in ("app", "node", "variant", "req/s", "mean ms", "p99 ms", "cpu util", "acc util"):
+        figure = column.endswith(("ms", "util", "/s"))
         table.add_column(
             column,
-            justify="right" if "ms" in column or "util" in column or "rate" in column else "left",
+            justify="right" if figure else "left",
+            overflow="fold",
+            no_wrap=figure,
+            min_width=None if figure else 6,
         )
     for a in placement.assignments:
         table.add_row(

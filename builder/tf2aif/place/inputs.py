@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif.deploy.records import image_reference, read_record
-from tf2aif.errors import ManifestError, did_you_mean
+from tf2aif.errors import ManifestError, Tf2aifError, did_you_mean
+from tf2aif.yamlfile import file_problem
 
 from .loading import Document, load_document
 
@@ -390,14 +391,32 @@ def model_spec(
     return ModelSpec(name=name, profiles=eligible, images=refs, excluded=excluded)
 
 
+def _referenced(document: Document, path: tuple, load, file: Path):
+    """`load(file)` for a file the apps file names; a problem with it also points at that line."""
+    problem = file_problem(file)
+    if problem:
+        raise ManifestError([document.issue(path, problem)], file=document.file)
+    try:
+        return load(file)
+    except ManifestError as exc:
+        named = document.issue(path, f"{str(file)!r} is not valid ({len(exc.issues)} below)")
+        raise ManifestError([named, *exc.issues], file=document.file) from None
+    except Tf2aifError as exc:
+        raise ManifestError([document.issue(path, str(exc))], file=document.file) from None
+
+
 def load_apps(path: str | Path) -> tuple[tuple[App, ...], dict[str, ModelSpec]]:
     """Apps and the models they use (profiles and record paths relative to the apps file)."""
     document = load_document(path, "apps.schema.json")
     base = Path(path).parent
     models, issues = {}, []
     for name, spec in document.data["models"].items():
-        profile_model, profiles = load_profiles(base / spec["profiles"])
-        record_model, images = load_record_images(base / spec["record"])
+        profile_model, profiles = _referenced(
+            document, ("models", name, "profiles"), load_profiles, base / spec["profiles"]
+        )
+        record_model, images = _referenced(
+            document, ("models", name, "record"), load_record_images, base / spec["record"]
+        )
         for what, found in (("profiles", profile_model), ("record", record_model)):
             if found and found != name:
                 issues.append(

@@ -1,7 +1,7 @@
 """Cluster, application and profile files: YAML or JSON, checked by their JSON Schemas.
 
-Parsing with positions and the wording of schema errors are the manifest's own
-(`tf2aif.yamlfile`), so every input file of tf2aif reports problems the same way.
+Reading (bounded), parsing with positions and the wording of schema errors are the manifest's
+own (`tf2aif.yamlfile`), so every input file of tf2aif reports problems the same way.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation
-from tf2aif.yamlfile import LoadedYaml, load_schema, load_yaml, schema_issues
+from tf2aif.errors import ManifestIssue, SourceLocation
+from tf2aif.yamlfile import LoadedYaml, load_checked
 
 __all__ = ["Document", "load_document"]
 
@@ -35,7 +35,7 @@ class Document:
 
     def locate(self, path: Path_, key: bool = False) -> SourceLocation:
         """The location of `path` (scalars at their value, collections at their key)."""
-        return self.loaded.location(path)
+        return self.loaded.location(path, key=key)
 
     def issue(self, path: Path_, message: str, key: bool = False) -> ManifestIssue:
         return ManifestIssue(location=self.locate(path, key), message=message)
@@ -46,18 +46,4 @@ def load_document(path: str | Path, schema_name: str | Callable[[Any], str]) -> 
 
     `schema_name` may be a function of the parsed data, for files of more than one kind.
     """
-    file = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        issue = ManifestIssue(
-            location=SourceLocation(file=file), message=f"cannot read: {exc.strerror}"
-        )
-        raise ManifestError([issue], file=file) from exc
-    loaded = load_yaml(text, file)
-    if not loaded.issues and callable(schema_name):
-        schema_name = schema_name(loaded.data)
-    issues = list(loaded.issues) or schema_issues(loaded, load_schema(schema_name))
-    if issues:
-        raise ManifestError(issues, file=file)
-    return Document(loaded)
+    return Document(load_checked(path, schema_name))

@@ -28,6 +28,7 @@ import numpy as np
 
 from .index import PlatformIndex
 from .inputs import App, ModelSpec, Node, Profile
+from .names import InstanceKey, instance_names
 from .predict import (
     Instance,
     NodeView,
@@ -69,6 +70,7 @@ class Placement:
     assignments: tuple[Assignment, ...]
     unplaced: tuple[tuple[str, str], ...]  # (app, why)
     instances: Mapping[str, tuple[Instance, ...]]  # node -> its instances
+    names: Mapping[str, tuple[str, ...]]  # node -> the Kubernetes name of each of its instances
 
     def to_dict(self) -> dict:
         return {
@@ -92,6 +94,14 @@ class Placement:
             ],
             "unplaced": [{"app": app, "reason": why} for app, why in self.unplaced],
         }
+
+    def servers(self) -> Iterator[tuple[str, str, Instance]]:
+        """(node, instance name, instance) for every server instance, by node name."""
+        for node in sorted(self.instances):
+            yield from (
+                (node, name, instance)
+                for name, instance in zip(self.names[node], self.instances[node], strict=True)
+            )
 
 
 def _ms(seconds: float) -> float | None:
@@ -531,6 +541,8 @@ def place(
     models' error (see docs/placement.md), while Placement keeps the apps' own targets."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if not 0.0 <= headroom < 1.0:  # also refuses NaN
+        raise ValueError(f"headroom must be at least 0 and below 1, got {headroom!r}")
     cluster = _Cluster(nodes)
     states = cluster.states
     unplaced = []
@@ -556,15 +568,32 @@ def _ordered(apps: Sequence[App], models: Mapping[str, ModelSpec], mode: str) ->
 
 
 def _freeze(policy, mode, apps, models, states, unplaced, queue_model) -> Placement:
+    used = [state for state in states if state.instances]
+    keys = []
+    for state in used:
+        seen: dict[tuple[str, str], int] = {}
+        for instance in state.instances:
+            ordinal = seen.get((instance.model, instance.variant), 0)
+            seen[(instance.model, instance.variant)] = ordinal + 1
+            keys.append(
+                InstanceKey(
+                    model=instance.model,
+                    variant=instance.variant,
+                    node=state.node.name,
+                    ordinal=ordinal,
+                )
+            )
+    unique = iter(instance_names(keys))
     by_app: dict[str, Assignment] = {}
     instances: dict[str, tuple[Instance, ...]] = {}
-    for state in states:
-        if not state.instances:
-            continue
+    names: dict[str, tuple[str, ...]] = {}
+    for state in used:
         instances[state.node.name] = tuple(state.instances)
+        names[state.node.name] = tuple(next(unique) for _ in state.instances)
         view: NodeView = evaluate(state.node, state.instances, queue_model)
-        for instance, prediction in zip(state.instances, view.predictions, strict=True):
-            name = instance_name(instance, state.node)
+        for name, instance, prediction in zip(
+            names[state.node.name], state.instances, view.predictions, strict=True
+        ):
             for app in instance.apps:
                 by_app[app.name] = Assignment(
                     app=app.name,
@@ -581,17 +610,10 @@ def _freeze(policy, mode, apps, models, states, unplaced, queue_model) -> Placem
                 )
     ordered = tuple(by_app[a.name] for a in apps if a.name in by_app)
     return Placement(
-        policy=policy, mode=mode, assignments=ordered, unplaced=tuple(unplaced), instances=instances
+        policy=policy,
+        mode=mode,
+        assignments=ordered,
+        unplaced=tuple(unplaced),
+        instances=instances,
+        names=names,
     )
-
-
-def instance_name(instance: Instance, node: Node) -> str:
-    """DNS-1123 name of a server instance: model, variant and node, at most 63 characters."""
-    raw = f"{instance.model}-{instance.variant.replace('/', '-')}-{node.name}".lower()
-    clean = "".join(c if c.isalnum() or c == "-" else "-" for c in raw).strip("-")
-    if len(clean) <= 63:
-        return clean
-    import hashlib
-
-    digest = hashlib.sha256(clean.encode()).hexdigest()[:8]
-    return f"{clean[:54].rstrip('-')}-{digest}"

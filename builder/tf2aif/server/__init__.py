@@ -1,4 +1,5 @@
-"""The inference server of every tf2aif image: Open Inference Protocol (KServe v2) over HTTP.
+"""The inference server of every tf2aif image: Open Inference Protocol (KServe v2) over HTTP
+and gRPC.
 
     python -m tf2aif.server ARTIFACT_DIR --host 0.0.0.0 --port 8080     (images)
     tf2aif serve ARTIFACT_DIR                                          (locally)

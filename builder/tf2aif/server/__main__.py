@@ -14,7 +14,7 @@ from tf2aif.server.options import add_arguments, resolve_options
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tf2aif.server",
-        description="Serve a tf2aif artifact over the Open Inference Protocol (KServe v2) on HTTP. "
+        description="Serve a tf2aif artifact over the Open Inference Protocol (KServe v2) on HTTP and gRPC. "
         "Every option can also be set as an env var TF2AIF_<OPTION>.",
     )
     add_arguments(parser)

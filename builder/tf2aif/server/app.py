@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tf2aif import __version__
 from tf2aif.server import openapi
 from tf2aif.server.batching import InferenceFailed, QueueFull, ShuttingDown
-from tf2aif.server.errors import ApiError
+from tf2aif.server.errors import ApiError, ServerError
 from tf2aif.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tf2aif.server.model import ModelServer, State
 from tf2aif.server.options import ServerOptions
@@ -516,14 +516,28 @@ def create_app(
     *,
     model: ModelServer | None = None,
     on_failure: Callable[[str], None] | None = None,
+    serve_grpc: bool = False,
 ) -> Starlette:
-    """The ASGI app; loading starts when the app starts (lifespan) and runs in the background."""
+    """The ASGI app; loading starts when the app starts (lifespan) and runs in the background.
+    With `serve_grpc`, the gRPC endpoint (options.grpc_port) runs in the same event loop."""
     model = model or ModelServer(options)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        grpc_server = None
+        if serve_grpc and options.grpc_port:
+            from tf2aif.server.grpc_service import start_server  # grpcio only when serving it
+
+            try:
+                grpc_server = await start_server(model, options)
+            except ServerError as exc:
+                if on_failure is not None:
+                    on_failure(str(exc))
+                raise
         model.start(on_failure=on_failure)
         yield
+        if grpc_server is not None:
+            await grpc_server.stop(options.graceful_timeout_s)
         # the server has already let in-flight requests finish; drain the batcher off the loop
         await run_in_threadpool(model.stop, options.graceful_timeout_s)
 

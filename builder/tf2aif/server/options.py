@@ -46,6 +46,7 @@ class ServerOptions:
     artifact_dir: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int = 8081
     max_batch_size: int = 32
     adaptive_batching: bool = True
     max_queue_delay_ms: float = 0.0
@@ -68,6 +69,7 @@ class ServerOptions:
 OPTION_HELP: dict[str, tuple[Callable[[str], Any], str]] = {
     "host": (str, "interface to listen on (images use 0.0.0.0)"),
     "port": (_positive(int), "TCP port (default 8080)"),
+    "grpc_port": (_positive(int), "TCP port of the gRPC endpoint (default 8081; 0 turns it off)"),
     "max_batch_size": (
         _positive(int),
         "largest batch (rows along dim 0) the dynamic batcher forms; 1 turns batching off",

@@ -46,9 +46,13 @@ def serve(options: ServerOptions) -> None:
         if server is not None:
             server.should_exit = True  # polled by uvicorn's main loop
 
-    app = create_app(options, on_failure=stop_on_failure)
+    app = create_app(options, on_failure=stop_on_failure, serve_grpc=True)
     server = uvicorn.Server(uvicorn_config(app, options))
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's answer to a failed start-up (the gRPC port is taken, say)
+        if not failures:
+            raise
     if failures:
         raise ServerError(f"model not served: {failures[0]}")
 
