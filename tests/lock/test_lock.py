@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.lock import lockfile as lock
-from tf2aif.lock.lockfile import (
+from tf2aif.lock.lockfile import lockfile as lock
+from tf2aif.lock.lockfile.lockfile import (
     Lock,
     LockedImage,
     LockError,

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -47,8 +48,11 @@ class ServerProcess:
             else:
                 argv += [flag, str(value)]
         env = os.environ | {"PYTHONPATH": str(REPO / "builder"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        # a file, not a pipe: nobody reads a pipe while the tests run, and once its 64 KiB are
+        # full the server blocks on its next log line (seen after ~2,000 generated requests)
+        self.output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
-            [*prefix, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [*prefix, *argv], env=env, stdout=self.output, stderr=subprocess.STDOUT, text=True
         )
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -70,7 +74,8 @@ class ServerProcess:
     def logs(self) -> str:
         if self.process.poll() is None:
             return "(still running)"
-        return self.process.stdout.read() if self.process.stdout else ""
+        self.output.seek(0)
+        return self.output.read()
 
     def metrics(self) -> dict[str, list]:
         """Samples by metric family name."""

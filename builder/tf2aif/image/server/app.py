@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -115,8 +116,13 @@ def _check_infer_content_type(headers: Headers) -> None:
 
 
 async def _read_body(headers: Headers, receive: Receive, limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = headers.get("content-length", "")
+    # ASCII digits only ("²".isdigit() is true); a length longer than the limit's is over it
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > len(str(limit)) or int(declared) > limit)
+    ):
         raise ApiError(413, f"request body of {declared} bytes is over the {limit}-byte limit")
     # straight from ASGI receive(): Request.stream() costs several microseconds per request
     chunks, size, more = [], 0, True
@@ -275,6 +281,8 @@ async def predict(request: Request) -> Response:
     try:
         raw_inputs = await run_in_threadpool(model.processing.preprocess, body, content_type)
     except Exception as exc:
+        if type(exc).__name__.startswith("DecompressionBomb"):  # Pillow's, over the pixel budget
+            raise ApiError(413, _over_pixel_budget(exc, model.options.max_image_pixels)) from None
         raise ApiError(
             400, f"preprocess rejected the payload: {type(exc).__name__}: {exc}"
         ) from None
@@ -291,6 +299,16 @@ async def predict(request: Request) -> Response:
         raise ApiError(500, f"postprocess failed: {type(exc).__name__}: {exc}") from None
     stages["postprocess"].observe(time.perf_counter() - started)
     return Response(result, media_type="application/json")
+
+
+def _over_pixel_budget(exc: Exception, budget: int) -> str:
+    # Pillow words its limit as twice the budget (it only warns in between): say the budget
+    size = re.search(r"(\d+) pixels", str(exc))
+    pixels = f"{size.group(1)} pixels" if size else "more pixels"
+    return (
+        f"the image has {pixels}, over the budget of {budget} (width x height); the server's "
+        "--max-image-pixels (env TF2AIF_MAX_IMAGE_PIXELS) sets it"
+    )
 
 
 def _as_model_inputs(model: ModelServer, raw: Any) -> dict[str, np.ndarray]:
@@ -383,6 +401,11 @@ class RequestMetrics:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            started = time.perf_counter()
+            await _refuse_websocket(scope, receive, send)
+            self.metrics.answered("websocket", WEBSOCKET_REFUSED, time.perf_counter() - started)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -425,6 +448,33 @@ class RequestMetrics:
         finally:
             self.metrics.inflight.dec()
             self.metrics.answered("infer", status, time.perf_counter() - started)
+
+
+WEBSOCKET_REFUSED = 400
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """No route speaks WebSocket: answer the upgrade with a 400 and a reason (ASGI's denial
+    response), not the bare 403 a server sends when an app just closes the socket."""
+    message = (
+        f"WebSocket is not served here ({scope.get('path', '')}): this server answers plain "
+        "HTTP requests; send them without 'Upgrade: websocket' (see /docs)"
+    )
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        return
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": WEBSOCKET_REFUSED,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
 # ---- assembly ---------------------------------------------------------------------------------

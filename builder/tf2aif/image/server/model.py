@@ -21,6 +21,7 @@ from tf2aif.image.server.backends import Backend, BackendSettings, create_backen
 from tf2aif.image.server.backends.base import bucket_sizes, zeros_for
 from tf2aif.image.server.batching import Batcher
 from tf2aif.image.server.errors import ServerError
+from tf2aif.image.server.images import limit_image_decoding
 from tf2aif.image.server.metrics import ServerMetrics
 from tf2aif.image.server.options import ServerOptions
 from tf2aif.image.server.tuning import BatchProfile, profile_batch_sizes
@@ -152,6 +153,7 @@ class ModelServer:
     def _load_processing(self) -> ModuleType | None:
         if not self.info.processing:
             return None
+        limit_image_decoding(self.options.max_image_pixels)
         module = load_module(self.directory / self.info.processing)
         missing = [
             f for f in ("preprocess", "postprocess") if not callable(getattr(module, f, None))

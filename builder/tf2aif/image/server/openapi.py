@@ -1,33 +1,40 @@
-"""The OpenAPI 3.1 document of the server and a self-contained /docs page (no CDN needed)."""
+"""The OpenAPI 3.1 document of the server and a self-contained /docs page (no CDN needed).
+
+The document is the contract, written for the model being served: a request it calls valid is
+answered 2xx, and every request the server refuses breaks a rule it states. So the schemas name
+the model's inputs, outputs and datatypes, bound the values a tensor of that datatype can hold,
+and tie each input's `shape` to the number of values in `data` (one alternative per batch size
+up to the advertised `max_batch_size`: JSON Schema cannot multiply). What JSON Schema cannot say
+at all (inputs agreeing on the batch size; the binary tensor extension, whose body layout
+depends on a header) is said in descriptions. /predict's body comes from the processing module:
+its REQUEST_BODY (an OpenAPI requestBody) and RESPONSE_SCHEMA when it declares them.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from tf2aif import __version__
+from tf2aif.image.server.protocol import DATATYPES
 
 __all__ = ["docs_html", "document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_TENSOR_IN = {
-    "type": "object",
-    "required": ["name", "shape", "datatype"],
-    "properties": {
-        "name": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string", "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8",
-                                                 "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]},
-        "data": {"type": "array", "description": "row-major values, flat or nested"},
-        "parameters": {
-            "type": "object",
-            "properties": {"binary_data_size": {"type": "integer", "description": "bytes of this tensor after the JSON header"}},
-        },
-    },
-}  # fmt: skip
+_HEADER_LENGTH = "Inference-Header-Content-Length"
+# JSON values past these become Inf in the tensor, which is refused like NaN
+_FLOAT_MAX = {"FP16": 65504.0, "FP32": float(np.finfo(np.float32).max), "FP64": 1.7976931348623157e308}  # fmt: skip
+# shapes with more values than this are described without tying data to shape (any batch size)
+_TIED_VALUES_MAX = 1 << 16
+
 _TENSOR_OUT = {
     "type": "object",
+    "required": ["name", "datatype", "shape"],
     "properties": {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer"}},
@@ -36,36 +43,11 @@ _TENSOR_OUT = {
         "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer"}}},
     },
 }
-_SCHEMAS = {
+_STATIC_SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-    "InferenceRequest": {
-        "type": "object",
-        "required": ["inputs"],
-        "properties": {
-            "id": {"type": "string"},
-            "parameters": {
-                "type": "object",
-                "properties": {"binary_data_output": {"type": "boolean"}},
-            },
-            "inputs": {"type": "array", "items": _TENSOR_IN},
-            "outputs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "parameters": {
-                            "type": "object",
-                            "properties": {"binary_data": {"type": "boolean"}},
-                        },
-                    },
-                },
-            },
-        },
-    },
     "InferenceResponse": {
         "type": "object",
+        "required": ["model_name", "model_version", "outputs"],
         "properties": {
             "model_name": {"type": "string"},
             "model_version": {"type": "string"},
@@ -87,6 +69,124 @@ _SCHEMAS = {
 }
 
 
+# ---- the model's tensors ----------------------------------------------------------------------
+
+
+def value_schema(datatype: str) -> dict[str, Any]:
+    """One JSON value of a tensor of `datatype`, as the server accepts it."""
+    if datatype in _FLOAT_MAX:
+        limit = _FLOAT_MAX[datatype]
+        return {"type": "number", "minimum": -limit, "maximum": limit}
+    if datatype == "BOOL":
+        return {"type": "boolean"}
+    if datatype == "BYTES":
+        return {"type": "string"}
+    info = np.iinfo(DATATYPES[datatype])
+    return {"type": "integer", "minimum": int(info.min), "maximum": int(info.max)}
+
+
+def _nested(dims: Sequence[int], values: dict[str, Any]) -> dict[str, Any]:
+    """`data` nested like the shape: arrays of arrays, `dims` long at each level."""
+    schema = values
+    for dim in reversed(dims):
+        schema = {"type": "array", "minItems": dim, "maxItems": dim, "items": schema}
+    return schema
+
+
+def _shape_and_data(shape: Sequence[int], values: dict[str, Any]) -> dict[str, Any]:
+    """`shape` equal to `shape`, and `data` holding exactly its values, flat or nested."""
+    count = math.prod(shape)
+    flat = {"type": "array", "minItems": count, "maxItems": count, "items": values}
+    data = flat if len(shape) <= 1 else {"anyOf": [flat, _nested(shape, values)]}
+    return {"properties": {"shape": {"const": list(shape)}, "data": data}}
+
+
+def _input_schema(spec: Any, batch_limit: int) -> dict[str, Any]:
+    values = value_schema(spec.datatype)
+    dims = list(spec.shape)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"const": spec.name},
+            "datatype": {"const": spec.datatype},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "data": {"type": "array", "description": "row-major values, flat or nested"},
+            "parameters": {
+                "type": "object",
+                "description": "binary_data_size belongs to the binary tensor extension only",
+                "not": {"required": ["binary_data_size"]},
+            },
+        },
+    }
+    batched = bool(dims) and dims[0] == -1 and -1 not in dims[1:]
+    row = math.prod(dims[1:])
+    if -1 not in dims:
+        schema["allOf"] = [_shape_and_data(dims, values)]
+    elif batched and row * batch_limit <= _TIED_VALUES_MAX:
+        schema["anyOf"] = [
+            _shape_and_data([rows, *dims[1:]], values) for rows in range(batch_limit + 1)
+        ]
+    else:  # other dynamic dims (or huge rows): the rank and the fixed dims, not the count
+        schema["properties"]["shape"] |= {
+            "minItems": len(dims),
+            "maxItems": len(dims),
+            "prefixItems": [{"const": d} if d != -1 else {"type": "integer"} for d in dims],
+        }
+    return schema
+
+
+def _inputs_schema(specs: Sequence[Any], batch_limit: int) -> dict[str, Any]:
+    """Every model input exactly once, in any order."""
+    items = [_input_schema(spec, batch_limit) for spec in specs]
+    schema: dict[str, Any] = {
+        "type": "array",
+        "minItems": len(specs),
+        "maxItems": len(specs),
+        "items": items[0] if len(items) == 1 else {"anyOf": items},
+    }
+    if len(specs) > 1:
+        schema["allOf"] = [
+            {"contains": {"properties": {"name": {"const": spec.name}}}} for spec in specs
+        ]
+    return schema
+
+
+def _infer_request(model: Any) -> dict[str, Any]:
+    names = [spec.name for spec in model.info.outputs]
+    return {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string", "description": "echoed in the response"},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_output": {"type": "boolean"}},
+            },
+            "inputs": _inputs_schema(model.info.inputs, model.batch_limit),
+            "outputs": {
+                "type": "array",
+                "description": "outputs to return (default: all)",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"enum": names},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": {"type": "boolean"}},
+                            "not": {"required": ["classification"]},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+# ---- operations -------------------------------------------------------------------------------
+
+
 def _json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     body = {"schema": schema or {"type": "object"}}
     return {"description": description, "content": {"application/json": body}}
@@ -96,7 +196,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "malformed request: bad JSON, unknown/missing input, wrong datatype or shape, NaN/Inf",
         404: "unknown model or version (or no processing module, for /predict)",
-        413: "body over --max-body-bytes",
+        405: "method not allowed on this path",
+        413: "body over --max-body-bytes (or, for /predict, an image over --max-image-pixels)",
         415: "content type or content encoding not accepted",
         500: "the runtime or a processing hook failed",
         503: "model not ready, queue full (Retry-After) or shutting down",
@@ -104,58 +205,87 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json_response(text[code], _ERROR) for code in codes}
 
 
+_BINARY_EXTENSION = (
+    "Binary tensor extension (Triton's): send Content-Type application/octet-stream with the "
+    f"header {_HEADER_LENGTH}: N; the first N bytes of the body are this JSON request, and each "
+    "input with parameters.binary_data_size takes that many raw bytes after it, in input order. "
+    "Inputs must agree on the batch size (dim 0)."
+)
+
+
+def _infer_operation(model: Any) -> dict[str, Any]:
+    response_header = {
+        _HEADER_LENGTH: {
+            "description": "length of the JSON header when binary outputs follow it",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+    ok = {
+        "description": "outputs (binary ones after a JSON header when asked for)",
+        "headers": response_header,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/InferenceResponse"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    return {
+        "summary": "Inference on tensors (JSON, or JSON header + binary tensors)",
+        "description": _BINARY_EXTENSION,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}
+            },
+        },
+        "responses": {"200": ok, **_errors(400, 404, 413, 415, 500, 503)},
+    }
+
+
+def _predict_operation(model: Any) -> dict[str, Any]:
+    processing = model.processing
+    body = getattr(processing, "REQUEST_BODY", None) or {
+        "required": True,
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    result = getattr(processing, "RESPONSE_SCHEMA", None) or {}
+    return {
+        "summary": "Raw payload through the artifact's preprocess -> model -> postprocess",
+        "requestBody": body,
+        "responses": {
+            "200": _json_response("postprocess() result", result),
+            **_errors(400, 404, 413, 500, 503),
+        },
+    }
+
+
 def _model_paths(model: Any) -> dict[str, Any]:
     name_param = {
         "name": "name",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "example": model.name},
+        "schema": {"type": "string", "enum": [model.name]},
     }
     version_param = {
         "name": "version",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "example": model.version},
+        "schema": {"type": "string", "enum": [model.version]},
     }
     operations = {
-        "": ("get", "Model metadata (inputs, outputs, runtime)", _json_response("metadata", {"$ref": "#/components/schemas/ModelMetadata"}), (404,)),
-        "/ready": ("get", "Model readiness: 200 once loaded and warmed up, else 503", _json_response("ready"), (404, 503)),
-        "/config": ("get", "Triton-style model configuration (batching limits)", _json_response("config"), (404,)),
-        "/infer": ("post", "Inference on tensors (JSON, or JSON header + binary tensors)", None, (400, 404, 413, 415, 500, 503)),
-        "/predict": ("post", "Raw payload through the artifact's preprocess -> model -> postprocess", _json_response("postprocess() result"), (400, 404, 413, 500, 503)),
+        "": ("get", {"summary": "Model metadata (inputs, outputs, runtime)", "responses": {"200": _json_response("metadata", {"$ref": "#/components/schemas/ModelMetadata"}), **_errors(404)}}),
+        "/ready": ("get", {"summary": "Model readiness: 200 once loaded and warmed up, else 503", "responses": {"200": _json_response("ready"), **_errors(404, 503)}}),
+        "/config": ("get", {"summary": "Triton-style model configuration (batching limits)", "responses": {"200": _json_response("config"), **_errors(404)}}),
+        "/infer": ("post", _infer_operation(model)),
+        "/predict": ("post", _predict_operation(model)),
     }  # fmt: skip
     paths: dict[str, Any] = {}
-    for suffix, (method, summary, ok, codes) in operations.items():
+    for suffix, (method, operation) in operations.items():
         for prefix, params in (
             ("/v2/models/{name}", [name_param]),
             ("/v2/models/{name}/versions/{version}", [name_param, version_param]),
         ):
-            operation: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {}}
-            if suffix == "/infer":
-                operation |= _infer_body()
-                ok = _json_response("outputs", {"$ref": "#/components/schemas/InferenceResponse"})
-            elif suffix == "/predict":
-                operation["requestBody"] = {
-                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}
-                }
-            operation["responses"] = {"200": ok, **_errors(*codes)}
-            paths[prefix + suffix] = {method: operation}
+            paths[prefix + suffix] = {method: {**operation, "parameters": params}}
     return paths
-
-
-def _infer_body() -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
-                "application/octet-stream": {
-                    "schema": {"type": "string", "format": "binary"},
-                    "description": "binary tensor extension: the first Inference-Header-Content-Length bytes are the JSON request",
-                },
-            },
-        },
-    }  # fmt: skip
 
 
 def document(model: Any) -> dict[str, Any]:
@@ -165,9 +295,9 @@ def document(model: Any) -> dict[str, Any]:
         "/v2": {"get": {"summary": "Server metadata (name, version, extensions)", "responses": {"200": _json_response("metadata")}}},
         "/v2/repository/index": {"post": {"summary": "The one served model and its state", "responses": {"200": _json_response("index", {"type": "array"})}}},
         **_model_paths(model),
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json_response("OpenAPI 3.1")}}},
-        "/docs": {"get": {"summary": "Human-readable API page", "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+        "/docs": {"get": {"summary": "Human-readable API page", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
     }  # fmt: skip
     return {
         "openapi": "3.1.0",
@@ -177,8 +307,8 @@ def document(model: Any) -> dict[str, Any]:
             "description": "Open Inference Protocol (KServe v2) over HTTP, with the binary tensor data extension.",
         },
         "paths": paths,
-        "components": {"schemas": _SCHEMAS},
-    }
+        "components": {"schemas": {**_STATIC_SCHEMAS, "InferenceRequest": _infer_request(model)}},
+    }  # fmt: skip
 
 
 def docs_html(doc: dict[str, Any]) -> str:

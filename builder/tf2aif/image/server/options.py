@@ -57,6 +57,7 @@ class ServerOptions:
     device: str = "auto"
     performance_hint: str = "LATENCY"
     allow_nonfinite: bool = False
+    max_image_pixels: int = 4096 * 4096
     warmup: bool = True
     engine_cache: Path | None = None
     graceful_timeout_s: float = 30.0
@@ -93,6 +94,11 @@ OPTION_HELP: dict[str, tuple[Callable[[str], Any], str]] = {
     ),
     "performance_hint": (str, "OpenVINO PERFORMANCE_HINT: LATENCY or THROUGHPUT"),
     "allow_nonfinite": (_bool, "accept NaN/Inf in float inputs instead of answering 400"),
+    "max_image_pixels": (
+        _positive(int),
+        "largest image (width x height) a processing module may decode with Pillow; larger "
+        "ones get 413 before any pixel is decoded (default 16777216 = 4096x4096; 0: no limit)",
+    ),
     "warmup": (_bool, "run the model on zeros before reporting ready (default true)"),
     "engine_cache": (Path, "TensorRT engine cache folder (mount a volume here)"),
     "graceful_timeout_s": (_positive(float), "on SIGTERM, wait this long for in-flight requests"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import array as pyarray
 import json
 import math
+import reprlib
 import struct
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -104,6 +105,8 @@ def parse_infer_request(
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise _bad("request needs a non-empty 'inputs' list")
     parameters = _parameters(document, "request")
+    if header_length is None:
+        _refuse_binary_sizes_without_extension(raw_inputs)
     offset = 0
     inputs: dict[str, np.ndarray] = {}
     for index, raw in enumerate(raw_inputs):
@@ -116,14 +119,36 @@ def parse_infer_request(
         raise _bad(
             f"binary data is {len(tail)} bytes but the inputs' binary_data_size add up to {offset}"
         )
-    binary_output = parameters.get("binary_data_output", False) is True
+    if b"true" in header or b"false" in header:  # JSON booleans are rare: only then look for them
+        _refuse_booleans_among_numbers(raw_inputs)
+    binary_output = _flag(parameters, "binary_data_output", "request", default=False)
     request_id = document.get("id")
+    if "id" in document and not isinstance(request_id, str):
+        raise _bad(f"'id' must be a string, got {_brief(request_id)}")
     return InferRequest(
-        id=None if request_id is None else str(request_id),
+        id=request_id,
         inputs=inputs,
-        outputs=_requested_outputs(document.get("outputs"), binary_output),
+        outputs=_requested_outputs(document.get("outputs", []), binary_output),
         binary_output=binary_output,
     )
+
+
+def _refuse_binary_sizes_without_extension(raw_inputs: list[Any]) -> None:
+    for raw in raw_inputs:
+        parameters = raw.get("parameters") if isinstance(raw, dict) else None
+        if isinstance(parameters, dict) and "binary_data_size" in parameters:
+            raise _bad(
+                "binary_data_size belongs to the binary tensor extension: send the JSON header's "
+                f"length in {HEADER_LENGTH_NAME} and the tensor bytes after it"
+            )
+
+
+def _refuse_booleans_among_numbers(raw_inputs: list[dict[str, Any]]) -> None:
+    """numpy reads [true, 2.5] as [1.0, 2.5]: a JSON boolean in a numeric tensor is refused."""
+    for raw in raw_inputs:
+        numeric = raw["datatype"] not in ("BOOL", "BYTES") and isinstance(raw.get("data"), list)
+        if numeric and any(type(value) is bool for value in _flatten(raw["data"])):
+            raise _bad(f"input {raw['name']!r}: 'data' mixes true/false with numbers")
 
 
 def _loads(text: bytes) -> Any:
@@ -135,8 +160,34 @@ def _loads(text: bytes) -> Any:
             # accepts the first two (and checks them later) and words the error for the last
     try:
         return json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _bad(
+            f"request body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # bad JSON, bad UTF-8, or an integer past Python's digit limit
+        reason = str(exc)
+        if "integer string conversion" in reason:
+            reason = "an integer has too many digits"
+        raise _bad(f"request body is not valid JSON: {reason}") from None
+
+
+HEADER_LENGTH_NAME = "Inference-Header-Content-Length"
+# orjson's nesting limit; the standard library stops near the interpreter's recursion limit
+MAX_JSON_DEPTH = 1024
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxstring, _BRIEF.maxlong = 3, 8, 4, 60, 40
+
+
+def _brief(value: Any) -> str:
+    """A client's value, shortened for an error message (it may be huge or deeply nested)."""
+    return _BRIEF.repr(value)
+
+
+def _flag(parameters: Mapping[str, Any], key: str, where: str, *, default: bool) -> bool:
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise _bad(f"{where} parameters.{key} must be true or false, got {_brief(value)}")
+    return value
 
 
 def dumps(document: Any, *, nonfinite: bool = False) -> bytes:
@@ -187,8 +238,9 @@ def _decode_input(
     if not isinstance(datatype, str):
         raise _bad(f"input {name!r}: 'datatype' must be a string such as \"FP32\"")
     dtype = numpy_dtype(datatype)
-    size = _parameters(raw, f"input {name!r}").get("binary_data_size")
-    if size is not None:
+    input_parameters = _parameters(raw, f"input {name!r}")
+    if "binary_data_size" in input_parameters:  # null too: it is not the JSON form either
+        size = input_parameters["binary_data_size"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise _bad(f"input {name!r}: binary_data_size must be a non-negative integer")
         if offset + size > len(tail):
@@ -206,7 +258,9 @@ def _shape(raw: Any, name: str) -> tuple[int, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw
     ):
-        raise _bad(f"input {name!r}: 'shape' must be a list of non-negative integers, got {raw!r}")
+        raise _bad(
+            f"input {name!r}: 'shape' must be a list of non-negative integers, got {_brief(raw)}"
+        )
     return tuple(raw)
 
 
@@ -259,10 +313,17 @@ def _from_json(
                 array = _numbers(np.array(data), dtype)
         except (ValueError, TypeError, OverflowError) as exc:
             raise _bad(f"input {name!r}: 'data' does not hold {dtype.name} values: {exc}") from None
+        except RecursionError:
+            raise _bad(f"input {name!r}: 'data' is nested too deeply") from None
     count = math.prod(shape)
     if array.size != count:
         raise _bad(
             f"input {name!r}: shape {list(shape)} needs {count} values, 'data' has {array.size}"
+        )
+    if array.ndim > 1 and array.shape != shape:
+        raise _bad(
+            f"input {name!r}: 'data' is nested as {list(array.shape)}; send it flat or nested "
+            f"like the shape {list(shape)}"
         )
     return array.reshape(shape)
 
@@ -404,13 +465,23 @@ _JSON_KINDS = {"f": "fiu", "i": "iu", "u": "iu", "b": "b"}
 
 
 def _numbers(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if array.dtype == np.object_ and dtype.kind == "f":
+        array = _past_64_bits(array)
     if array.size and array.dtype.kind not in _JSON_KINDS[dtype.kind]:
         raise ValueError(f"found {array.dtype.name} values")
     if dtype.kind in "iu" and array.size:
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise OverflowError(f"values outside [{info.min}, {info.max}]")
-    return array.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # past the float type's range: Inf, refused by check_inputs
+        return array.astype(dtype, copy=False)
+
+
+def _past_64_bits(array: np.ndarray) -> np.ndarray:
+    """A JSON integer past 64 bits is still a number: as a float (numpy holds it as an object)."""
+    if not all(type(value) in (int, float) for value in array.flat):
+        return array  # None, strings, objects: refused by the caller
+    return array.astype(np.float64)  # OverflowError past float64's range
 
 
 def _flatten(data: Iterable[Any]) -> Iterable[Any]:
@@ -428,8 +499,6 @@ def _as_bytes(name: str, value: Any) -> bytes:
 
 
 def _requested_outputs(raw: Any, default_binary: bool) -> tuple[RequestedOutput, ...]:
-    if raw is None:
-        return ()
     if not isinstance(raw, list):
         raise _bad("'outputs' must be a list of {\"name\": ...} objects")
     requested = []
@@ -439,7 +508,9 @@ def _requested_outputs(raw: Any, default_binary: bool) -> tuple[RequestedOutput,
         parameters = _parameters(item, f"output {item['name']!r}")
         if "classification" in parameters:
             raise _bad("the classification extension is not supported; ask for the raw output")
-        binary = parameters.get("binary_data", default_binary) is True
+        binary = _flag(
+            parameters, "binary_data", f"output {item['name']!r}", default=default_binary
+        )
         requested.append(RequestedOutput(name=item["name"], binary=binary))
     return tuple(requested)
 

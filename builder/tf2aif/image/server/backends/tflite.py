@@ -77,11 +77,18 @@ class _Runner:
 
 class TFLiteBackend(Backend):
     """Resizing an interpreter re-plans its memory and re-prepares XNNPACK (about 30 ms for
-    MobileNetV2), so each worker thread keeps one interpreter per batch bucket instead."""
+    MobileNetV2), so each worker thread keeps one interpreter per batch bucket instead.
+
+    Only shapes worth keeping are kept: at most MAX_INTERPRETERS_PER_THREAD, least recently used
+    first out, and none for a batch over the largest bucket or inputs over KEEP_INPUT_BYTES.
+    Such a request gets an interpreter of its own, freed with it: an interpreter holds its
+    tensors' memory, and keeping one per distinct oversized shape grew the server by gigabytes.
+    """
 
     runtime = "tflite"
     shape_buckets = True
     MAX_INTERPRETERS_PER_THREAD = 16  # bounds memory when non-batch dims vary too
+    KEEP_INPUT_BYTES = 8 * 1024 * 1024
 
     def load(self) -> None:
         self._interpreter_cls, self._package = _interpreter_class()
@@ -93,6 +100,7 @@ class TFLiteBackend(Backend):
         self._outputs = self._tensors(self.info.outputs, outputs, "outputs")
         self._output_indices = {name: tensor.index for name, tensor in self._outputs.items()}
         self._local = threading.local()
+        self._batchable = self.batchable
         del probe  # each worker thread makes its own interpreter
 
     def _new_interpreter(self) -> Any:
@@ -125,16 +133,29 @@ class TFLiteBackend(Backend):
         return results
 
     def _runner(self, feeds: Mapping[int, np.ndarray]) -> _Runner:
+        if not self._keeps(feeds):
+            return _Runner(self._new_interpreter(), feeds)
         runners = getattr(self._local, "runners", None)
         if runners is None:  # interpreters are not thread-safe: each worker has its own
             runners = self._local.runners = {}
         shapes = tuple((index, array.shape) for index, array in feeds.items())
-        runner = runners.get(shapes)
+        runner = runners.pop(shapes, None)  # re-inserted below: the dict is in LRU order
         if runner is None:
-            if len(runners) >= self.MAX_INTERPRETERS_PER_THREAD:
+            while len(runners) >= self.MAX_INTERPRETERS_PER_THREAD:
                 runners.pop(next(iter(runners)))
-            runner = runners[shapes] = _Runner(self._new_interpreter(), feeds)
+            runner = _Runner(self._new_interpreter(), feeds)
+        runners[shapes] = runner
         return runner
+
+    def _keeps(self, feeds: Mapping[int, np.ndarray]) -> bool:
+        """Whether an interpreter for these shapes is worth keeping for the next batch."""
+        arrays = list(feeds.values())
+        rows_fit = not self._batchable or arrays[0].shape[0] <= self.settings.max_batch_size
+        return rows_fit and sum(a.nbytes for a in arrays) <= self.KEEP_INPUT_BYTES
+
+    def kept_shapes(self) -> list[tuple[int, ...]]:
+        """Input shapes this thread keeps an interpreter for, least recently used first."""
+        return [shapes[0][1] for shapes in getattr(self._local, "runners", {})]
 
     def details(self) -> dict[str, Any]:
         quantized = sorted(n for n, t in (self._inputs | self._outputs).items() if t.quantization)
