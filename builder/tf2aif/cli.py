@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "tf2aif.place.command",
     "tf2aif.bases_command",
     "tf2aif.lock_command",
+    "tf2aif.ci_command",
 )
 
 
