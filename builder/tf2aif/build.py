@@ -350,7 +350,7 @@ def run_phase(
     meta = json.loads(metadata.read_text()) if metadata.is_file() else {}
     if code == 0:
         return [_success(t, meta.get(t, {}), duration) for t in targets]
-    failing = _failing_targets(log_tail) or set(targets)
+    failing = _failing_targets(log_tail) or dict.fromkeys(targets, "build failed (see log)")
     return [
         Result(
             target=t,

@@ -13,9 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from tf2aif.errors import EXIT_BUILD, PlanError
+from tf2aif.errors import EXIT_BUILD, PlanError, did_you_mean
 
 __all__ = ["add_parsers"]
+
+RUNNER_KINDS = ("amd64", "arm64", "gpu", "jetson", "alveo")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +40,26 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     _manifest_args(p)
     _shard_args(p)
+    p.add_argument(
+        "--runner",
+        action="append",
+        default=[],
+        metavar="KIND=LABEL",
+        help="the label your runners carry for a kind of runner (amd64, arm64, gpu, jetson, "
+        "alveo), e.g. arm64=ubuntu-24.04-arm; labels only, shard names stay; repeatable",
+    )
+    p.add_argument(
+        "--format",
+        choices=["github", "gitlab"],
+        default="github",
+        help="github: matrix JSON (default); gitlab: a child pipeline with a job per shard",
+    )
+    p.add_argument(
+        "--gitlab-template",
+        default=".gitlab/tf2aif-shards.yml",
+        help="the file defining the hidden jobs .tf2aif-shard and .tf2aif-release "
+        "(--format gitlab; default .gitlab/tf2aif-shards.yml)",
+    )
     p.add_argument(
         "--github-output",
         action="store_true",
@@ -106,14 +128,6 @@ def _shard_args(p: argparse.ArgumentParser) -> None:
         default="platform",
         help="build shards per (runner, platform) [default] or per (image, platform)",
     )
-    p.add_argument(
-        "--runner",
-        action="append",
-        default=[],
-        metavar="NAME=LABEL",
-        help="runner label for an arch or accelerator (e.g. arm64=ubuntu-24.04-arm, "
-        "nvidia-gpu=gpu-t4); repeatable",
-    )
 
 
 def _runners(values: list[str]) -> dict[str, str]:
@@ -121,7 +135,12 @@ def _runners(values: list[str]) -> dict[str, str]:
     for value in values:
         name, sep, label = value.partition("=")
         if not sep or not name.strip() or not label.strip():
-            raise PlanError(f"--runner {value!r}: expected NAME=LABEL, e.g. arm64=ubuntu-24.04-arm")
+            raise PlanError(f"--runner {value!r}: expected KIND=LABEL, e.g. arm64=ubuntu-24.04-arm")
+        if name.strip() not in RUNNER_KINDS:
+            raise PlanError(
+                f"--runner {value!r}: unknown runner kind {name.strip()!r}"
+                f"{did_you_mean(name.strip(), RUNNER_KINDS)}; kinds: {', '.join(RUNNER_KINDS)}"
+            )
         out[name.strip()] = label.strip()
     return out
 
@@ -129,15 +148,22 @@ def _runners(values: list[str]) -> dict[str, str]:
 def _shards(args: argparse.Namespace, plan):
     from tf2aif.shards import Split, plan_shards
 
-    return plan_shards(plan, split=Split(args.split), runners=_runners(args.runner))
+    runners = _runners(getattr(args, "runner", []))
+    return plan_shards(plan, split=Split(args.split), runners=runners)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from tf2aif.commands import load_plan
-    from tf2aif.shards import matrix
+    from tf2aif.shards import gitlab_pipeline, matrix
 
     plan = load_plan(args)
-    data = matrix(plan, _shards(args, plan))
+    shards = _shards(args, plan)
+    if args.format == "gitlab":
+        split = ["--split", args.split] if args.split != "platform" else []
+        pipeline = gitlab_pipeline(shards, template=args.gitlab_template, extra_args=split)
+        print(json.dumps(pipeline, indent=2))
+        return 0
+    data = matrix(plan, shards)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     if args.github_output:
         target = os.environ.get("GITHUB_OUTPUT")

@@ -107,29 +107,27 @@ def _variants_by_platform(plan: Plan, serve: ServeTarget) -> dict[str, list]:
     return out
 
 
-def runner_label(
-    plan: Plan, serve: ServeTarget, platform: str, overrides: Mapping[str, str] = {}
-) -> str:
-    """The runner a (server target, platform) needs: its accelerator's runner, else its arch.
-    `overrides` maps an arch or accelerator name to the label a team's runners carry."""
+def runner_label(plan: Plan, serve: ServeTarget, platform: str) -> str:
+    """The kind of runner a (server target, platform) needs: its accelerator's runner
+    (gpu, jetson, alveo), else its CPU architecture (amd64, arm64)."""
     variants = _variants_by_platform(plan, serve).get(platform, [])
     accelerators = sorted({v.accelerator for v in variants if v.accelerator})
     if accelerators:
-        key = accelerators[0]
-        return overrides.get(key, ACCELERATOR_RUNNERS.get(key, key))
-    arch = arch_of(platform)
-    return overrides.get(arch, arch)
+        return ACCELERATOR_RUNNERS.get(accelerators[0], accelerators[0])
+    return arch_of(platform)
 
 
 def plan_shards(
     plan: Plan, *, split: Split = Split.PLATFORM, runners: Mapping[str, str] = {}
 ) -> Shards:
+    """`runners` maps a runner kind (amd64, arm64, gpu, jetson, alveo) to the label a team's
+    runners carry; it changes only the labels in the matrix, never shard names or records."""
     serves = {s.name: s for s in plan.serves}
     cells: dict[tuple[str, str], list[str]] = {}  # (shard name, platform) -> serve names
     labels: dict[tuple[str, str], str] = {}
     for serve in plan.serves:
         for platform in serve.platforms:
-            label = runner_label(plan, serve, platform, runners)
+            label = runner_label(plan, serve, platform)
             arch = arch_of(platform)
             if split is Split.TARGET:
                 name = target_name("build", serve.name.removeprefix("serve-"), arch)
@@ -140,7 +138,7 @@ def plan_shards(
     builds = tuple(
         BuildShard(
             name=name,
-            runner=labels[(name, platform)],
+            runner=runners.get(labels[(name, platform)], labels[(name, platform)]),
             platform=platform,
             serves=tuple(members),
             converts=tuple(dict.fromkeys(serves[s].convert for s in members)),
@@ -170,7 +168,7 @@ def plan_shards(
             name=key
             if split is Split.TARGET
             else target_name("convert", key.removeprefix("convert-")),
-            runner=CONVERT_RUNNER,
+            runner=runners.get(CONVERT_RUNNER, CONVERT_RUNNER),
             converts=tuple(members),
         )
         for key, members in sorted(by_toolchain.items())
@@ -286,3 +284,34 @@ def matrix(plan: Plan, shards: Shards) -> dict[str, Any]:
             ]
         },
     }
+
+
+def gitlab_pipeline(
+    shards: Shards, *, template: str, extra_args: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A GitLab child pipeline (JSON is YAML): a job per shard, on runners tagged with its
+    label, then one release job that needs every shard's record. The jobs extend the hidden
+    jobs `.tf2aif-shard` and `.tf2aif-release` of the project's `template` file."""
+    args = "".join(f" {a}" for a in extra_args)
+    jobs: dict[str, Any] = {
+        "include": [{"local": template}],
+        "stages": ["convert", "build", "release"],
+    }
+    for shard in (*shards.converts, *shards.builds):
+        stage = "convert" if isinstance(shard, ConvertShard) else "build"
+        job: dict[str, Any] = {
+            "extends": ".tf2aif-shard",
+            "stage": stage,
+            "tags": [shard.runner],
+            "variables": {"TF2AIF_SHARD": shard.name, "TF2AIF_SHARD_ARGS": args.strip()},
+        }
+        if stage == "build":
+            job["needs"] = [s.name for s in shards.converts]
+        jobs[shard.name] = job
+    jobs["tf2aif-release"] = {
+        "extends": ".tf2aif-release",
+        "stage": "release",
+        "variables": {"TF2AIF_PLAN": shards.fingerprint, "TF2AIF_SHARD_ARGS": args.strip()},
+        "needs": [{"job": name, "artifacts": True} for name in shards.names()],
+    }
+    return jobs
