@@ -23,7 +23,7 @@ from tf2aif.errors import BuildError
 from tf2aif.plan import Plan
 from tf2aif.publish import TagPlan, imagetools_argv
 from tf2aif.shard_record import ShardRecord
-from tf2aif.shards import Shards, content_digest, conversion_address
+from tf2aif.shards import Shards, content_digest, conversion_addresses
 
 __all__ = [
     "IndexPlan",
@@ -88,7 +88,7 @@ def check_release(plan: Plan, shards: Shards, records: Sequence[ShardRecord]) ->
             problems.append(
                 f"shard {name}: no record (the shard did not run or its record was lost)"
             )
-    converts = {c.name: c for c in plan.converts}
+    addresses = conversion_addresses(plan)
     serves = {s.name: s for s in plan.serves}
     fidelity: dict[str, Mapping] = {}
     durations: dict[str, float] = {}
@@ -109,7 +109,7 @@ def check_release(plan: Plan, shards: Shards, records: Sequence[ShardRecord]) ->
                     f"shard {shard.name}: {name} {conversion.status}: {conversion.reason}"
                 )
                 continue
-            address = conversion_address(plan, converts[name])
+            address = addresses[name]
             if conversion.address != address:
                 problems.append(
                     f"shard {shard.name}: {name} has content address {conversion.address}, "

@@ -43,6 +43,7 @@ __all__ = [
     "artifact_ref",
     "arch_of",
     "conversion_address",
+    "conversion_addresses",
     "content_digest",
     "find_shard",
     "matrix",
@@ -187,7 +188,7 @@ def plan_fingerprint(
         {
             "name": plan.name,
             "images": {s.name: content_digest(s) for s in plan.serves},
-            "conversions": {c.name: conversion_address(plan, c) for c in plan.converts},
+            "conversions": conversion_addresses(plan),
             "converts": [[s.name, list(s.converts)] for s in converts],
             "builds": [[s.name, s.platform, list(s.serves)] for s in builds],
         }
@@ -218,19 +219,32 @@ def conversion_address(plan: Plan, convert: ConvertTarget) -> str:
     """What a conversion's artifact is made of: its spec, its toolchain base, the model and
     plug-in contexts it reads and the converter code copied into its stage. Equal addresses
     mean the artifact in the registry can be used as is."""
-    base = next(b for b in plan.bases if b.name == convert.base)
+    return conversion_addresses(plan)[convert.name]
+
+
+def conversion_addresses(plan: Plan) -> dict[str, str]:
+    """Every conversion's content address (each context folder is read once)."""
+    bases = {b.name: b for b in plan.bases}
     root = Path(plan.root)
-    contexts = {name: root / path for name, path in sorted(convert.contexts.items())}
-    return json_digest(
-        {
-            "tf2aif": __version__,
-            "spec": convert.spec.to_json(),
-            "converter_base": [base.folder, base.vendor, base.folder_digest],
-            "model": plan.model_digest,
-            "contexts": trees_digest({k: p for k, p in contexts.items() if p.exists()}),
-            "code": _converter_code_digest(),
-        }
-    )
+    contexts: dict[tuple, str] = {}
+    out = {}
+    for convert in plan.converts:
+        key = tuple(sorted(convert.contexts.items()))
+        if key not in contexts:
+            folders = {name: root / path for name, path in key}
+            contexts[key] = trees_digest({k: p for k, p in folders.items() if p.exists()})
+        base = bases[convert.base]
+        out[convert.name] = json_digest(
+            {
+                "tf2aif": __version__,
+                "spec": convert.spec.to_json(),
+                "converter_base": [base.folder, base.vendor, base.folder_digest],
+                "model": plan.model_digest,
+                "contexts": contexts[key],
+                "code": _converter_code_digest(),
+            }
+        )
+    return out
 
 
 @functools.cache

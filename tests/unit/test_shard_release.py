@@ -40,6 +40,11 @@ def project(tmp_path_factory):
     return plan, plan_shards(plan)
 
 
+@pytest.fixture(scope="module")
+def records(project) -> tuple[ShardRecord, ...]:
+    return tuple(good_records(*project))
+
+
 def _digest(text: str) -> str:
     import hashlib
 
@@ -219,9 +224,8 @@ JSON = st.recursive(
     key=st.sampled_from(["images", "conversions", "tools", "status", "shard", "platform"]),
     value=JSON,
 )
-def test_any_record_field_value_loads_or_fails_located(project, tmp_path_factory, key, value):
-    plan, shards = project
-    data = good_records(plan, shards)[1].to_dict()
+def test_any_record_field_value_loads_or_fails_located(records, tmp_path_factory, key, value):
+    data = records[1].to_dict()
     data[key] = value
     path = tmp_path_factory.getbasetemp() / "fuzz-record.json"
     path.write_text(json.dumps(data))
@@ -322,9 +326,8 @@ def test_assemble_moves_final_tags_only_after_every_index_exists(project):
     drop=st.sets(st.integers(0, 20), max_size=3),
     fail=st.sets(st.integers(0, 20), max_size=3),
 )
-def test_release_is_all_or_nothing(project, drop, fail):
+def test_release_is_all_or_nothing(project, records, drop, fail):
     plan, shards = project
-    records = good_records(plan, shards)
     kept = []
     for i, record in enumerate(records):
         if i in drop:
