@@ -60,7 +60,9 @@ def _runners(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def engines():
-    """Runners 1-3; runner 3 starts empty. Stopped (and their bridges removed) afterwards."""
+    """Runners 1-3; runners 2 and 3 start empty (runner 1 may keep its cache: it only converts
+    and builds amd64). Stopped (and their bridges and NAT rules removed) afterwards."""
+    _runners("reset", "2")
     _runners("reset", "3")
     _runners("up", "3")
     hosts = {n: _runners("host", str(n)) for n in (1, 2, 3)}
@@ -72,7 +74,7 @@ def engines():
 def project(tmp_path_factory, digits_model) -> Path:
     root = demo_project(tmp_path_factory.mktemp("shards"), digits_model, SESSION)
     manifest = root / "tf2aif.yaml"
-    text = re.sub(r"(?ms)^targets:\n(?:  .*\n)+", TARGETS, manifest.read_text())
+    text = re.sub(r"(?m)^targets:\n(?:  .*\n)+", TARGETS, manifest.read_text())
     manifest.write_text(text)
     return root
 
