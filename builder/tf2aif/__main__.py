@@ -1,3 +1,3 @@
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 
 raise SystemExit(main())

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from tf2aif.bench.result import load_result
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 from tf2aif.resources import data_dir
 
 from .conftest import toy_server

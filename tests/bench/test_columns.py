@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tf2aif.bench.result import VARIANT_ID, Subject, validate_result
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 
 FAST = ["--warmup", "0.2", "--window", "0.3", "--max-duration", "1", "--quiet"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from tf2aif.bench.result import load_result
 from tf2aif.bench.targets import host_platform
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 from tf2aif.resources import data_dir
 
 from .test_units import record_document, record_image

@@ -166,7 +166,7 @@ def test_server_cpu_and_processing_per_request_from_the_probes():
 
 
 def test_profile_goes_next_to_the_build_record_of_the_project(tmp_path):
-    from tf2aif.cli.main.bench import project_profile_path
+    from tf2aif.cli.bench import project_profile_path
 
     record = tmp_path / "tf2aif-record.json"
     assert project_profile_path(record, []) == tmp_path / "tf2aif-profile.json"

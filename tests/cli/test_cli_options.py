@@ -19,7 +19,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tf2aif.cli.main.main import build_parser, main
+from tf2aif.cli.main import build_parser, main
 
 from projects import BASIC, write_project
 
@@ -231,7 +231,7 @@ BUILD_FLAGS = {
 @check("bake", *BUILD_FLAGS)
 def _(request, capsys, tmp_path, option):
     """The frozen BuildOptions handed to the build stage change with the option."""
-    from tf2aif.cli.main.pipeline import _build_options, load_plan
+    from tf2aif.cli.pipeline import _build_options, load_plan
 
     project = request.getfixturevalue("project")
     base = parse(["bake", project, "--source-date-epoch", "off"])
@@ -259,7 +259,7 @@ def _(request, capsys, tmp_path, option):
 
 @check("bake", "--record")
 def _(request, capsys, tmp_path, option):
-    from tf2aif.cli.main.pipeline import load_plan, record_path
+    from tf2aif.cli.pipeline import load_plan, record_path
 
     project = request.getfixturevalue("project")
     base = parse(["bake", project])
@@ -429,7 +429,7 @@ BENCH_VALUES = {
 
 
 def bench_plan_of(argv: list) -> object:
-    from tf2aif.cli.main.bench import bench_plan
+    from tf2aif.cli.bench import bench_plan
 
     return bench_plan(parse(["bench", *argv]))
 
@@ -708,8 +708,8 @@ def test_convert_root_needs_a_spec(project, tmp_path, capsys):
 
 
 def typed_options() -> list[tuple[str, str, Callable]]:
-    """(command, option, type) for every option whose type comes from tf2aif.cli.main.argtypes."""
-    from tf2aif.cli.main import argtypes
+    """(command, option, type) for every option whose type comes from tf2aif.cli.argtypes."""
+    from tf2aif.cli import argtypes
 
     found = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from convert_helpers import REPO_BUILDER, digits_spec
 
-from tf2aif.cli.main.main import main as cli_main
+from tf2aif.cli.main import main as cli_main
 from tf2aif.image.artifact import read_artifact
 from tf2aif.image.convert import Thresholds, run_conversion
 

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 
 
 def test_writes_one_file_per_variant_and_a_kustomization(record_path: Path, tmp_path: Path):

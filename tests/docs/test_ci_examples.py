@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.cli.main.main import build_parser
+from tf2aif.cli.main import build_parser
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 GITHUB = DOCS / "ci" / "github-actions.yml"

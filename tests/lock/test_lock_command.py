@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 
 PINNED = "mirror.example/base:1@sha256:" + "a" * 64
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.cli.main.main import main
-from tf2aif.lock.lockfile.lockfile import (
+from tf2aif.cli.main import main
+from tf2aif.lock.lockfile import (
     LockError,
     probe_tools,
     resolve_with_buildx,

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 from tf2aif.errors import Tf2aifError
 from tf2aif.pipeline.build import BuildOptions, _serve_output, build_env
 from tf2aif.pipeline.publish import PublishTarget, staging_set_values
@@ -97,7 +97,7 @@ def test_bake_flag_reaches_the_options_and_the_record(tmp_path, monkeypatch):
         return ()
 
     monkeypatch.setattr("tf2aif.pipeline.build.check_tools", lambda: "buildx v0")
-    monkeypatch.setattr("tf2aif.cli.main.pipeline._run_and_record", fake_run)
+    monkeypatch.setattr("tf2aif.cli.pipeline._run_and_record", fake_run)
     file = write_project(tmp_path, BASIC)
     for driver, rewrite in (("docker", False), ("docker-container", True)):
         monkeypatch.setattr("tf2aif.pipeline.build.builder_driver", lambda builder, d=driver: d)

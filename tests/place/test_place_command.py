@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "placement"
 

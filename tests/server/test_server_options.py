@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tf2aif.cli.main.main import build_parser
+from tf2aif.cli.main import build_parser
 from tf2aif.errors import Tf2aifError
 from tf2aif.image.server.options import ServerOptions, add_arguments, resolve_options
 
@@ -59,12 +59,12 @@ def test_tf2aif_serve_takes_the_same_options():
     )
     options = resolve_options(args, {})
     assert (options.max_queue_delay_ms, options.workers) == (2.5, 2)
-    assert args.func.__module__ == "tf2aif.cli.main.serve"
+    assert args.func.__module__ == "tf2aif.cli.serve"
 
 
 def test_cli_import_stays_light():
     """The CLI imports every command module at start: serving must not pull numpy or runtimes."""
-    code = "import sys, tf2aif.cli.main.serve; print(sorted({'numpy', 'starlette', 'uvicorn', 'tensorflow'} & set(sys.modules)))"
+    code = "import sys, tf2aif.cli.serve; print(sorted({'numpy', 'starlette', 'uvicorn', 'tensorflow'} & set(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         env={"PYTHONPATH": str(REPO / "builder")},

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.bases.standins.standins import (
+from tf2aif.bases.standins import (
     DEFAULT_SBOM_GENERATOR,
     DEMO_VENDOR_REFS,
     base_folders,

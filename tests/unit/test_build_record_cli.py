@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 from tf2aif.errors import PlanError
 from tf2aif.pipeline.build import (
     DEFAULT_SBOM_GENERATOR,
@@ -241,7 +241,7 @@ def _bake_options(tmp_path, monkeypatch, *argv, env=None):
         return ()
 
     monkeypatch.setattr("tf2aif.pipeline.build.check_tools", lambda: "buildx v0")
-    monkeypatch.setattr("tf2aif.cli.main.pipeline._run_and_record", fake_run)
+    monkeypatch.setattr("tf2aif.cli.pipeline._run_and_record", fake_run)
     for key in ("TF2AIF_VENDOR_MAP", "TF2AIF_SBOM_GENERATOR"):
         monkeypatch.delenv(key, raising=False)
     for key, value in (env or {}).items():

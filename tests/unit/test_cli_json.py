@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.cli.main.main import build_parser, main
+from tf2aif.cli.main import build_parser, main
 
 from projects import BASIC, write_project
 
@@ -161,14 +161,14 @@ BENCH_ROWS = [
 
 @pytest.mark.parametrize("row", BENCH_ROWS)
 def test_bench_table_is_readable_at_80_columns(row):
-    from tf2aif.cli.main.live import results_table
+    from tf2aif.cli.live import results_table
 
     headers = ["variant", "load", "req/s", "p50", "p90", "p99", "max", "errors", "srv ms"]
     readable(results_table([tuple(row)]), headers, row)
 
 
 def test_place_table_is_readable_at_80_columns(tmp_path):
-    from tf2aif.cli.main.place import _table
+    from tf2aif.cli.place import _table
     from tf2aif.place.inputs import load_apps, load_cluster
     from tf2aif.place.policy import place
 
@@ -193,7 +193,7 @@ def test_plan_table_is_readable_at_80_columns(tmp_path, monkeypatch):
     from rich.console import Console
 
     recorded = Console(width=80, record=True, color_system=None)
-    monkeypatch.setattr("tf2aif.cli.main.pipeline._console", lambda stderr=False: recorded)
+    monkeypatch.setattr("tf2aif.cli.pipeline._console", lambda stderr=False: recorded)
     assert main(["plan", str(manifest)]) == 0
     text = recorded.export_text()
     assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())

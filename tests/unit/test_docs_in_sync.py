@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tf2aif.cli.main.schema_doc import END, START, reference_markdown
+from tf2aif.cli.schema_doc import END, START, reference_markdown
 from tf2aif.pipeline.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_readme_reference_is_generated_from_schema():
     text = (ROOT / "README.md").read_text()
     block = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert block == reference_markdown(), "run: python -m tf2aif.cli.main.schema_doc README.md"
+    assert block == reference_markdown(), "run: python -m tf2aif.cli.schema_doc README.md"
     for field in (
         "`targets.include[].precision`",
         "`fidelity.samples.count`",

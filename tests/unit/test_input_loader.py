@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 from tf2aif.pipeline.yamlfile import DEFAULT_LIMITS, load_file, load_yaml
 
 from projects import BASIC, write_project
@@ -557,7 +557,7 @@ def test_fuzz_seeds_are_valid(tmp_path):
     from test_input_fuzz import LOCK
 
     from tf2aif.deploy.records import read_record
-    from tf2aif.lock.lockfile.lockfile import load_lock
+    from tf2aif.lock.lockfile import load_lock
     from tf2aif.place.inputs import load_apps, load_cluster
 
     cluster, apps = _placement(tmp_path)
@@ -580,8 +580,8 @@ def test_a_flood_of_errors_is_capped_and_counted(tmp_path, capsys):
 
 def test_vendor_maps_tf2aif_writes_are_read_back(tmp_path):
     """Every vendor reference the shipped recipes name, mapped as `bases --local` and `lock` write it."""
-    from tf2aif.bases.standins.standins import render_vendor_map
-    from tf2aif.cli.main.pipeline import read_vendor_map
+    from tf2aif.bases.standins import render_vendor_map
+    from tf2aif.cli.pipeline import read_vendor_map
     from tf2aif.pipeline.recipes import load_recipes
 
     recipes = load_recipes(env={})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tf2aif.cli.main.main import main
+from tf2aif.cli.main import main
 
 from projects import BASIC, write_project
 

@@ -58,8 +58,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tf2aif.bases.standins import standins as bases
-    from tf2aif.cli.main.pipeline import _ca_file
+    from tf2aif.bases import standins as bases
+    from tf2aif.cli.pipeline import _ca_file
     from tf2aif.resources import data_dir
 
     if not args.local:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tf2aif.cli.main.argtypes import count, fraction, number, numbers
+from tf2aif.cli.argtypes import count, fraction, number, numbers
 from tf2aif.errors import Tf2aifError, UsageError
 
 __all__ = ["BenchPlan", "Target", "add_parsers", "bench_plan", "project_profile_path"]
@@ -308,7 +308,7 @@ def _endpoint(target: Target) -> contextlib.AbstractContextManager:
 def _run_loads(plan: BenchPlan) -> int:
     from tf2aif.bench.result import BenchResult
     from tf2aif.bench.runner import Bench, bench_endpoint
-    from tf2aif.cli.main.live import LiveView
+    from tf2aif.cli.live import LiveView
 
     runs = []
     with LiveView(quiet=plan.quiet) as view:

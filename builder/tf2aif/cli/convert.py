@@ -79,7 +79,7 @@ def _spec_from_file(path: Path):
 
 
 def _spec_from_manifest(args: argparse.Namespace):
-    from tf2aif.cli.main.pipeline import load_plan
+    from tf2aif.cli.pipeline import load_plan
     from tf2aif.pipeline.plan import local_convert_spec
 
     plan = load_plan(args)
@@ -88,7 +88,7 @@ def _spec_from_manifest(args: argparse.Namespace):
 
 def _print_variants(console: Any, args: argparse.Namespace) -> None:
     try:
-        from tf2aif.cli.main.pipeline import load_plan
+        from tf2aif.cli.pipeline import load_plan
 
         variants = [v.id for v in load_plan(args).variants]
     except Exception:  # the manifest itself is broken: `tf2aif validate` says why

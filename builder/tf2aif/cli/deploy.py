@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tf2aif.cli.main.argtypes import count, dns_label, quantity, resource_name
+from tf2aif.cli.argtypes import count, dns_label, quantity, resource_name
 from tf2aif.deploy.k8s import Resources, manifest_files, workloads_from_record
 from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE
 from tf2aif.deploy.records import read_record

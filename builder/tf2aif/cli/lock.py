@@ -85,8 +85,8 @@ def _tool_images(specs: list[str]) -> dict[str, str]:
 
 
 def _inputs(args: argparse.Namespace, locked_tools: Mapping = ()):
-    from tf2aif.cli.main.pipeline import read_vendor_map
-    from tf2aif.lock.lockfile import lockfile as lock
+    from tf2aif.cli.pipeline import read_vendor_map
+    from tf2aif.lock import lockfile as lock
 
     env = dict(os.environ)
     inputs = lock.plan_inputs(
@@ -105,7 +105,7 @@ def _inputs(args: argparse.Namespace, locked_tools: Mapping = ()):
 
 
 def _resolver(args: argparse.Namespace):
-    from tf2aif.lock.lockfile import lockfile as lock
+    from tf2aif.lock import lockfile as lock
 
     if args.resolver == "registry":
         return lock.resolve_with_registry
@@ -113,7 +113,7 @@ def _resolver(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tf2aif.lock.lockfile import lockfile as lock
+    from tf2aif.lock import lockfile as lock
     from tf2aif.pipeline.yamlfile import file_problem
 
     problem = file_problem(args.manifest, what="manifest", folder_ok=True)
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, lock_path: Path) -> int:
-    from tf2aif.lock.lockfile import lockfile as lock
+    from tf2aif.lock import lockfile as lock
 
     old = lock.load_lock(lock_path)
     resolve = None if args.offline else _resolver(args)

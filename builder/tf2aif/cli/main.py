@@ -20,14 +20,15 @@ __all__ = ["main"]
 
 # Each module adds one or more subcommands; order is the order in --help.
 COMMAND_MODULES = (
-    "tf2aif.cli.main.pipeline",
-    "tf2aif.cli.main.convert",
-    "tf2aif.cli.main.serve",
-    "tf2aif.cli.main.bench",
-    "tf2aif.cli.main.deploy",
-    "tf2aif.cli.main.place",
-    "tf2aif.cli.main.bases",
-    "tf2aif.cli.main.lock",
+    "tf2aif.cli.pipeline",
+    "tf2aif.cli.convert",
+    "tf2aif.cli.serve",
+    "tf2aif.cli.bench",
+    "tf2aif.cli.deploy",
+    "tf2aif.cli.place",
+    "tf2aif.cli.bases",
+    "tf2aif.cli.lock",
+    "tf2aif.cli.ci",
 )
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tf2aif.cli.main.argtypes import fraction
+from tf2aif.cli.argtypes import fraction
 
 __all__ = ["add_parsers"]
 

@@ -1,6 +1,6 @@
 """The manifest reference in README.md, generated from schema/tf2aif.schema.json.
 
-python -m tf2aif.cli.main.schema_doc README.md     # rewrite the block between the markers
+python -m tf2aif.cli.schema_doc README.md     # rewrite the block between the markers
 """
 
 from __future__ import annotations

@@ -475,7 +475,7 @@ def plan_inputs(
     base_images/common, which every base build copies install.sh from), the vendor images
     those name (as the recipes name them: the vendor map is applied when resolving) and the
     base images' requirement pins."""
-    from tf2aif.bases.standins.standins import COMMON_FOLDER
+    from tf2aif.bases.standins import COMMON_FOLDER
     from tf2aif.pipeline.manifest import load_manifest
     from tf2aif.pipeline.plan import EMPTY_CONTEXT, make_plan
     from tf2aif.pipeline.recipes import load_recipes, recipe_dirs

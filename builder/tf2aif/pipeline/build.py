@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tf2aif.bases.standins.standins import DEFAULT_SBOM_GENERATOR
+from tf2aif.bases.standins import DEFAULT_SBOM_GENERATOR
 from tf2aif.errors import BuildError, PlanError, ToolMissingError
 from tf2aif.pipeline.bake import ARTIFACTS_DIR, BAKE_FILE, read_bake
 from tf2aif.pipeline.digests import CONTENT_DIGEST_LABEL, image_digests
@@ -278,7 +278,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     # A conversion's output is an artifact folder, not an image: nothing to describe in an SBOM
     # (and the local exporter would write the SBOM into the artifact).
     convert_options = replace(options, sbom=False)
-    results = list(_phase(root, converts, convert_options, sink=sink, label="convert"))
+    results = list(run_phase(root, converts, convert_options, sink=sink, label="convert"))
     failed = [r for r in results if not r]
     if failed:
         aborted = [_aborted(s, failed) for s in serves if s.convert in {r.target for r in failed}]
@@ -293,7 +293,7 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
         set_values += _staging_sets(publish, _serve_output(options))
     else:
         set_values += [f"{image.name}.output={_serve_output(options)}" for image in images]
-    results += _phase(
+    results += run_phase(
         root,
         [image.name for image in images],
         options,
@@ -340,7 +340,7 @@ def _serve_output(options: BuildOptions) -> str:
     return "type=docker" + pinned if options.load else "type=cacheonly"
 
 
-def _phase(
+def run_phase(
     root: Path,
     targets: Sequence[str],
     options: BuildOptions,
@@ -348,11 +348,12 @@ def _phase(
     sink: LineSink,
     label: str,
     set_values: Sequence[str] = (),
+    bake_file: str = BAKE_FILE,
 ) -> list[Result]:
     metadata = root / BUILD_DIR / f"metadata-{label}.json"
     metadata.unlink(missing_ok=True)
     argv = bake_argv(
-        BAKE_FILE,
+        bake_file,
         targets,
         metadata_file=str(metadata.relative_to(root)),
         options=options,
@@ -364,7 +365,7 @@ def _phase(
     meta = json.loads(metadata.read_text()) if metadata.is_file() else {}
     if code == 0:
         return [_success(t, meta.get(t, {}), duration) for t in targets]
-    failing = _failing_targets(log_tail) or set(targets)
+    failing = _failing_targets(log_tail) or dict.fromkeys(targets, "build failed (see log)")
     return [
         Result(
             target=t,

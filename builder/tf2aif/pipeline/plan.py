@@ -65,6 +65,8 @@ class ConvertTarget:
     local_spec: ConvertSpec  # paths relative to the manifest's folder
     contexts: Mapping[str, str]  # named contexts: model, plugins
     variants: tuple[str, ...]
+    # from the bake graph, like an image's: the artifact's address in a registry (shards)
+    content_digest: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +174,7 @@ def _addressed(plan: Plan) -> Plan:
     images = (*plan.serves, *((plan.client,) if plan.client else ()))
     digests = image_digests(
         bake_dict(plan),
-        [i.name for i in images],
+        [t.name for t in (*images, *plan.converts)],
         root=Path(plan.root),
         staged=staged_files(plan),
     )
@@ -191,7 +193,12 @@ def _addressed(plan: Plan) -> Plan:
         )
 
     client = address(plan.client) if plan.client else None
-    return replace(plan, serves=tuple(address(s) for s in plan.serves), client=client)
+    return replace(
+        plan,
+        serves=tuple(address(s) for s in plan.serves),
+        client=client,
+        converts=tuple(replace(c, content_digest=digests[c.name]) for c in plan.converts),
+    )
 
 
 # -- base images ---------------------------------------------------------------------------

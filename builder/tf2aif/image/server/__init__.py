@@ -4,7 +4,7 @@ and gRPC.
     python -m tf2aif.image.server ARTIFACT_DIR --host 0.0.0.0 --port 8080     (images)
     tf2aif serve ARTIFACT_DIR                                          (locally)
 
-Public names are imported lazily so `tf2aif.cli.main.serve` stays cheap for the CLI.
+Public names are imported lazily so `tf2aif.cli.serve` stays cheap for the CLI.
 """
 
 from __future__ import annotations

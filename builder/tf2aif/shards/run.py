@@ -1,0 +1,359 @@
+"""Run one shard on this runner (edge) and say what it pushed as a ShardRecord.
+
+Convert shard: a conversion whose content address is already in the registry is not run again;
+the others run once (local phase: artifact folder + fidelity gate), then the same targets, all
+cache hits, are pushed as one image per conversion under its content address.
+Build shard: every artifact it needs must already be in the registry (else the shard fails
+before building anything); the server targets are built for the shard's platform only and
+pushed by digest (builders that can) or under a staging tag (the docker driver), never under a
+final tag.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tf2aif import __version__
+from tf2aif.pipeline.bake import ARTIFACTS_DIR, bake_json, write_build_dir
+from tf2aif.pipeline.build import (
+    BuildOptions,
+    Result,
+    Status,
+    builder_driver,
+    check_tools,
+    registry_digest,
+    run_phase,
+)
+from tf2aif.pipeline.plan import BUILD_DIR, Plan
+from tf2aif.pipeline.publish import PublishTarget, staging_tag
+from tf2aif.shards.bake import FIDELITY_LABEL, build_shard_bake, convert_shard_bake, fidelity_label
+from tf2aif.shards.matrix import (
+    ARTIFACT_LABEL,
+    BuildShard,
+    ConvertShard,
+    Shards,
+    arch_of,
+    artifact_ref,
+    content_digest,
+    conversion_address,
+)
+from tf2aif.shards.record import ShardConversion, ShardImage, ShardRecord, now_utc
+
+__all__ = ["artifact_fidelity", "platform_manifest", "run_build_shard", "run_convert_shard"]
+
+LineSink = Callable[[str], None]
+Lookup = Callable[[str], str | None]
+
+
+def _inspect_raw(reference: str) -> dict[str, Any] | None:
+    proc = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", reference],
+        capture_output=True,
+        timeout=120,
+    )
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def platform_manifest(repository: str, digest: str, platform: str) -> str | None:
+    """The image manifest of `platform` in what was pushed (an index with attestations, or a
+    plain manifest)."""
+    data = _inspect_raw(f"{repository}@{digest}")
+    if data is None:
+        return None
+    if "manifests" not in data:
+        return digest
+    os_name, arch, *variant = platform.split("/")
+    for item in data["manifests"]:
+        spec = item.get("platform") or {}
+        annotations = item.get("annotations") or {}
+        if "vnd.docker.reference.type" in annotations:
+            continue  # an attestation manifest
+        if (spec.get("os"), spec.get("architecture")) == (os_name, arch) and (
+            not variant or spec.get("variant") == variant[0]
+        ):
+            return item["digest"]
+    return None
+
+
+def artifact_fidelity(reference: str) -> dict[str, Any]:
+    """The fidelity report a conversion artifact carries as a label (any platform: all equal)."""
+    proc = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Image}}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        return {}
+    data = json.loads(proc.stdout or "{}")
+    configs = data.values() if "config" not in data else [data]
+    for config in configs:
+        labels = (config.get("config") or {}).get("Labels") or {}
+        if FIDELITY_LABEL in labels:
+            return json.loads(labels[FIDELITY_LABEL])
+    return {}
+
+
+def tool_versions() -> dict[str, str]:
+    tools = {"tf2aif": __version__, "buildx": check_tools()}
+    proc = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode == 0:
+        tools["docker"] = proc.stdout.strip()
+    return tools
+
+
+def _write_bake(root: Path, name: str, bake: Mapping[str, Any]) -> str:
+    relative = f"{BUILD_DIR}/docker-bake.{name}.json"
+    (root / relative).write_text(json.dumps(bake, indent=2, sort_keys=True) + "\n")
+    return relative
+
+
+def _suffix(options: BuildOptions) -> str:
+    return ",rewrite-timestamp=true" if options.rewrite_timestamps else ""
+
+
+def run_convert_shard(
+    plan: Plan,
+    shards: Shards,
+    shard: ConvertShard,
+    options: BuildOptions,
+    *,
+    cache: bool = False,
+    sink: LineSink = print,
+    lookup: Lookup = registry_digest,
+) -> ShardRecord:
+    write_build_dir(plan, bake_json(plan))
+    converts = {c.name: c for c in plan.converts}
+    addresses = {n: conversion_address(plan, converts[n]) for n in shard.converts}
+    refs = {n: artifact_ref(plan, converts[n], addresses[n]) for n in shard.converts}
+    done: dict[str, ShardConversion] = {}
+    todo = []
+    for name in shard.converts:
+        digest = lookup(refs[name])
+        if digest is None:
+            todo.append(name)
+            continue
+        sink(f"{name}: {refs[name]} is already in the registry: not converted again")
+        done[name] = ShardConversion(
+            target=name,
+            address=addresses[name],
+            status=Status.SUCCESS.value,
+            reason="already in the registry under its content address",
+            reference=refs[name],
+            digest=digest,
+            reused=True,
+            fidelity=artifact_fidelity(f"{refs[name]}@{digest}"),
+        )
+    if todo:
+        todo_shard = replace(shard, converts=tuple(todo))
+        done.update(_convert(plan, todo_shard, options, refs, sink, cache=cache))
+    conversions = tuple(done[n] for n in shard.converts)
+    return ShardRecord(
+        name=plan.name,
+        plan=shards.fingerprint,
+        shard=shard.name,
+        stage="convert",
+        runner=shard.runner,
+        platform="",
+        status=_overall(c.status for c in conversions),
+        created=now_utc(),
+        tools=tool_versions(),
+        source_date_epoch=options.source_date_epoch,
+        conversions=conversions,
+    )
+
+
+def _convert(
+    plan: Plan,
+    shard: ConvertShard,
+    options: BuildOptions,
+    refs: Mapping[str, str],
+    sink: LineSink,
+    *,
+    cache: bool,
+) -> dict[str, ShardConversion]:
+    root = Path(plan.root)
+    converts = {c.name: c for c in plan.converts}
+    local_options = replace(options, push=False, sbom=False)
+    bake_file = _write_bake(root, shard.name, convert_shard_bake(plan, shard, cache=cache))
+    results = run_phase(
+        root, shard.converts, local_options, sink=sink, label=shard.name, bake_file=bake_file
+    )
+    by_name = {r.target: r for r in results}
+    passed = [n for n in shard.converts if by_name[n]]
+    fidelity = {n: _read_fidelity(root / ARTIFACTS_DIR / n) for n in passed}
+    pushed: dict[str, Result] = {}
+    if passed:
+        platforms = {
+            n: tuple(sorted({p for s in plan.serves if s.convert == n for p in s.platforms}))
+            for n in passed
+        }
+        labels = {
+            n: {
+                ARTIFACT_LABEL: conversion_address(plan, converts[n]),
+                **({FIDELITY_LABEL: fidelity_label(fidelity[n])} if fidelity[n] else {}),
+            }
+            for n in passed
+        }
+        bake = convert_shard_bake(
+            plan,
+            replace(shard, converts=tuple(passed)),
+            cache=cache,
+            push={n: refs[n] for n in passed},
+            platforms=platforms,
+            labels=labels,
+            output_suffix=_suffix(options),
+        )
+        push_file = _write_bake(root, f"{shard.name}-push", bake)
+        pushed = {
+            r.target: r
+            for r in run_phase(
+                root,
+                passed,
+                local_options,
+                sink=sink,
+                label=f"{shard.name}-push",
+                bake_file=push_file,
+            )
+        }
+    out = {}
+    for name in shard.converts:
+        result = pushed.get(name) or by_name[name]
+        out[name] = ShardConversion(
+            target=name,
+            address=conversion_address(plan, converts[name]),
+            status=result.status.value,
+            reason=result.reason,
+            reference=refs[name],
+            digest=result.digest if name in pushed and result else None,
+            fidelity=fidelity.get(name, {}),
+            duration=round(by_name[name].duration + (result.duration if name in pushed else 0), 3),
+        )
+    return out
+
+
+def _read_fidelity(folder: Path) -> dict[str, Any]:
+    report = folder / "fidelity.json"
+    return json.loads(report.read_text()) if report.is_file() else {}
+
+
+def _overall(statuses) -> str:
+    return Status.SUCCESS.value if all(s == Status.SUCCESS.value for s in statuses) else "failed"
+
+
+def run_build_shard(
+    plan: Plan,
+    shards: Shards,
+    shard: BuildShard,
+    options: BuildOptions,
+    *,
+    cache: bool = False,
+    sink: LineSink = print,
+    lookup: Lookup = registry_digest,
+) -> ShardRecord:
+    root = Path(plan.root)
+    serves = {s.name: s for s in plan.serves}
+    converts = {c.name: c for c in plan.converts}
+    refs = {n: artifact_ref(plan, converts[n]) for n in shard.converts}
+    artifacts, fidelity, missing = {}, {}, []
+    for name in shard.converts:
+        digest = lookup(refs[name])
+        if digest is None:
+            missing.append(name)
+            continue
+        repository = refs[name].rsplit(":", 1)[0]
+        artifacts[name] = f"{repository}@{digest}"
+        report = artifact_fidelity(artifacts[name])
+        if report:
+            fidelity[name] = fidelity_label(report)
+    results: dict[str, Result] = {}
+    if missing:
+        for name in shard.serves:
+            convert = serves[name].convert
+            reason = (
+                f"its conversion {convert} is not in the registry ({refs[convert]}): "
+                "run its convert shard first"
+                if convert in missing
+                else f"not built: conversions {', '.join(missing)} are missing"
+            )
+            status = Status.FAILED if convert in missing else Status.ABORTED
+            results[name] = Result(target=name, status=status, reason=reason)
+    else:
+        write_build_dir(plan, bake_json(plan))
+        by_digest = builder_driver(options.builder) not in (None, "docker")
+        run_id = f"{shards.fingerprint[7:19]}-{arch_of(shard.platform)}"
+        staging = None
+        if not by_digest:
+            staging = {
+                n: staging_tag(
+                    PublishTarget(name=n, repository=serves[n].image, final_tags=serves[n].tags),
+                    run_id,
+                )
+                for n in shard.serves
+            }
+        bake = build_shard_bake(
+            plan,
+            shard,
+            artifacts=artifacts,
+            staging=staging,
+            fidelity=fidelity,
+            cache=cache,
+            by_digest=by_digest,
+            output_suffix=_suffix(options),
+        )
+        bake_file = _write_bake(root, shard.name, bake)
+        started = time.monotonic()
+        for result in run_phase(
+            root,
+            shard.serves,
+            replace(options, push=True, load=False),
+            sink=sink,
+            label=shard.name,
+            bake_file=bake_file,
+        ):
+            results[result.target] = result
+        sink(f"{shard.name}: built in {time.monotonic() - started:.1f} s")
+    images = []
+    for name in shard.serves:
+        serve, result = serves[name], results[name]
+        manifest = None
+        if result and result.digest:
+            manifest = platform_manifest(serve.image, result.digest, shard.platform)
+        images.append(
+            ShardImage(
+                target=name,
+                platform=shard.platform,
+                content_digest=content_digest(serve),
+                status=result.status.value,
+                reason=result.reason,
+                digest=result.digest if result else None,
+                manifest=manifest,
+                repository=serve.image,
+                artifact=artifacts.get(serve.convert, ""),
+                duration=round(result.duration, 3),
+            )
+        )
+    return ShardRecord(
+        name=plan.name,
+        plan=shards.fingerprint,
+        shard=shard.name,
+        stage="build",
+        runner=shard.runner,
+        platform=shard.platform,
+        status=_overall(i.status for i in images),
+        created=now_utc(),
+        tools=tool_versions(),
+        source_date_epoch=options.source_date_epoch,
+        images=tuple(images),
+    )
