@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tf2aif.lock import lockfile as lock
 from tf2aif.lock.lockfile import (
     Lock,
     LockedImage,
@@ -23,7 +24,6 @@ from tf2aif.lock.lockfile import (
     plan_inputs,
     requirement_pins,
 )
-from tf2aif.lock import lockfile as lock
 
 DIGEST = "sha256:" + "b" * 64
 PINNED = {
