@@ -32,6 +32,8 @@ class Thresholds:
     rtol: float | None = None
     min_top1_agreement: float | None = None
     max_accuracy_drop: float | None = None
+    # the output top-1 and accuracy are judged on; None: picked by `fidelity.class_output_of`
+    class_output: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,15 +6,18 @@ quantization (per-channel, int8 weights and activations) calibrated on the calib
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tf2aif.convert.backends._common import require_precision
 from tf2aif.convert.job import ConvertJob, ConvertResult
 from tf2aif.convert.source import DEFAULT_SIGNATURE
+from tf2aif.errors import ConversionError
 
 __all__ = ["DEFAULT_OPSET", "convert", "export_onnx", "opset_of", "sample_reader"]
 
@@ -51,7 +54,14 @@ def opset_of(job: ConvertJob) -> int:
 
 
 def export_onnx(saved_model: Path, target: Path, *, opset: int) -> None:
-    """tf2onnx in-process (the same loader its CLI's --saved-model uses), names kept."""
+    """tf2onnx in-process (the same loader its CLI's --saved-model uses), names kept.
+
+    tf2onnx only logs the TensorFlow ops it has no handler for and writes the graph anyway, with
+    the TF op left in it, which onnxruntime then rejects as an invalid graph. Here such ops fail
+    the conversion, named, and nothing is written. `Erfc` (Keras 3's exact `gelu`) has no tf2onnx
+    handler, so one is supplied: erfc(x) = 1 - erf(x).
+    """
+    import onnx
     import tensorflow as tf
     import tf2onnx
     from tf2onnx import tf_loader
@@ -66,14 +76,56 @@ def export_onnx(saved_model: Path, target: Path, *, opset: int) -> None:
         return_initialized_tables=True,
         return_tensors_to_rename=True,
     )
-    tf2onnx.convert.from_graph_def(
-        graph_def,
-        input_names=inputs,
-        output_names=outputs,
-        opset=opset,
-        tensors_to_rename=rename,
-        output_path=str(target),
-    )
+    with _unsupported_ops() as unsupported:
+        model, _ = tf2onnx.convert.from_graph_def(
+            graph_def,
+            input_names=inputs,
+            output_names=outputs,
+            opset=opset,
+            custom_op_handlers=EXTRA_HANDLERS,
+            tensors_to_rename=rename,
+        )
+    if unsupported:
+        ops = ", ".join(f"{op} (node {node})" for node, op in unsupported[:3])
+        raise ConversionError(
+            f"convert failed in tf2onnx on op {unsupported[0][1]}: tf2onnx {tf2onnx.__version__} "
+            f"has no ONNX conversion for {ops} at opset {opset}; serve this model with another "
+            "runtime, or replace the op in the model"
+        )
+    onnx.save(model, str(target))
+
+
+@contextlib.contextmanager
+def _unsupported_ops() -> Iterator[list[tuple[str, str]]]:
+    """Collect the (node, op) pairs tf2onnx logs as 'Tensorflow op [node: Op] is not supported'."""
+    found: list[tuple[str, str]] = []
+
+    class Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg == "Tensorflow op [%s: %s] is not supported" and record.args:
+                found.append((str(record.args[0]), str(record.args[1])))
+
+    handler = Collector(level=logging.ERROR)
+    logger = logging.getLogger("tf2onnx")
+    logger.addHandler(handler)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+
+
+def _erfc(ctx: Any, node: Any, name: str, args: Any) -> None:
+    """Rewrite the TF node Erfc(x) in place as Sub(1, Erf(x)) (ONNX has Erf since opset 9)."""
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=node.name)
+    one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype=dtype))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
+EXTRA_HANDLERS = {"Erfc": (_erfc, [])}
 
 
 def _to_float16(source: Path, target: Path) -> None:
