@@ -68,7 +68,9 @@ def variant_name(runtime: str, precision: str) -> str:
 # ---- one model, in a child process ------------------------------------------------------------
 
 
-def run_model(name: str, work: Path, variants: list[str], options: dict[str, dict]) -> None:
+def run_model(
+    name: str, work: Path, variants: list[str], options: dict[str, dict], *, keep_done: bool
+) -> None:
     """Convert one zoo model with each variant; merge the cells into results/<name>.json."""
     from zoo_models import by_name
 
@@ -89,7 +91,7 @@ def run_model(name: str, work: Path, variants: list[str], options: dict[str, dic
     reference = None
     for runtime, backend, precision in VARIANTS:
         variant = variant_name(runtime, precision)
-        if variants and variant not in variants:
+        if (variants and variant not in variants) or (keep_done and variant in results):
             continue
         spec = replace(
             base,
@@ -310,18 +312,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--work", type=Path, default=REPO / ".zoo")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "models.md")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument(
+        "--keep-done", action="store_true", help="skip cells that already have a result"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: one model
     args = parser.parse_args(argv)
     variants = args.variants.split(",") if args.variants else []
     options = _parse_options(args.option)
     if args.one:
-        run_model(args.one, args.work, variants, options)
+        run_model(args.one, args.work, variants, options, keep_done=args.keep_done)
         return 0
     if not args.render_only:
         from build import build_zoo
         from zoo_models import MODELS
 
-        names = args.models.split(",") if args.models else [m.name for m in MODELS]
+        names = args.models.split(",") if args.models else [m.name for m in by_cost(MODELS)]
         build_zoo(args.work, names)
         for name in names:
             _run_child(name, args)
@@ -337,6 +342,8 @@ def _run_child(name: str, args: argparse.Namespace) -> None:
     command = [sys.executable, __file__, "--work", str(args.work), "--one", name]
     if args.variants:
         command += ["--variants", args.variants]
+    if args.keep_done:
+        command.append("--keep-done")
     for option in args.option:
         command += ["--option", option]
     started = time.perf_counter()
@@ -345,6 +352,12 @@ def _run_child(name: str, args: argparse.Namespace) -> None:
     summary = [ln for ln in log.read_text().splitlines() if ln.startswith(f"{name} ")]
     print("\n".join(summary) or f"{name}: no result", flush=True)
     print(f"{name}: {time.perf_counter() - started:.0f} s, exit {code}", flush=True)
+
+
+def by_cost(models) -> list:
+    """Cheap models first, so a partial run still covers every kind of model."""
+    heavy = ("mobilenet", "efficientnet", "densenet", "nasnet", "resnet", "inception", "convnext")
+    return sorted(models, key=lambda m: next((i for i, h in enumerate(heavy) if h in m.name), -1))
 
 
 def _parse_options(items: list[str]) -> dict[str, dict]:
