@@ -21,7 +21,7 @@ LOG_FILE = "converter.log"
 
 @contextlib.contextmanager
 def captured(path: Path, *, header: str = "") -> Iterator[Path]:
-    """Append everything written to fds 1 and 2 inside the block to `path`."""
+    """Append everything written to fds 1 and 2 (and sys.stdout/stderr) in the block to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -34,7 +34,13 @@ def captured(path: Path, *, header: str = "") -> Iterator[Path]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield path
+            # sys.stdout may not be fd 1 (a test runner's capture, a rich console's file)
+            with (
+                path.open("a", buffering=1) as text,
+                contextlib.redirect_stdout(text),
+                contextlib.redirect_stderr(text),
+            ):
+                yield path
         finally:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
