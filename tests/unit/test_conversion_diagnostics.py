@@ -249,3 +249,31 @@ def test_plan_names_the_gated_output():
     plan = SimpleNamespace(variants=(named, default))
     assert gated_output_line(plan) == "fidelity gate: top-1 and accuracy on output probabilities"
     assert "fidelity.class_output" in gated_output_line(SimpleNamespace(variants=(default,)))
+
+
+def test_int8_keeps_the_nodes_before_the_first_matmul_in_float(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from tf2aif.convert.backends.onnx_model import float_front
+
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["centred"], name="sub"),
+        helper.make_node("Mul", ["centred", "scale"], ["normal"], name="mul"),
+        helper.make_node("MatMul", ["normal", "w"], ["hidden"], name="matmul"),
+        helper.make_node("Relu", ["hidden"], ["y"], name="relu"),
+    ]
+    inits = [
+        helper.make_tensor(name, TensorProto.FLOAT, dims, [0.5] * size)
+        for name, dims, size in (("mean", [3], 3), ("scale", [3], 3), ("w", [3, 2], 6))
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        initializer=inits,
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert float_front(path) == ["sub", "mul"]

@@ -53,6 +53,8 @@ class ConvertSpec:
 
     def to_json(self) -> str:
         data = asdict(replace(self, options=dict(self.options)))
+        if data["thresholds"]["class_output"] is None:  # unset: specs (and digests) as before
+            del data["thresholds"]["class_output"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod

@@ -1,7 +1,9 @@
 """`onnx` (served by onnxruntime): tf2onnx on the SavedModel -> model.onnx.
 
 fp16 converts weights and compute to float16 but keeps float32 inputs/outputs; int8 is static QDQ
-quantization (per-channel, int8 weights and activations) calibrated on the calibration samples.
+quantization (per-channel, int8 weights and activations) calibrated on the calibration samples,
+with the nodes in front of the first MatMul/Conv kept in float unless `int8_float_front` is
+false (the artifact records how many as `int8_float_nodes`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tf2aif.convert.job import ConvertJob, ConvertResult
 from tf2aif.convert.source import DEFAULT_SIGNATURE
 from tf2aif.errors import ConversionError
 
-__all__ = ["DEFAULT_OPSET", "convert", "export_onnx", "opset_of", "sample_reader"]
+__all__ = ["DEFAULT_OPSET", "convert", "export_onnx", "float_front", "opset_of", "sample_reader"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ def convert(job: ConvertJob) -> ConvertResult:
     opset = opset_of(job)
     target = job.model_dir / "model.onnx"
     tools = ("tf2onnx", "onnx")
+    options: dict[str, Any] = {"opset": opset}
     if job.spec.precision == "fp32":
         export_onnx(job.saved_model, target, opset=opset)
     else:
@@ -39,11 +42,11 @@ def convert(job: ConvertJob) -> ConvertResult:
         if job.spec.precision == "fp16":
             _to_float16(fp32, target)
         else:
-            _quantize_static(fp32, target, job)
+            options["int8_float_nodes"] = len(_quantize_static(fp32, target, job))
         tools += ("onnxruntime",)
     return ConvertResult(
         model_file="model/model.onnx",
-        options={"opset": opset},
+        options=options,
         tools=tools,
         check_with="onnxruntime",
     )
@@ -136,13 +139,14 @@ def _to_float16(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
-def _quantize_static(source: Path, target: Path, job: ConvertJob) -> None:
+def _quantize_static(source: Path, target: Path, job: ConvertJob) -> list[str]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = job.workdir / "prepared.onnx"
     # symbolic shape inference needs sympy, which the converter images do not ship
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    excluded = float_front(prepared) if job.spec.options.get("int8_float_front", True) else []
     quantize_static(
         str(prepared),
         str(target),
@@ -151,7 +155,37 @@ def _quantize_static(source: Path, target: Path, job: ConvertJob) -> None:
         per_channel=True,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
+        nodes_to_exclude=excluded,
     )
+    return excluded
+
+
+HEAVY_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose"})
+
+
+def float_front(path: Path) -> list[str]:
+    """Nodes between the graph inputs and the first MatMul/Gemm/Conv, kept in float by int8.
+
+    Raw inputs often span ranges one int8 scale cannot hold (tabular features from 0.05 to
+    4000): quantizing them before the model's own normalisation erases the small features. On
+    the zoo's breast-cancer MLP this took int8 accuracy from 0.667 back to 0.956 (fp32: 0.974).
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    excluded: list[str] = []
+    frontier = [tensor.name for tensor in model.graph.input]
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if node.op_type in HEAVY_OPS or node.name in excluded:
+                continue
+            excluded.append(node.name)
+            frontier.extend(node.output)
+    return excluded
 
 
 def sample_reader(samples: tuple[dict[str, np.ndarray], ...]):
