@@ -37,6 +37,11 @@ LITERT_FLEX = (
     "this interpreter.Node number 0 (FlexTensorListReserve) failed to prepare."
 )
 TF2ONNX = "Tensorflow op [model/gelu/Erfc: Erfc] is not supported"
+OPENVINO = (
+    "FrontEnd API failed with OpConversionFailure:\nSummary:\n-- No conversion rule found for "
+    "operations: StaticRegexReplace, StringLower\nTo facilitate the conversion of unsupported "
+    "operations, refer to Frontend Extension documentation"
+)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +51,7 @@ TF2ONNX = "Tensorflow op [model/gelu/Erfc: Erfc] is not supported"
         (TFLITE_STRING, "StringLower", "is neither a custom op nor a flex op"),
         (LITERT_FLEX, "FlexTensorListReserve", "failed to prepare"),
         (TF2ONNX, "Erfc", "is not supported"),
+        (OPENVINO, "StaticRegexReplace", "No conversion rule found for operations"),
     ],
 )
 def test_describe_names_the_op_and_why(text, op, reason):

@@ -18,11 +18,7 @@ _OP_PATTERNS = (
     re.compile(r"'tf\.(?P<op>\w+)' op (?P<why>[^\n\"]+)"),
     re.compile(r"Node number \d+ \((?P<op>Flex\w+)\) (?P<why>failed to prepare)"),
     re.compile(r"Tensorflow op \[[^\]]*: (?P<op>\w+)\] (?P<why>is not supported)"),
-    re.compile(r"(?P<why>unsupported ops?)[^\n]*?(?P<op>[A-Z]\w+)"),
-    re.compile(
-        r"(?P<why>Cannot create|cannot be converted|No conversion rule found)[^\n]*?"
-        r"(?P<op>[A-Z]\w+)"
-    ),
+    re.compile(r"(?P<why>No conversion rule found for operations: (?P<op>\w+)[^\n]*)"),
     re.compile(r"(?P<why>No Op registered for) (?P<op>\w+)"),
 )
 _NOISE = re.compile(r"^(?:<unknown>:0: |loc\(.*?\): |error: )+")

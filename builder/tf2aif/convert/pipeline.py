@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import metadata
@@ -101,6 +102,12 @@ def _convert(
     return replace(info, fidelity=report)
 
 
+def _append_traceback(log_file: Path, exc: BaseException) -> None:
+    """The converter's full message belongs in its log; the console gets one line."""
+    with log_file.open("a") as log:
+        log.write("".join(traceback.format_exception(exc)))
+
+
 def _prepare_out(out: Path) -> None:
     """`out` must be empty, missing, or an earlier artifact (which is replaced)."""
     if out.exists() and any(out.iterdir()):
@@ -147,6 +154,7 @@ def _run_backend(backend: registry.Backend, job: ConvertJob) -> ConvertResult:
     except Tf2aifError:
         raise
     except Exception as exc:
+        _append_traceback(log_file, exc)
         line = failure_line(
             stage="convert",
             converter=job.spec.backend,
@@ -253,6 +261,7 @@ def _fidelity(
     except Tf2aifError:
         raise
     except Exception as exc:
+        _append_traceback(log_file, exc)
         line = failure_line(
             stage="check",
             converter=result.check_with,
