@@ -263,9 +263,41 @@ def render(work: Path) -> str:
             variant = variant_name(runtime, precision)
             if variant in cells:
                 lines.append(_row(model.name, variant, cells[variant]))
+    lines += _unconverted(work, results)
     lines += ["", "## Models", "", "| model | what it stands for | saved as |", "|---|---|---|"]
     lines += [f"| {m.name} | {m.family} | {m.save_as} |" for m in MODELS]
     return "\n".join(lines) + "\n"
+
+
+def _unconverted(work: Path, results: dict[str, dict]) -> list[str]:
+    """Each cell that failed, whether `tf2aif plan` predicts it from the model, and the fix."""
+    from zoo_models import by_name
+
+    from tf2aif.convert.source import source_digest
+    from tf2aif.model_inspect import inspect_model, predict
+
+    lines = [
+        "",
+        "## Cells that did not pass, and what plan/validate say before any build",
+        "",
+        "| model | variant | predicted by plan | reason / fix |",
+        "|---|---|---|---|",
+    ]
+    for name, cells in results.items():
+        model = work / by_name(name).path
+        facts = inspect_model(model, digest=source_digest(model), cache_root=work)
+        predictions = {p.runtime: p for p in predict(facts, [v[0] for v in VARIANTS])}
+        for runtime, _, precision in VARIANTS:
+            cell = cells.get(variant_name(runtime, precision))
+            if cell is None or cell["status"] == "ok":
+                continue
+            hit = predictions.get(runtime)
+            text = f"{hit.reason}; fix: {hit.fix}" if hit else cell.get("reason", "")
+            lines.append(
+                f"| {name} | {variant_name(runtime, precision)} | {'yes' if hit else 'no'} | "
+                f"{text.replace('|', '/')} |"
+            )
+    return lines
 
 
 def _summary(results: dict[str, dict]) -> str:

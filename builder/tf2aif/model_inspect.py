@@ -191,6 +191,11 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
                     fix=(
                         "move text preprocessing out of the model (into the processing module) "
                         "and feed token ids, or serve this model with runtime tf"
+                        + (
+                            " (OpenVINO converts these ops with the openvino-tokenizers package)"
+                            if runtime == "openvino"
+                            else ""
+                        )
                     ),
                 )
             )
