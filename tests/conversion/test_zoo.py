@@ -88,3 +88,12 @@ def test_recurrent_model_on_tflite_is_predicted_and_fails_naming_the_op(zoo, tmp
     message = str(caught.value)
     assert len(message.splitlines()) == 1
     assert message.startswith("tflite-fp32: convert failed in tflite on op TensorListReserve")
+
+
+def test_a_failed_conversion_can_be_rerun_into_the_same_folder(zoo, tmp_path):
+    spec = _spec("string_text", "tflite", "tflite")
+    for _ in range(2):  # the second run replaces the first one's converter.log
+        with pytest.raises(ConversionError, match="on op StringLower"):
+            run_conversion(spec, root=zoo, out=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [LOG_FILE]
+    assert (tmp_path / LOG_FILE).read_text().count("==== tflite-fp32: convert") == 1

@@ -109,9 +109,10 @@ def _append_traceback(log_file: Path, exc: BaseException) -> None:
 
 
 def _prepare_out(out: Path) -> None:
-    """`out` must be empty, missing, or an earlier artifact (which is replaced)."""
+    """`out` must be empty, missing, or an earlier artifact or failure log (which is replaced)."""
     if out.exists() and any(out.iterdir()):
-        if not (out / ARTIFACT_FILE).is_file():
+        earlier = {child.name for child in out.iterdir()} == {LOG_FILE}  # an earlier failure
+        if not earlier and not (out / ARTIFACT_FILE).is_file():
             raise ConversionError(
                 f"{out} is not empty and holds no {ARTIFACT_FILE}; give an empty output folder"
             )
