@@ -97,3 +97,12 @@ def test_a_failed_conversion_can_be_rerun_into_the_same_folder(zoo, tmp_path):
             run_conversion(spec, root=zoo, out=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [LOG_FILE]
     assert (tmp_path / LOG_FILE).read_text().count("==== tflite-fp32: convert") == 1
+
+
+def test_openvino_fp16_says_what_it_computes_in(zoo, tmp_path):
+    spec = _spec("multi_io", "openvino", "openvino", "fp16")
+    info = run_conversion(spec, root=zoo, out=tmp_path)
+    assert info.options["weights_precision"] == "f16"
+    assert info.options["inference_precision_hint"] == "f32"
+    assert info.options["compute_precision"] == "f32"  # not bf16, whatever the CPU offers
+    assert info.fidelity["metrics"]["max_rel_diff"] < 0.01
