@@ -54,7 +54,7 @@ def convert(job: ConvertJob) -> ConvertResult:
             "weights": "model/model.bin",
             "weights_precision": "f16" if compress else "f32",
             "inference_precision_hint": hint,
-            "compute_precision": compute.removeprefix("<Type: '").removesuffix("'>"),
+            "compute_precision": compute,  # float32, bfloat16 or float16
         },
         tools=tools,
         check_with="openvino",
