@@ -104,5 +104,5 @@ def test_openvino_fp16_says_what_it_computes_in(zoo, tmp_path):
     info = run_conversion(spec, root=zoo, out=tmp_path)
     assert info.options["weights_precision"] == "f16"
     assert info.options["inference_precision_hint"] == "f32"
-    assert info.options["compute_precision"] == "float32"  # not bfloat16, whatever the CPU has
+    assert info.options["compute_precision"] == "f32"  # not bf16, whatever the CPU has
     assert info.fidelity["metrics"]["max_rel_diff"] < 0.01

@@ -46,7 +46,7 @@ def convert(job: ConvertJob) -> ConvertResult:
         compiled = ov.Core().compile_model(
             str(job.model_dir / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": hint}
         )
-        compute = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        compute = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     return ConvertResult(
         model_file="model/model.xml",
         options={
@@ -54,7 +54,7 @@ def convert(job: ConvertJob) -> ConvertResult:
             "weights": "model/model.bin",
             "weights_precision": "f16" if compress else "f32",
             "inference_precision_hint": hint,
-            "compute_precision": compute,  # float32, bfloat16 or float16
+            "compute_precision": compute,  # f32, bf16 or f16
         },
         tools=tools,
         check_with="openvino",
