@@ -263,6 +263,9 @@ def render(work: Path) -> str:
             variant = variant_name(runtime, precision)
             if variant in cells:
                 lines.append(_row(model.name, variant, cells[variant]))
+    missing = [m.name for m in MODELS if m.name not in results]
+    if missing:
+        lines += ["", f"Not measured in this run: {', '.join(missing)}."]
     lines += _unconverted(work, results)
     lines += ["", "## Models", "", "| model | what it stands for | saved as |", "|---|---|---|"]
     lines += [f"| {m.name} | {m.family} | {m.save_as} |" for m in MODELS]
@@ -319,6 +322,13 @@ def _row(model: str, variant: str, cell: dict[str, Any]) -> str:
     result = {"ok": "ok", "gate": "gate failed", "failed": "**not converted**"}[cell["status"]]
     if cell.get("reason"):
         result += ": " + cell["reason"].replace("|", "\\|")
+    compute = cell.get("options", {}).get("compute_precision")
+    if compute and compute != "f32":
+        result += f" (computed in {compute})"
+    elif variant == "openvino-fp16" and cell.get("options", {}).get("inference_precision_hint") == (
+        "f16"
+    ):
+        result += " (earlier f16 hint, which this CPU's plugin runs as bf16)"
     size = f"{cell['size_bytes'] / 1024:.0f} KiB" if cell.get("size_bytes") is not None else ""
     ratio = ""
     if cell.get("p50_ms") and cell.get("p50_native_ms"):
