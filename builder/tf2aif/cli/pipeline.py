@@ -181,10 +181,15 @@ def _console(stderr: bool = False):
 
 def cmd_validate(args: argparse.Namespace) -> int:
     plan = load_plan(args)
-    _console().print(
+    console = _console()
+    console.print(
         f"[green]ok[/] {args.manifest}: {len(plan.variants)} variants, {len(plan.serves)} images, "
         f"{len(plan.converts)} conversions, {len(plan.skipped)} cells skipped"
     )
+    from tf2aif.pipeline.model_inspect import predicted_failures
+
+    for row in predicted_failures(plan):
+        console.print(f"[yellow]warning[/] {row.cell}: {row.reason}; fix: {row.fix}")
     return 0
 
 
@@ -225,7 +230,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for cell in plan.skipped:
             skipped.add_row(cell.id, cell.reason)
         console.print(skipped)
+    _print_gate_and_model(console, plan)
     return 0
+
+
+def _print_gate_and_model(console: Any, plan) -> None:
+    """Which output the fidelity gate judges, and the cells the model itself rules out."""
+    from tf2aif.pipeline.model_inspect import gated_output_line, predicted_failures
+
+    console.print(gated_output_line(plan))
+    predicted = predicted_failures(plan)
+    if predicted:
+        from rich.table import Table
+
+        table = Table(title="cells the model rules out (before any build)", title_justify="left")
+        for column in ("cell", "reason", "fix"):
+            table.add_column(column, overflow="fold")
+        for row in predicted:
+            table.add_row(row.cell, row.reason, row.fix)
+        console.print(table)
 
 
 def plan_json(plan) -> dict[str, Any]:

@@ -380,7 +380,8 @@ def _plugin(block: Mapping[str, Any] | None) -> PluginRef | None:
 
 def _thresholds(block: Mapping[str, Any]) -> Thresholds:
     keys = ("atol", "rtol", "min_top1_agreement", "max_accuracy_drop")
-    return Thresholds(**{k: float(block[k]) for k in keys if k in block})
+    named = {"class_output": str(block["class_output"])} if "class_output" in block else {}
+    return Thresholds(**{k: float(block[k]) for k in keys if k in block}, **named)
 
 
 def _pattern(block: Mapping[str, Any], path: str) -> CellPattern:

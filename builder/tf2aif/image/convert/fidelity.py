@@ -5,8 +5,10 @@ Metrics (over every sample, batch of one at a time):
   max_rel_diff     per output, max_abs_diff divided by the largest |reference| value, then the max
                    (relative to the output's range, so near-zero softmax entries do not explode it)
   nonfinite        samples whose converted outputs hold NaN or Inf (always gated at 0)
-  top1_agreement   share of samples with the same argmax, for the first classification-shaped
-                   output (shape [1, K], K > 1)
+  top1_agreement   share of samples with the same argmax, on the class output: the one the
+                   manifest names, else the classification-shaped output (shape [1, K], K > 1)
+                   whose name says so (probabilities, logits, scores, class...), else the one
+                   whose rows look like probabilities, else the first; `top1_output` records it
   accuracy_reference / accuracy / accuracy_drop   when samples carry labels; drop = ref - converted
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tf2aif.errors import ConversionError
 from tf2aif.image.convert.runners import Runner
 from tf2aif.image.convert.samples import Samples
 from tf2aif.image.convert.spec import Thresholds
@@ -26,6 +29,7 @@ __all__ = [
     "Check",
     "checks_for",
     "checks_of",
+    "class_output_of",
     "format_report",
     "format_table",
     "measure",
@@ -49,14 +53,16 @@ class Check:
         return self.measured >= self.threshold
 
 
-def measure(reference: Runner, candidate: Runner, samples: Samples) -> dict[str, Any]:
+def measure(
+    reference: Runner, candidate: Runner, samples: Samples, *, class_output: str | None = None
+) -> dict[str, Any]:
     # one runtime after the other: interleaving lets one's idle worker threads starve the other
     references = [reference(inputs) for inputs in samples.inputs]
     pairs = list(zip(references, (candidate(inputs) for inputs in samples.inputs), strict=True))
     names = sorted(pairs[0][0])
     metrics: dict[str, Any] = {"samples": len(samples)}
     metrics |= _differences(pairs, names)
-    top1 = _classification_output(pairs[0][0], names)
+    top1 = class_output_of([ref for ref, _ in pairs], names, class_output)
     if top1 is not None:
         ref_top = np.array([int(np.argmax(ref[top1])) for ref, _ in pairs])
         got_top = np.array([int(np.argmax(got[top1])) for _, got in pairs])
@@ -151,12 +157,35 @@ def _differences(pairs: Sequence[tuple[dict, dict]], names: Sequence[str]) -> di
     return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "nonfinite": nonfinite}
 
 
-def _classification_output(outputs: Mapping[str, np.ndarray], names: Sequence[str]) -> str | None:
-    for name in names:
-        shape = np.shape(outputs[name])
-        if len(shape) == 2 and shape[0] == 1 and shape[1] > 1:
+CLASS_NAME_HINTS = ("prob", "logit", "class", "score", "softmax", "label", "pred")
+
+
+def class_output_of(
+    references: Sequence[Mapping[str, np.ndarray]], names: Sequence[str], named: str | None = None
+) -> str | None:
+    """The output top-1 is judged on (see the module docstring); None when none fits."""
+    if named is not None:
+        if named not in names:
+            raise ConversionError(
+                f"class output {named!r} is not an output of the model; "
+                f"its outputs are: {', '.join(names)}"
+            )
+        return named
+    candidates = [
+        name
+        for name in names
+        if len(np.shape(references[0][name])) == 2
+        and np.shape(references[0][name])[0] == 1
+        and np.shape(references[0][name])[1] > 1
+    ]
+    for name in candidates:
+        if any(hint in name.lower() for hint in CLASS_NAME_HINTS):
             return name
-    return None
+    for name in candidates:
+        rows = np.concatenate([np.asarray(ref[name], dtype=np.float64) for ref in references])
+        if np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+            return name
+    return candidates[0] if candidates else None
 
 
 METRIC_ORDER = (

@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import metadata
@@ -21,6 +22,8 @@ from typing import Any
 from tf2aif.errors import ConversionError, FidelityError, PluginError, Tf2aifError
 from tf2aif.image.artifact import ARTIFACT_FILE, ArtifactInfo, write_artifact
 from tf2aif.image.convert import fidelity, registry
+from tf2aif.image.convert.converter_log import LOG_FILE, captured
+from tf2aif.image.convert.failure import failure_line
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
 from tf2aif.image.convert.runners import runner_for, signature_runner
 from tf2aif.image.convert.samples import (
@@ -56,8 +59,10 @@ def run_conversion(spec: ConvertSpec, *, root: Path, out: Path) -> ArtifactInfo:
     _prepare_out(out)
     try:
         info = _convert(spec, backend, root=root, out=out)
-    except BaseException:
-        _clear(out)  # everything in `out` is ours: it was empty or an earlier artifact
+    except BaseException as exc:
+        # everything in `out` is ours: it was empty or an earlier artifact; a converter's
+        # failure keeps its log, which the error message points to
+        _clear(out, keep=LOG_FILE if type(exc) is ConversionError else None)
         raise
     (out / FIDELITY_FILE).write_text(json.dumps(info.fidelity, indent=2, sort_keys=True) + "\n")
     write_artifact(out, info)
@@ -97,10 +102,17 @@ def _convert(
     return replace(info, fidelity=report)
 
 
+def _append_traceback(log_file: Path, exc: BaseException) -> None:
+    """The converter's full message belongs in its log; the console gets one line."""
+    with log_file.open("a") as log:
+        log.write("".join(traceback.format_exception(exc)))
+
+
 def _prepare_out(out: Path) -> None:
-    """`out` must be empty, missing, or an earlier artifact (which is replaced)."""
+    """`out` must be empty, missing, or an earlier artifact or failure log (which is replaced)."""
     if out.exists() and any(out.iterdir()):
-        if not (out / ARTIFACT_FILE).is_file():
+        earlier = {child.name for child in out.iterdir()} == {LOG_FILE}  # an earlier failure
+        if not earlier and not (out / ARTIFACT_FILE).is_file():
             raise ConversionError(
                 f"{out} is not empty and holds no {ARTIFACT_FILE}; give an empty output folder"
             )
@@ -108,8 +120,10 @@ def _prepare_out(out: Path) -> None:
     (out / "model").mkdir(parents=True, exist_ok=True)
 
 
-def _clear(out: Path) -> None:
+def _clear(out: Path, *, keep: str | None = None) -> None:
     for child in out.iterdir():
+        if child.name == keep and child.stat().st_size:
+            continue
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
@@ -130,15 +144,25 @@ def _calibration_samples(spec: ConvertSpec, root: Path, source: SourceModel) -> 
 
 def _run_backend(backend: registry.Backend, job: ConvertJob) -> ConvertResult:
     log.info("%s: converting with backend %r", job.variant, job.spec.backend)
+    log_file = job.model_dir.parent / LOG_FILE
     try:
-        return backend(job)
+        with captured(log_file, header=f"{job.variant}: convert with {job.spec.backend}"):
+            return backend(job)
+    except ConversionError as exc:
+        if exc.variant:
+            raise
+        raise ConversionError(f"{exc} (converter log: {log_file})", variant=job.variant) from exc
     except Tf2aifError:
         raise
     except Exception as exc:
-        raise ConversionError(
-            f"backend {job.spec.backend!r} failed: {type(exc).__name__}: {exc}",
-            variant=job.variant,
-        ) from exc
+        _append_traceback(log_file, exc)
+        line = failure_line(
+            stage="convert",
+            converter=job.spec.backend,
+            text=f"{type(exc).__name__}: {exc}",
+            log=log_file,
+        )
+        raise ConversionError(line, variant=job.variant) from exc
 
 
 def _artifact_info(
@@ -225,17 +249,27 @@ def _fidelity(
         return {"variant": variant, "checked": False, "note": result.check_note, "passed": True}
     samples = _fidelity_samples(spec, root, source, calibration)
     log.info("%s: fidelity check on %d samples (%s)", variant, len(samples), samples.source)
-    candidate = runner_for(result.check_with, out, info)
+    log_file = out / LOG_FILE
     try:
-        metrics = fidelity.measure(signature_runner(source.function), candidate, samples)
+        with captured(log_file, header=f"{variant}: fidelity check with {result.check_with}"):
+            candidate = runner_for(result.check_with, out, info)
+            metrics = fidelity.measure(
+                signature_runner(source.function),
+                candidate,
+                samples,
+                class_output=spec.thresholds.class_output,
+            )
     except Tf2aifError:
         raise
     except Exception as exc:
-        raise ConversionError(
-            f"running the converted model with {result.check_with} failed: "
-            f"{type(exc).__name__}: {exc}",
-            variant=variant,
-        ) from exc
+        _append_traceback(log_file, exc)
+        line = failure_line(
+            stage="check",
+            converter=result.check_with,
+            text=f"{type(exc).__name__}: {exc}",
+            log=log_file,
+        )
+        raise ConversionError(line, variant=variant) from exc
     return fidelity.report(
         variant=variant,
         checked_with=result.check_with,

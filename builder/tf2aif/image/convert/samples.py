@@ -46,6 +46,7 @@ NUMPY_DTYPES = {
     "INT32": np.int32,
     "INT64": np.int64,
     "BOOL": np.bool_,
+    "BYTES": np.object_,  # strings: str or bytes objects, as TensorFlow and onnxruntime take them
 }
 
 Inputs = dict[str, np.ndarray]
@@ -107,7 +108,13 @@ def synthetic_samples(inputs: tuple[TensorSpec, ...], *, seed: int = 0) -> Sampl
         sample = {}
         for spec in inputs:
             shape = [1] + [d if d >= 0 else SYNTHETIC_DYNAMIC_DIM for d in spec.shape[1:]]
-            sample[spec.name] = rng.random(shape).astype(NUMPY_DTYPES[spec.datatype])
+            if spec.datatype == "BYTES":  # a few words of random digits
+                words = rng.integers(0, 1000, [*shape, 4]).astype(str)
+                sample[spec.name] = np.vectorize(" ".join, signature="(n)->()")(words).astype(
+                    object
+                )
+            else:
+                sample[spec.name] = rng.random(shape).astype(NUMPY_DTYPES[spec.datatype])
         samples.append(sample)
     return Samples(inputs=tuple(samples), labels=None, source="synthetic")
 
@@ -180,6 +187,8 @@ def _to_batch_of_one(value: Any, spec: TensorSpec, index: int) -> np.ndarray:
 
 
 def _castable(have: np.dtype, want: np.dtype) -> bool:
+    if want.kind == "O":  # strings: numpy str/bytes arrays or object arrays of them
+        return have.kind in "USO"
     if want.kind == "f":
         return have.kind in "fiub"
     if want.kind in "iu":

@@ -32,6 +32,8 @@ class Thresholds:
     rtol: float | None = None
     min_top1_agreement: float | None = None
     max_accuracy_drop: float | None = None
+    # the output top-1 and accuracy are judged on; None: picked by `fidelity.class_output_of`
+    class_output: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +53,8 @@ class ConvertSpec:
 
     def to_json(self) -> str:
         data = asdict(replace(self, options=dict(self.options)))
+        if data["thresholds"]["class_output"] is None:  # unset: specs (and digests) as before
+            del data["thresholds"]["class_output"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod

@@ -1,0 +1,415 @@
+"""Run the cpu conversion matrix on the model zoo and write the conformance table docs/models.md.
+
+    PYTHONPATH=builder python benchmarks/zoo.py [--models a,b] [--variants tflite-int8,...]
+                                                [--work DIR] [--out docs/models.md]
+
+Builds the zoo (examples/zoo) under --work, then for every model and every cpu variant
+(tf fp32; tflite, openvino, onnxruntime x fp32, fp16, int8) runs tf2aif's own conversion and
+fidelity pipeline in-process (`run_conversion`, the code behind `tf2aif convert`), one child
+process per model so a converter crash or leak stays in that model's row. Results are kept per
+model in --work/results/<model>.json, so a rerun of some models or variants updates only those
+cells; the table is rendered from every result file there.
+
+Per cell: converted or not (the one-line reason), conversion seconds, artifact size, max abs diff
+and top-1 agreement vs native TF, the int8 accuracy drop on the trained models, and the p50 of
+the converted model run in-process (batch 1, the runtime's own API with 2 threads) divided by the
+p50 of the native TF signature on the same input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "builder"))
+sys.path.insert(0, str(REPO / "examples" / "zoo"))
+
+VARIANTS = (  # (runtime, backend, precision)
+    ("tf", "tf", "fp32"),
+    ("tflite", "tflite", "fp32"),
+    ("tflite", "tflite", "fp16"),
+    ("tflite", "tflite", "int8"),
+    ("openvino", "openvino", "fp32"),
+    ("openvino", "openvino", "fp16"),
+    ("openvino", "openvino", "int8"),
+    ("onnxruntime", "onnx", "fp32"),
+    ("onnxruntime", "onnx", "fp16"),
+    ("onnxruntime", "onnx", "int8"),
+)
+RECIPE_OPTIONS = {"tflite": {"int8_io": False}, "onnx": {"opset": 17}}
+LATENCY_RUNS, LATENCY_WARMUP = 50, 5
+
+
+def gate(precision: str, trained: bool):
+    """The fidelity gate of the table: tight for fp32, loose for fp16; int8 on accuracy only."""
+    from tf2aif.image.convert import Thresholds
+
+    if precision == "fp32":
+        return Thresholds(rtol=1e-3)
+    if precision == "fp16":
+        return Thresholds(rtol=0.05)
+    return Thresholds(max_accuracy_drop=0.01) if trained else Thresholds()
+
+
+def variant_name(runtime: str, precision: str) -> str:
+    return f"{runtime}-{precision}"
+
+
+# ---- one model, in a child process ------------------------------------------------------------
+
+
+def run_model(
+    name: str, work: Path, variants: list[str], options: dict[str, dict], *, keep_done: bool
+) -> None:
+    """Convert one zoo model with each variant; merge the cells into results/<name>.json."""
+    from zoo_models import by_name
+
+    from tf2aif.image.convert import ConvertSpec, PluginRef
+
+    model = by_name(name)
+    results_file = work / "results" / f"{name}.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    base = ConvertSpec(
+        name=name,
+        runtime="",
+        precision="",
+        backend="",
+        model=model.path,
+        calibration=PluginRef(module="samples.py", function=f"calibration_{name}"),
+        fidelity_samples=PluginRef(module="samples.py", function=f"check_{name}"),
+    )
+    reference = None
+    for runtime, backend, precision in VARIANTS:
+        variant = variant_name(runtime, precision)
+        if (variants and variant not in variants) or (keep_done and variant in results):
+            continue
+        spec = replace(
+            base,
+            runtime=runtime,
+            backend=backend,
+            precision=precision,
+            thresholds=gate(precision, model.trained),
+            options=RECIPE_OPTIONS.get(backend, {}) | options.get(runtime, {}),
+        )
+        cell = convert_cell(spec, work, work / "artifacts" / name / variant)
+        if cell.get("artifact") and reference is None:
+            reference = native_p50(work / model.path, work, name)
+        if cell.get("artifact") and reference:
+            cell["p50_ms"] = latency_p50(Path(cell["artifact"]), work, name)
+            cell["p50_native_ms"] = reference
+        results[variant] = cell
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        print(f"{name} {variant}: {cell['status']} {cell.get('reason', '')}", flush=True)
+
+
+def convert_cell(spec: Any, work: Path, out: Path) -> dict[str, Any]:
+    from tf2aif.errors import FidelityError, Tf2aifError
+    from tf2aif.image.artifact import ARTIFACT_FILE
+    from tf2aif.image.convert import run_conversion
+
+    started = time.perf_counter()
+    try:
+        info = run_conversion(spec, root=work, out=out)
+        fidelity, status, reason = info.fidelity, "ok", ""
+    except FidelityError as exc:
+        fidelity = json.loads((out / "fidelity.json").read_text())
+        status, reason = "gate", _first_line(str(exc))
+    except Tf2aifError as exc:
+        return {"status": "failed", "reason": _first_line(str(exc)), "seconds": _since(started)}
+    except Exception as exc:  # a converter bug that escaped the pipeline: the table says so
+        reason = f"uncaught {type(exc).__name__}: {_first_line(str(exc))}"
+        return {"status": "failed", "reason": reason, "seconds": _since(started)}
+    artifact = json.loads((out / ARTIFACT_FILE).read_text())
+    metrics = fidelity.get("metrics", {})
+    failed = [c["metric"] for c in fidelity.get("checks", []) if c.get("passed") is False]
+    return {
+        "status": status,
+        "reason": reason if not failed else "gate: " + ", ".join(failed),
+        "seconds": artifact.get("options", {}).get("conversion_seconds"),
+        "size_bytes": _size(out / "model"),
+        "max_abs_diff": metrics.get("max_abs_diff"),
+        "max_rel_diff": metrics.get("max_rel_diff"),
+        "top1_agreement": metrics.get("top1_agreement"),
+        "top1_output": metrics.get("top1_output"),
+        "accuracy_reference": metrics.get("accuracy_reference"),
+        "accuracy": metrics.get("accuracy"),
+        "accuracy_drop": metrics.get("accuracy_drop"),
+        "artifact": str(out),
+        "options": {k: v for k, v in artifact.get("options", {}).items() if _scalar(v)},
+    }
+
+
+def native_p50(model_path: Path, work: Path, name: str) -> float | None:
+    import tensorflow as tf
+
+    from tf2aif.image.convert.runners import signature_runner
+    from tf2aif.image.convert.source import load_source
+
+    scratch = work / "scratch" / name
+    scratch.mkdir(parents=True, exist_ok=True)
+    source = load_source(model_path, signature="serving_default", workdir=scratch)
+    del tf
+    return _p50(signature_runner(source.function), _first_sample(work, name))
+
+
+def latency_p50(artifact: Path, work: Path, name: str) -> float | None:
+    from tf2aif.image.artifact import read_artifact
+    from tf2aif.image.convert.runners import runner_for
+
+    info = read_artifact(artifact)
+    runtime = info.runtime if info.runtime != "onnxruntime" else "onnxruntime"
+    try:
+        run = runner_for(runtime, artifact, info)
+        return _p50(run, _first_sample(work, name))
+    except Exception as exc:  # a runtime that converts but cannot run the input: no figure
+        print(f"{name} {artifact.name}: latency not measured: {exc}", flush=True)
+        return None
+
+
+def _first_sample(work: Path, name: str) -> dict:
+    from zoo_models import by_name
+
+    from tf2aif.image.convert.samples import load_samples
+    from tf2aif.image.convert.source import load_source
+    from tf2aif.image.convert.spec import PluginRef
+
+    scratch = work / "scratch" / f"{name}-sample"
+    scratch.mkdir(parents=True, exist_ok=True)
+    source = load_source(work / by_name(name).path, signature="serving_default", workdir=scratch)
+    samples = load_samples(
+        PluginRef(module="samples.py", function=f"check_{name}", count=1),
+        root=work,
+        inputs=source.inputs,
+        default_count=1,
+        allow_labels=True,
+    )
+    return samples.inputs[0]
+
+
+def _p50(run: Any, sample: dict) -> float:
+    import statistics
+
+    for _ in range(LATENCY_WARMUP):
+        run(sample)
+    times = []
+    for _ in range(LATENCY_RUNS):
+        started = time.perf_counter()
+        run(sample)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 4)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 2)
+
+
+def _first_line(text: str) -> str:
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    return line[:300]
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+# ---- the table --------------------------------------------------------------------------------
+
+
+def render(work: Path) -> str:
+    from zoo_models import MODELS
+
+    results = {}
+    for model in MODELS:
+        path = work / "results" / f"{model.name}.json"
+        if path.exists():
+            results[model.name] = json.loads(path.read_text())
+    lines = [
+        "# Model conformance zoo",
+        "",
+        "Generated by `PYTHONPATH=builder python benchmarks/zoo.py` (examples/zoo builds the "
+        "models; every cell is tf2aif's own conversion + fidelity pipeline, run in-process).",
+        f"Do not edit by hand. Rendered {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "Gate used here: fp32 `max_rel_diff <= 1e-3`, fp16 `max_rel_diff <= 0.05`, int8 "
+        "`accuracy_drop <= 0.01` on the two trained models (untrained models: int8 reported, "
+        "not gated; top-1 agreement of random-weight networks says little).",
+        "p50: batch 1, in-process runtime API with 2 threads, median of "
+        f"{LATENCY_RUNS} runs after {LATENCY_WARMUP} warm-ups; ratio = converted / native TF "
+        "SavedModel signature. The machine is shared (2 vCPU), so ratios are noisy (±40%).",
+        "",
+        _summary(results),
+        "",
+        "| model | variant | result | s | size | max abs diff | top-1 | acc drop | p50 ms | vs TF |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model in MODELS:
+        cells = results.get(model.name, {})
+        for runtime, _, precision in VARIANTS:
+            variant = variant_name(runtime, precision)
+            if variant in cells:
+                lines.append(_row(model.name, variant, cells[variant]))
+    missing = [m.name for m in MODELS if m.name not in results]
+    if missing:
+        lines += ["", f"Not measured in this run: {', '.join(missing)}."]
+    lines += _unconverted(work, results)
+    lines += ["", "## Models", "", "| model | what it stands for | saved as |", "|---|---|---|"]
+    lines += [f"| {m.name} | {m.family} | {m.save_as} |" for m in MODELS]
+    return "\n".join(lines) + "\n"
+
+
+def _unconverted(work: Path, results: dict[str, dict]) -> list[str]:
+    """Each cell that failed, whether `tf2aif plan` predicts it from the model, and the fix."""
+    from zoo_models import by_name
+
+    from tf2aif.image.convert.source import source_digest
+    from tf2aif.pipeline.model_inspect import inspect_model, predict
+
+    lines = [
+        "",
+        "## Cells that did not pass, and what plan/validate say before any build",
+        "",
+        "| model | variant | predicted by plan | reason / fix |",
+        "|---|---|---|---|",
+    ]
+    for name, cells in results.items():
+        model = work / by_name(name).path
+        facts = inspect_model(model, digest=source_digest(model), cache_root=work)
+        predictions = {p.runtime: p for p in predict(facts, [v[0] for v in VARIANTS])}
+        for runtime, _, precision in VARIANTS:
+            cell = cells.get(variant_name(runtime, precision))
+            if cell is None or cell["status"] == "ok":
+                continue
+            hit = predictions.get(runtime)
+            text = f"{hit.reason}; fix: {hit.fix}" if hit else cell.get("reason", "")
+            lines.append(
+                f"| {name} | {variant_name(runtime, precision)} | {'yes' if hit else 'no'} | "
+                f"{text.replace('|', '/')} |"
+            )
+    return lines
+
+
+def _summary(results: dict[str, dict]) -> str:
+    cells = [cell for model in results.values() for cell in model.values()]
+    ok = sum(cell["status"] == "ok" for cell in cells)
+    gate = sum(cell["status"] == "gate" for cell in cells)
+    failed = sum(cell["status"] == "failed" for cell in cells)
+    return (
+        f"**{ok} of {len(cells)} cells converted and passed the gate**; {gate} converted but "
+        f"failed the gate; {failed} did not convert ({len(results)} models)."
+    )
+
+
+def _row(model: str, variant: str, cell: dict[str, Any]) -> str:
+    def num(key: str, fmt: str) -> str:
+        value = cell.get(key)
+        return "" if value is None else format(value, fmt)
+
+    result = {"ok": "ok", "gate": "gate failed", "failed": "**not converted**"}[cell["status"]]
+    if cell.get("reason"):
+        result += ": " + cell["reason"].replace("|", "\\|")
+    compute = cell.get("options", {}).get("compute_precision")
+    if compute and compute != "f32":
+        result += f" (computed in {compute})"
+    elif variant == "openvino-fp16" and cell.get("options", {}).get("inference_precision_hint") == (
+        "f16"
+    ):
+        result += " (earlier f16 hint, which this CPU's plugin runs as bf16)"
+    size = f"{cell['size_bytes'] / 1024:.0f} KiB" if cell.get("size_bytes") is not None else ""
+    ratio = ""
+    if cell.get("p50_ms") and cell.get("p50_native_ms"):
+        ratio = f"{cell['p50_ms'] / cell['p50_native_ms']:.2f}"
+    top1 = num("top1_agreement", ".3f")
+    if top1 and cell.get("top1_output"):
+        top1 += f" ({cell['top1_output']})"
+    return (
+        f"| {model} | {variant} | {result} | {num('seconds', '.1f')} | {size} | "
+        f"{num('max_abs_diff', '.2g')} | {top1} | {num('accuracy_drop', '+.3f')} | "
+        f"{num('p50_ms', '.3g')} | {ratio} |"
+    )
+
+
+# ---- driver -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", help="comma-separated zoo models (default: all)")
+    parser.add_argument("--variants", help="comma-separated variants, e.g. tflite-int8")
+    parser.add_argument("--option", action="append", default=[], metavar="RUNTIME.KEY=JSON")
+    parser.add_argument("--work", type=Path, default=REPO / ".zoo")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "models.md")
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument(
+        "--keep-done", action="store_true", help="skip cells that already have a result"
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: one model
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",") if args.variants else []
+    options = _parse_options(args.option)
+    if args.one:
+        run_model(args.one, args.work, variants, options, keep_done=args.keep_done)
+        return 0
+    if not args.render_only:
+        from build import build_zoo
+        from zoo_models import MODELS
+
+        names = args.models.split(",") if args.models else [m.name for m in by_cost(MODELS)]
+        build_zoo(args.work, names)
+        for name in names:
+            _run_child(name, args)
+    args.out.write_text(render(args.work))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _run_child(name: str, args: argparse.Namespace) -> None:
+    """One model per process, its converter noise in work/logs/<model>.log."""
+    log = args.work / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, __file__, "--work", str(args.work), "--one", name]
+    if args.variants:
+        command += ["--variants", args.variants]
+    if args.keep_done:
+        command.append("--keep-done")
+    for option in args.option:
+        command += ["--option", option]
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+    summary = [ln for ln in log.read_text().splitlines() if ln.startswith(f"{name} ")]
+    print("\n".join(summary) or f"{name}: no result", flush=True)
+    print(f"{name}: {time.perf_counter() - started:.0f} s, exit {code}", flush=True)
+
+
+def by_cost(models) -> list:
+    """Cheap models first, so a partial run still covers every kind of model."""
+    heavy = ("mobilenet", "efficientnet", "densenet", "nasnet", "resnet", "inception", "convnext")
+    return sorted(models, key=lambda m: next((i for i, h in enumerate(heavy) if h in m.name), -1))
+
+
+def _parse_options(items: list[str]) -> dict[str, dict]:
+    options: dict[str, dict] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        runtime, _, name = key.partition(".")
+        options.setdefault(runtime, {})[name] = json.loads(value)
+    return options
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,258 @@
+"""Look at the model once, before any build: its signature and its ops, and the cells they rule out.
+
+`inspect_model` reads the SavedModel's serving signature (input/output dtypes and shapes) and the
+set of TensorFlow ops in its graph and functions. The facts are cached as JSON under
+`<root>/.tf2aif/inspect/<digest>.json`, keyed by the model's content digest, so `plan` and
+`validate` pay for TensorFlow once per model version. `predict` turns the facts into the cells a
+runtime cannot serve, each with the reason and the fix, from what the converters are known to
+reject (measured on the conformance zoo, docs/models.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CACHE_DIR",
+    "ModelFacts",
+    "Prediction",
+    "TensorFacts",
+    "facts_from_saved_model",
+    "gated_output_line",
+    "inspect_model",
+    "predict",
+    "predicted_failures",
+]
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = ".tf2aif/inspect"
+SIGNATURE = "serving_default"
+
+# TF ops that carry a recurrent layer's state through a While loop; TFLite lowers them only when
+# the element shape is static, which a Keras 3 RNN with a dynamic batch never has
+TENSOR_LIST_OPS = frozenset(
+    {"TensorListReserve", "TensorListFromTensor", "TensorListSetItem", "TensorListStack"}
+)
+# string processing inside the graph (TextVectorization, tf.strings): no TFLite builtin kernels,
+# no tf2onnx handlers, and OpenVINO needs its tokenizers extension
+STRING_OP_PREFIXES = ("String", "StaticRegex", "RegexReplace", "Substr", "UnicodeDecode")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorFacts:
+    name: str
+    dtype: str  # TensorFlow dtype name: float32, int64, string, ...
+    shape: tuple[int, ...]  # -1 for a dynamic dimension
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelFacts:
+    digest: str
+    inputs: tuple[TensorFacts, ...]
+    outputs: tuple[TensorFacts, ...]
+    ops: frozenset[str]
+
+    def to_json(self) -> str:
+        data = asdict(self) | {"ops": sorted(self.ops)}
+        return json.dumps(data, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelFacts:
+        data = json.loads(text)
+        return cls(
+            digest=data["digest"],
+            inputs=tuple(_tensor(t) for t in data["inputs"]),
+            outputs=tuple(_tensor(t) for t in data["outputs"]),
+            ops=frozenset(data["ops"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prediction:
+    cell: str  # platform/runtime/precision, or runtime/* when every precision is ruled out
+    runtime: str
+    reason: str
+    fix: str
+
+
+def inspect_model(model: Path, *, digest: str, cache_root: Path) -> ModelFacts:
+    """The model's facts, from the cache when this digest was inspected before."""
+    cache = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.json"
+    if cache.is_file():
+        try:
+            return ModelFacts.from_json(cache.read_text())
+        except (ValueError, KeyError, TypeError):
+            log.info("ignoring unreadable inspection cache %s", cache)
+    if model.is_file():
+        with tempfile.TemporaryDirectory(prefix="tf2aif-inspect-") as scratch:
+            import keras
+
+            keras.models.load_model(model).export(scratch, verbose=False)
+            facts = facts_from_saved_model(Path(scratch), digest=digest)
+    else:
+        facts = facts_from_saved_model(model, digest=digest)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(facts.to_json() + "\n")
+    return facts
+
+
+def facts_from_saved_model(saved_model: Path, *, digest: str) -> ModelFacts:
+    """Parse saved_model.pb: the serving signature and every op in the graph and its functions."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((saved_model / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0]
+    signature = graph.signature_def[SIGNATURE]
+    outputs = [info.name.split(":")[0] for info in signature.outputs.values()]
+    return ModelFacts(
+        digest=digest,
+        inputs=_signature_tensors(signature.inputs),
+        outputs=_signature_tensors(signature.outputs),
+        ops=frozenset(_reachable_ops(graph.graph_def, outputs)),
+    )
+
+
+def _reachable_ops(graph_def: Any, outputs: list[str]) -> set[str]:
+    """Ops the signature runs: nodes its outputs depend on, and the functions they call.
+
+    Not every op of the file: the checkpoint-saving functions (string ops) are never served.
+    """
+    nodes = {node.name: node for node in graph_def.node}
+    functions = {f.signature.name: f for f in graph_def.library.function}
+    ops: set[str] = set()
+    seen_nodes: set[str] = set()
+    seen_functions: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop().lstrip("^").split(":")[0]
+        if name in seen_nodes or name not in nodes:
+            continue
+        seen_nodes.add(name)
+        node = nodes[name]
+        ops.add(node.op)
+        stack.extend(node.input)
+        _add_called(node, functions, ops, seen_functions)
+    return ops
+
+
+def _add_called(node: Any, functions: Mapping[str, Any], ops: set[str], seen: set[str]) -> None:
+    for value in node.attr.values():
+        called = [value.func.name] if value.HasField("func") else []
+        called += [f.name for f in value.list.func]
+        for name in called:
+            if name in seen or name not in functions:
+                continue
+            seen.add(name)
+            for inner in functions[name].node_def:
+                ops.add(inner.op)
+                _add_called(inner, functions, ops, seen)
+
+
+def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...]:
+    """The runtimes (of those planned) that cannot serve this model, with reason and fix."""
+    found = []
+    strings = sorted(op for op in facts.ops if op.startswith(STRING_OP_PREFIXES))
+    string_inputs = [t.name for t in facts.inputs if t.dtype == "string"]
+    lists = sorted(facts.ops & TENSOR_LIST_OPS)
+    for runtime in sorted(set(runtimes)):
+        if runtime == "tflite" and lists:
+            found.append(
+                Prediction(
+                    cell="tflite/*",
+                    runtime=runtime,
+                    reason=(
+                        f"a recurrent layer (While loop over {', '.join(lists)}): the TFLite "
+                        "converter lowers it only with a static element shape, else it needs "
+                        "Select TF ops (Flex), which the LiteRT interpreter does not carry"
+                    ),
+                    fix=(
+                        "serve it with onnxruntime or openvino, or build the layer with "
+                        "unroll=True and a fixed sequence length"
+                    ),
+                )
+            )
+        if strings and runtime in ("tflite", "onnxruntime", "openvino"):
+            found.append(
+                Prediction(
+                    cell=f"{runtime}/*",
+                    runtime=runtime,
+                    reason=(
+                        f"string ops in the graph ({', '.join(strings[:3])}"
+                        f"{', ...' if len(strings) > 3 else ''}) have no {runtime} conversion"
+                    ),
+                    fix=(
+                        "move text preprocessing out of the model (into the processing module) "
+                        "and feed token ids, or serve this model with runtime tf"
+                        + (
+                            " (OpenVINO converts these ops with the openvino-tokenizers package)"
+                            if runtime == "openvino"
+                            else ""
+                        )
+                    ),
+                )
+            )
+        elif string_inputs and runtime in ("tflite", "onnxruntime", "openvino"):
+            found.append(
+                Prediction(
+                    cell=f"{runtime}/*",
+                    runtime=runtime,
+                    reason=f"string input(s) {', '.join(string_inputs)}",
+                    fix="feed token ids instead, or serve this model with runtime tf",
+                )
+            )
+    return tuple(found)
+
+
+def predicted_failures(plan: Any) -> tuple[Prediction, ...]:
+    """`predict` for a plan's model and runtimes; empty when TensorFlow is not importable here."""
+    spec = plan.converts[0].local_spec if plan.converts else None
+    if spec is None:
+        return ()
+    model = Path(plan.root) / spec.model
+    if not (model.is_file() or (model / "saved_model.pb").is_file()):
+        return ()  # nothing to look at yet: `convert` reports a missing model, located
+    try:
+        facts = inspect_model(model, digest=plan.model_digest, cache_root=Path(plan.root))
+    except ImportError:
+        return ()
+    except Exception as exc:  # an unreadable model is `convert`'s error to report, located
+        log.info("model inspection skipped: %s: %s", type(exc).__name__, exc)
+        return ()
+    return predict(facts, (v.runtime for v in plan.variants))
+
+
+def gated_output_line(plan: Any) -> str:
+    """Which output top-1 agreement and accuracy are judged on, as the plan shows it."""
+    named = {v.thresholds.class_output for v in plan.variants if v.thresholds.class_output}
+    if named:
+        return f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
+    return (
+        "fidelity gate: top-1 and accuracy on the [1, K] output named like "
+        "probabilities/logits/scores, else the one whose rows are probabilities, else the first "
+        "(set fidelity.class_output to choose)"
+    )
+
+
+def _signature_tensors(tensors: Mapping[str, Any]) -> tuple[TensorFacts, ...]:
+    from tensorflow.python.framework import dtypes
+
+    return tuple(
+        TensorFacts(
+            name=name,
+            dtype=dtypes.as_dtype(info.dtype).name,
+            shape=tuple(-1 if d.size < 0 else int(d.size) for d in info.tensor_shape.dim),
+        )
+        for name, info in sorted(tensors.items())
+    )
+
+
+def _tensor(data: Mapping[str, Any]) -> TensorFacts:
+    return TensorFacts(name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]))

@@ -1,0 +1,108 @@
+"""A subset of the conformance zoo (examples/zoo) through the real conversion pipeline.
+
+The full matrix is benchmarks/zoo.py (docs/models.md); these are the cells that broke before:
+Keras 3 exact GELU on ONNX, multi-output gating, string ops, recurrent layers on TFLite.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tf2aif.errors import ConversionError
+from tf2aif.image.convert import ConvertSpec, PluginRef, Thresholds, run_conversion
+from tf2aif.image.convert.converter_log import LOG_FILE
+from tf2aif.image.convert.source import source_digest
+from tf2aif.pipeline.model_inspect import inspect_model, predict
+
+pytestmark = [pytest.mark.conversion, pytest.mark.slow]
+
+ZOO = Path(__file__).resolve().parents[2] / "examples" / "zoo"
+MODELS = ("transformer", "multi_io", "string_text", "lstm_text")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    sys.path.insert(0, str(ZOO))
+    try:
+        from build import build_zoo
+
+        root = tmp_path_factory.mktemp("zoo")
+        build_zoo(root, list(MODELS), log=lambda _: None)
+    finally:
+        sys.path.remove(str(ZOO))
+    return root
+
+
+def _spec(name: str, runtime: str, backend: str, precision: str = "fp32") -> ConvertSpec:
+    return ConvertSpec(
+        name=name,
+        runtime=runtime,
+        precision=precision,
+        backend=backend,
+        model=f"models/{name}",
+        calibration=PluginRef(module="samples.py", function=f"calibration_{name}", count=16),
+        fidelity_samples=PluginRef(module="samples.py", function=f"check_{name}", count=16),
+        thresholds=Thresholds(rtol=1e-3),
+    )
+
+
+def test_transformer_with_exact_gelu_converts_to_onnx(zoo, tmp_path):
+    info = run_conversion(_spec("transformer", "onnxruntime", "onnx"), root=zoo, out=tmp_path)
+    metrics = info.fidelity["metrics"]
+    assert info.fidelity["passed"]
+    assert metrics["max_rel_diff"] <= 1e-3
+    assert metrics["top1_output"] == "output_0"  # Keras names a single output output_0
+    assert info.inputs[0].datatype == "INT64"
+    assert (tmp_path / LOG_FILE).is_file()  # converter noise went to the log
+
+
+def test_multi_output_model_is_gated_on_its_probabilities(zoo, tmp_path):
+    info = run_conversion(_spec("multi_io", "onnxruntime", "onnx"), root=zoo, out=tmp_path)
+    assert [o.name for o in info.outputs] == ["embedding", "probabilities", "score"]
+    assert info.fidelity["metrics"]["top1_output"] == "probabilities"
+
+
+def test_string_ops_fail_onnx_in_one_line_and_write_no_model(zoo, tmp_path, capfd):
+    with pytest.raises(ConversionError) as caught:
+        run_conversion(_spec("string_text", "onnxruntime", "onnx"), root=zoo, out=tmp_path)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith("onnxruntime-fp32: convert failed in tf2onnx on op ")
+    assert "StaticRegexReplace" in message or "StringLower" in message
+    assert not (tmp_path / "model" / "model.onnx").exists()
+    log = tmp_path / LOG_FILE
+    assert f"(converter log: {log})" in message and log.stat().st_size > 0
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+
+
+def test_recurrent_model_on_tflite_is_predicted_and_fails_naming_the_op(zoo, tmp_path):
+    model = zoo / "models" / "lstm_text"
+    facts = inspect_model(model, digest=source_digest(model), cache_root=tmp_path)
+    assert [p.cell for p in predict(facts, ["tflite", "onnxruntime", "openvino"])] == ["tflite/*"]
+    with pytest.raises(ConversionError) as caught:
+        run_conversion(_spec("lstm_text", "tflite", "tflite"), root=zoo, out=tmp_path / "out")
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith("tflite-fp32: convert failed in tflite on op TensorListReserve")
+
+
+def test_a_failed_conversion_can_be_rerun_into_the_same_folder(zoo, tmp_path):
+    spec = _spec("string_text", "tflite", "tflite")
+    for _ in range(2):  # the second run replaces the first one's converter.log
+        with pytest.raises(ConversionError, match="on op StringLower"):
+            run_conversion(spec, root=zoo, out=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [LOG_FILE]
+    assert (tmp_path / LOG_FILE).read_text().count("==== tflite-fp32: convert") == 1
+
+
+def test_openvino_fp16_says_what_it_computes_in(zoo, tmp_path):
+    spec = _spec("multi_io", "openvino", "openvino", "fp16")
+    info = run_conversion(spec, root=zoo, out=tmp_path)
+    assert info.options["weights_precision"] == "f16"
+    assert info.options["inference_precision_hint"] == "f32"
+    assert info.options["compute_precision"] == "f32"  # not bf16, whatever the CPU has
+    assert info.fidelity["metrics"]["max_rel_diff"] < 0.01
