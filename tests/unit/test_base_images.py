@@ -103,3 +103,20 @@ def test_every_emitted_base_target_gets_the_common_context(tmp_path):
         ROOT / "common" / "install.sh"
     ).read_bytes()
     assert [p.parent.name for p in copied.glob("*/install.sh")] == ["common"]
+
+
+def test_the_build_folder_carries_no_checkout_times(tmp_path):
+    """COPY keeps file times: every staged file and folder gets one fixed time, so two runners
+    with fresh checkouts copy identical layers."""
+    from tf2aif.pipeline.bake import STAGED_MTIME
+
+    file = write_project(tmp_path, FULL_WITH_CLIENT)
+    plan = make_plan(resolve(load_manifest(file)[0], load_recipes(env={})), env={})
+    write_build_dir(plan, bake_json(plan))
+    staged = [
+        path
+        for folder in ("context", "base_images")
+        for path in [tmp_path / ".tf2aif" / folder, *(tmp_path / ".tf2aif" / folder).rglob("*")]
+    ]
+    assert len(staged) > 50
+    assert {p.lstat().st_mtime for p in staged} == {STAGED_MTIME}

@@ -168,10 +168,27 @@ def write_build_dir(plan: Plan, text: str) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest, follow_symlinks=False)
     (root / EMPTY_CONTEXT).mkdir(parents=True, exist_ok=True)
+    for folder in (CONTEXT_DIR, BASES_DIR, EMPTY_CONTEXT):
+        _fix_times(root / folder)
     bake_file = root / BAKE_FILE
     bake_file.write_text(text)
     (build / ".gitignore").write_text("*\n")
     return bake_file
+
+
+# COPY keeps file times, and the docker driver cannot clamp them to SOURCE_DATE_EPOCH: without
+# this, a checkout's or a build folder's own times would make the same inputs give other layers on
+# another runner. 1980-01-01, the earliest time a zip (wheel) can hold.
+STAGED_MTIME = 315532800
+
+
+def _fix_times(folder: Path) -> None:
+    if not folder.exists():
+        return
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            os.utime(Path(parent) / name, (STAGED_MTIME, STAGED_MTIME), follow_symlinks=False)
+        os.utime(parent, (STAGED_MTIME, STAGED_MTIME))
 
 
 # What each stage copies of tf2aif: only the modules it runs, so that editing, say, the server
