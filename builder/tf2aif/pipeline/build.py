@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tf2aif.bases.standins import DEFAULT_SBOM_GENERATOR
+from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR
 from tf2aif.errors import BuildError, PlanError, ToolMissingError
 from tf2aif.pipeline.bake import ARTIFACTS_DIR, BAKE_FILE, read_bake
 from tf2aif.pipeline.digests import CONTENT_DIGEST_LABEL, image_digests
