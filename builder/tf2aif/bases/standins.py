@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR, base_digest, common_context_arg
 from tf2aif.errors import BuildError, Tf2aifError, ToolMissingError
+from tf2aif.pipeline.imagetools import raw_digest
 
 __all__ = [
     "DEMO_VENDOR_REFS",
@@ -305,8 +306,7 @@ def _pushed(plan: StandInPlan, run: Runner) -> bool:
     """True when this exact stand-in was pushed before and the registry still serves it."""
     if not plan.stamp_file.is_file() or plan.stamp_file.read_text() != _stamp(plan):
         return False
-    probe = ["docker", "buildx", "imagetools", "inspect", plan.image]
-    return run(probe, capture_output=True).returncode == 0
+    return raw_digest(plan.image, run=run) is not None
 
 
 def _push_image(plan: StandInPlan, run: Runner) -> StepTiming:
@@ -330,8 +330,7 @@ def run_sbom_scanner(
     plan: ScannerPlan, *, ca_file: str | None = None, run: Runner = subprocess.run
 ) -> StepTiming:
     """Build + push the scanner unless the registry already serves its content tag."""
-    probe = ["docker", "buildx", "imagetools", "inspect", plan.image]
-    if run(probe, capture_output=True).returncode == 0:
+    if raw_digest(plan.image, run=run) is not None:
         return StepTiming(name="sbom-scanner", seconds=0.0, cached=True)
     started = time.monotonic()
     result = run(buildx_scanner_argv(plan, ca_file), capture_output=True, text=True)
