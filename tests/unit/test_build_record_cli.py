@@ -22,13 +22,13 @@ from tf2aif.pipeline.build import (
     probe_buildx,
     run_build,
     sbom_generator,
-    select_serves,
 )
 from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import make_plan
 from tf2aif.pipeline.recipes import load_recipes
 from tf2aif.pipeline.record import load_record, make_record, save_record
 from tf2aif.pipeline.resolve import resolve
+from tf2aif.pipeline.select import select_serves
 
 from projects import BASIC, write_project
 

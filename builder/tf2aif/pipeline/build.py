@@ -7,12 +7,15 @@ Two phases, so nothing is built or published from a model that failed its fideli
   2. the server images, labelled with the fidelity their artifact measured.
 Results come from buildx's --metadata-file, never from parsing logs; logs are only used to name
 the stage that failed.
+
+One module (over 400 lines) because it is the one subprocess edge of the bake: the pure argv,
+the buildx probe it depends on, the two phases and the failure attribution of their logs change
+together; which images to build lives in `select`, publishing in `publish`.
 """
 
 from __future__ import annotations
 
 import enum
-import fnmatch
 import functools
 import json
 import os
@@ -26,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR
-from tf2aif.errors import BuildError, PlanError, ToolMissingError
+from tf2aif.errors import BuildError, ToolMissingError
 from tf2aif.pipeline.bake import ARTIFACTS_DIR, BAKE_FILE, read_bake
-from tf2aif.pipeline.digests import CONTENT_DIGEST_LABEL, image_digests
 from tf2aif.pipeline.imagetools import raw_digest
-from tf2aif.pipeline.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
+from tf2aif.pipeline.plan import BUILD_DIR, Plan, ServeTarget
 from tf2aif.pipeline.publish import publish_final_tags, publish_targets, staging_set_values
+from tf2aif.pipeline.select import check_content_tags, select_images
 
 __all__ = [
     "DEFAULT_SBOM_GENERATOR",
@@ -42,7 +45,6 @@ __all__ = [
     "bake_argv",
     "build_env",
     "builder_driver",
-    "check_content_tags",
     "check_tools",
     "failing_targets",
     "fidelity_labels",
@@ -52,7 +54,6 @@ __all__ = [
     "run_build",
     "run_phase",
     "sbom_generator",
-    "select_serves",
 ]
 
 LineSink = Callable[[str], None]
@@ -111,31 +112,6 @@ def sbom_generator(
     )
 
 
-def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
-    """Server targets whose name or any variant id matches a pattern (`gpu/*`, `*-int8`)."""
-    serves, _ = select_images(plan, patterns)
-    return serves
-
-
-def select_images(
-    plan: Plan, patterns: Sequence[str]
-) -> tuple[tuple[ServeTarget, ...], tuple[ClientTarget, ...]]:
-    """(server targets, client targets) selected by --only patterns; no pattern selects all."""
-    clients = (plan.client,) if plan.client else ()
-    if not patterns:
-        return plan.serves, clients
-
-    def hit(*names: str) -> bool:
-        return any(fnmatch.fnmatch(x, p) for p in patterns for x in names)
-
-    serves = tuple(s for s in plan.serves if hit(s.name, *s.variants))
-    clients = tuple(c for c in clients if hit(c.name))
-    if not serves and not clients:
-        ids = ", ".join(v.id for v in plan.variants)
-        raise PlanError(f"--only {' '.join(patterns)} selects nothing; variants: {ids}")
-    return serves, clients
-
-
 def split_unchanged(
     serves: Sequence[ServeTarget], lookup: Callable[[str], str | None]
 ) -> tuple[tuple[ServeTarget, ...], tuple[Result, ...]]:
@@ -157,18 +133,6 @@ def split_unchanged(
                 )
             )
     return tuple(changed), tuple(unchanged)
-
-
-def check_content_tags(serves: Sequence[ServeTarget], bake: Mapping[str, Any], root: Path) -> None:
-    """Each image's content tag is the digest of the bake graph as written, read from the files
-    on disk: a published tag is only trusted by --changed if it names what this build reads."""
-    digests = image_digests(bake, [s.name for s in serves], root=root)
-    stale = [s.name for s in serves if digests[s.name] != s.labels.get(CONTENT_DIGEST_LABEL)]
-    if stale:
-        raise PlanError(
-            f"the build folder no longer matches the plan for {', '.join(stale)} "
-            "(an input changed while planning): run the command again"
-        )
 
 
 def bake_argv(
