@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tf2aif.cli.main import main
 from tf2aif.errors import PlanError
@@ -355,3 +358,30 @@ def test_sbom_is_asked_for_server_images_only(plan, monkeypatch, tmp_path):
     assert not any("attest" in a for a in convert)
     attests = [a for a in serve if ".attest=" in a]
     assert attests == [f"{s.name}.attest=type=sbom,generator=reg/scan:1" for s in plan.serves]
+
+
+@pytest.mark.fuzz
+@given(
+    log=st.lists(
+        st.one_of(
+            st.text(max_size=60),
+            st.builds(
+                lambda label, rest: f" > [{label}] {rest}",
+                st.text(alphabet=st.characters(blacklist_characters="]\n"), max_size=30),
+                st.text(max_size=20),
+            ),
+        ),
+        max_size=12,
+    ),
+    targets=st.lists(
+        st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), min_size=1, max_size=3
+    ),
+)
+def test_failures_are_blamed_on_target_names_only(log, targets):
+    """Any log: every blamed name is a bake target name; a single-target bake blames only it."""
+    found = failing_targets(log, targets)
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", name) for name in found)
+    if len(targets) == 1:
+        assert set(found) <= {targets[0]} | {
+            m for line in log for m in re.findall(r"target ([a-zA-Z0-9_-]+): failed to solve", line)
+        }

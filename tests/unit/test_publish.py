@@ -4,11 +4,14 @@ all-or-nothing tagging plan; and that `run_build(push=True)` goes through exactl
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tf2aif.errors import BuildError, PlanError
 from tf2aif.pipeline.build import BuildOptions, Buildx, run_build
@@ -244,3 +247,25 @@ def test_publish_final_tags_runs_nothing_when_a_digest_is_missing(tmp_path):
     with pytest.raises(BuildError, match="no final tag was created or moved"):
         publish_final_tags(metadata, TARGETS, run=lambda argv, **kw: calls.append(argv))
     assert calls == []
+
+
+OCI_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+@pytest.mark.fuzz
+@given(
+    name=st.from_regex(r"[a-zA-Z0-9_-]{1,300}", fullmatch=True),
+    run_a=st.text(min_size=1, max_size=40),
+    run_b=st.text(min_size=1, max_size=40),
+)
+def test_staging_tags_are_valid_oci_tags_unique_per_run(name, run_a, run_b):
+    target = PublishTarget(name=name, repository=REPO, final_tags=(f"{REPO}:x",))
+    repository, tag = split_tag(staging_tag(target, run_a))
+    assert repository == REPO and OCI_TAG.fullmatch(tag)
+    assert tag not in {split_tag(t)[1] for t in target.final_tags}
+
+    def clean(run_id: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)
+
+    if clean(run_a) != clean(run_b):
+        assert split_tag(staging_tag(target, run_b))[1] != tag
