@@ -9,7 +9,8 @@
     ├── ConversionError         a converter failed for a variant
     │   └── FidelityError       a converted artifact broke the manifest's fidelity thresholds
     ├── ToolMissingError        docker / buildx is not installed or not answering (exit 3)
-    └── BuildError              `docker buildx bake` failed; names the targets that failed (exit 3)
+    ├── BuildError              `docker buildx bake` failed; names the targets that failed (exit 3)
+    └── LockError               the lock is missing, out of date, or an image cannot be resolved
 
 Callers catch `Tf2aifError`; the CLI prints `str(exc)` and exits with `exc.exit_code`.
 Exit codes: 0 ok, 1 invalid input, 2 usage, 3 build failure.
@@ -29,6 +30,7 @@ __all__ = [
     "BuildError",
     "ConversionError",
     "FidelityError",
+    "LockError",
     "ManifestError",
     "ManifestIssue",
     "PlanError",
@@ -130,6 +132,10 @@ class BuildError(Tf2aifError):
         self.failed = tuple(failed)
         self.results = tuple(results)  # one build.Result per target, when the build got that far
         super().__init__(message)
+
+
+class LockError(Tf2aifError):
+    """The lock is missing, unreadable, out of date, or an image cannot be resolved."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.bases.standins import common_context_arg
+from tf2aif.bases.folders import common_context_arg
 from tf2aif.resources import data_dir
 
 from .conftest import REGISTRY

@@ -1,9 +1,12 @@
-"""publish.py against a real bake and the real registry: staging push, then final tags by
-digest only when every target succeeded; nothing tagged when one failed."""
+"""The `--push` path against a real bake and the real registry, through the functions
+`tf2aif bake --push` runs (build.run_phase, publish.staging_set_values, publish_final_tags):
+staging push, then final tags by digest only when every target succeeded; nothing tagged when
+one failed."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -13,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from tf2aif.errors import BuildError
+from tf2aif.pipeline.build import BuildOptions, Result, Status, run_phase
+from tf2aif.pipeline.imagetools import inspect_manifest_argv, inspect_raw_argv
+from tf2aif.pipeline.plan import BUILD_DIR
 from tf2aif.pipeline.publish import (
-    apply_tags,
-    failed_steps,
-    plan_tags,
-    publish_targets,
+    PublishTarget,
+    publish_final_tags,
     read_metadata,
-    staging_overrides,
+    split_tag,
+    staging_set_values,
     staging_tag,
 )
 
@@ -55,13 +60,33 @@ def _bake_file(tmp: Path, stand_in: str, repo: str, *, fail_b: bool) -> Path:
     return path
 
 
-def _bake(bake_file: Path, run_id: str) -> tuple[subprocess.CompletedProcess, Path]:
-    bake = json.loads(bake_file.read_text())
-    metadata = bake_file.with_name("metadata.json")
-    argv = ["docker", "buildx", "bake", "-f", str(bake_file), "--progress", "plain"]
-    argv += ["--metadata-file", str(metadata), *staging_overrides(publish_targets(bake), run_id)]
-    proc = subprocess.run(argv, cwd=bake_file.parent, capture_output=True, text=True)
-    return proc, metadata
+def _targets(bake_file: Path) -> tuple[PublishTarget, ...]:
+    targets = json.loads(bake_file.read_text())["target"]
+    return tuple(
+        PublishTarget(
+            name=name,
+            repository=split_tag(spec["tags"][0])[0],
+            final_tags=tuple(spec["tags"]),
+        )
+        for name, spec in sorted(targets.items())
+    )
+
+
+def _bake(bake_file: Path, run_id: str) -> tuple[list[Result], Path]:
+    root = bake_file.parent
+    (root / BUILD_DIR).mkdir(exist_ok=True)
+    options = BuildOptions(push=True, load=False)
+    set_values = staging_set_values(_targets(bake_file), run_id, output="type=image,push=true")
+    results = run_phase(
+        root,
+        ["a", "b"],
+        options,
+        sink=lambda line: None,
+        label="serve",
+        set_values=set_values,
+        bake_file=bake_file.name,
+    )
+    return results, root / BUILD_DIR / "metadata-serve.json"
 
 
 def _tags(repo: str) -> set[str]:
@@ -77,7 +102,7 @@ def _tags(repo: str) -> set[str]:
 
 def _digest(ref: str) -> str:
     out = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", ref, "--format", "{{json .Manifest}}"],
+        inspect_manifest_argv(ref),
         capture_output=True,
         text=True,
         check=True,
@@ -96,14 +121,14 @@ def test_final_tags_point_at_the_pushed_digests(tmp_path, stand_in):
     repo = f"{REGISTRY}/tf2aif-it/publish-{uuid.uuid4().hex[:8]}"
     run_id = "ok1"
     bake_file = _bake_file(tmp_path, stand_in, repo, fail_b=False)
-    proc, metadata = _bake(bake_file, run_id)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    targets = publish_targets(json.loads(bake_file.read_text()))
+    results, metadata = _bake(bake_file, run_id)
+    assert all(results), results
+    targets = _targets(bake_file)
     staged = {t.name: staging_tag(t, run_id).rpartition(":")[2] for t in targets}
     assert _tags(repo) == set(staged.values())  # only staging tags before publishing
 
     pushed = read_metadata(metadata)
-    created = apply_tags(plan_tags(targets, pushed, bake_ok=True))
+    created = publish_final_tags(metadata, targets)
 
     assert created == (f"{repo}:a", f"{repo}:b", f"{repo}:b-latest")
     assert _tags(repo) == {"a", "b", "b-latest", *staged.values()}
@@ -112,7 +137,7 @@ def test_final_tags_point_at_the_pushed_digests(tmp_path, stand_in):
         assert _digest(tag) == pushed[target].digest  # the very index that was built
     index = json.loads(
         subprocess.run(
-            ["docker", "buildx", "imagetools", "inspect", "--raw", f"{repo}:a"],
+            inspect_raw_argv(f"{repo}:a"),
             capture_output=True,
             text=True,
             check=True,
@@ -129,14 +154,15 @@ def test_final_tags_point_at_the_pushed_digests(tmp_path, stand_in):
 def test_a_failed_target_publishes_nothing(tmp_path, stand_in):
     repo = f"{REGISTRY}/tf2aif-it/publish-{uuid.uuid4().hex[:8]}"
     bake_file = _bake_file(tmp_path, stand_in, repo, fail_b=True)
-    proc, metadata = _bake(bake_file, "fail1")
-    assert proc.returncode != 0
-    failures = failed_steps(proc.stdout + proc.stderr, ["a", "b"])
-    assert {f.target for f in failures} == {"b"}
-    assert all(f.step.endswith('RUN test "1" != 1 && echo "b" > /word') for f in failures)
+    results, metadata = _bake(bake_file, "fail1")
+    by_target = {r.target: r for r in results}
+    assert by_target["b"].status is Status.FAILED
+    # the stage that failed and its error, read from the log the way `tf2aif bake` reads it
+    assert re.match(r"linux/(amd64|arm64) \d+/\d+: .*exit code: 1", by_target["b"].reason), (
+        by_target["b"].reason
+    )
 
-    targets = publish_targets(json.loads(bake_file.read_text()))
     with pytest.raises(BuildError, match="nothing was published") as info:
-        plan_tags(targets, read_metadata(metadata), bake_ok=False)
+        publish_final_tags(metadata, _targets(bake_file))
     assert "b" in info.value.failed
     assert not {"a", "b", "b-latest"} & _tags(repo)  # no final tag exists

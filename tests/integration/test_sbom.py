@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from tf2aif.bases.standins import DEFAULT_SBOM_GENERATOR
+from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR
 
 from .conftest import REGISTRY, REPO, demo_project, tf2aif
 

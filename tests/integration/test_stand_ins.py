@@ -8,7 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from tf2aif.bases.standins import DEFAULT_SBOM_GENERATOR, DEMO_VENDOR_REFS
+from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR
+from tf2aif.bases.standins import DEMO_VENDOR_REFS
 
 from .conftest import REGISTRY, tf2aif
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf2aif.lock import lockfile as lock
+from tf2aif.errors import LockError, Tf2aifError
+from tf2aif.lock import resolvers
+from tf2aif.lock.inputs import plan_inputs, requirement_pins
 from tf2aif.lock.lockfile import (
     Lock,
     LockedImage,
-    LockError,
     LockInputs,
     ToolSet,
     build_lock,
@@ -21,9 +22,8 @@ from tf2aif.lock.lockfile import (
     diff_locks,
     dump_lock,
     load_lock,
-    plan_inputs,
-    requirement_pins,
 )
+from tf2aif.pipeline.imagetools import inspect_manifest_argv
 
 DIGEST = "sha256:" + "b" * 64
 PINNED = {
@@ -268,14 +268,14 @@ def test_unresolvable_images_are_reported_together(project: Path) -> None:
     ],
 )
 def test_reference_parsing(ref: str, expected: tuple[str, str, str]) -> None:
-    assert lock._split_ref(ref) == expected
+    assert resolvers._split_ref(ref) == expected
 
 
 def test_argv_builders() -> None:
-    assert lock.imagetools_argv("r/x:1") == [
+    assert inspect_manifest_argv("r/x:1") == [
         "docker", "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", "r/x:1",
     ]  # fmt: skip
-    assert lock.pip_list_argv("r/base:1") == [
+    assert resolvers.pip_list_argv("r/base:1") == [
         "docker", "run", "--rm", "--network", "none", "--entrypoint",
         "/opt/tf2aif/venv/bin/python", "r/base:1",
         "-m", "pip", "list", "--format", "json", "--disable-pip-version-check",
@@ -285,5 +285,24 @@ def test_argv_builders() -> None:
 def test_newer_lock_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tf2aif.lock"
     path.write_text("format: 9\nmanifest: tf2aif.yaml\n")
-    with pytest.raises(LockError, match="lock format 9 is newer than this tf2aif reads"):
+    with pytest.raises(LockError, match="lock format 9 is newer than this tf2aif reads") as info:
         load_lock(path)
+    assert isinstance(info.value, Tf2aifError) and info.value.exit_code == 1
+
+
+@pytest.mark.parametrize("module", ["lockfile", "inputs"])
+def test_only_the_resolvers_reach_docker_or_a_registry(module: str) -> None:
+    """The lock's data, diff and inputs are pure; resolving is one module, passed in."""
+    import ast
+
+    import tf2aif.lock
+
+    source = (Path(tf2aif.lock.__file__).parent / f"{module}.py").read_text()
+    imported = {
+        alias.name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "")
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {"subprocess", "httpx", "tf2aif.lock.resolvers"} & imported
+    assert len(source.splitlines()) <= 400

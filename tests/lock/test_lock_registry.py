@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tf2aif.cli.main import main
-from tf2aif.lock.lockfile import (
-    LockError,
+from tf2aif.errors import LockError
+from tf2aif.lock.resolvers import (
     probe_tools,
     resolve_with_buildx,
     resolve_with_registry,

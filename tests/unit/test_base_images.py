@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tf2aif.bases.standins import COMMON_CONTEXT, COMMON_FOLDER
+from tf2aif.bases.folders import COMMON_CONTEXT, COMMON_FOLDER
 from tf2aif.pipeline.bake import bake_dict, bake_json, write_build_dir
 from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import make_plan

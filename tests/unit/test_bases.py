@@ -1,4 +1,4 @@
-"""bases.py: stand-in plan, mmdebstrap/buildx argv, vendor map; the base folder listing."""
+"""bases/: stand-in plan, mmdebstrap/buildx argv, vendor map; the base folder listing."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR, base_folders
 from tf2aif.bases.standins import (
-    DEFAULT_SBOM_GENERATOR,
     DEMO_VENDOR_REFS,
-    base_folders,
     buildx_scanner_argv,
     buildx_stand_in_argv,
     debian_mirrors,
@@ -199,3 +198,34 @@ def test_vendor_map_maps_the_default_sbom_generator_to_the_scanner(tmp_path):
         **dict.fromkeys(DEMO_VENDOR_REFS, plan.image),
         DEFAULT_SBOM_GENERATOR: scanner.image,
     }
+
+
+def _tf2aif_imports(module: str) -> set[str]:
+    import ast
+
+    import tf2aif
+
+    path = Path(tf2aif.__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    return {
+        node.module
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
+    } | {
+        alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+
+
+def test_base_folder_facts_live_apart_from_the_stand_in_builder():
+    """Stages that only need folder names must not import the mmdebstrap builder, and the
+    folder module starts no process."""
+    assert not {"subprocess", "shutil"} & _tf2aif_imports("tf2aif.bases.folders")
+    for module in (
+        "tf2aif.pipeline.bake",
+        "tf2aif.pipeline.recipes",
+        "tf2aif.pipeline.build",
+        "tf2aif.lock.inputs",
+    ):
+        assert "tf2aif.bases.standins" not in _tf2aif_imports(module), module

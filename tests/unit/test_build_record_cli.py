@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tf2aif.cli.main import main
 from tf2aif.errors import PlanError
 from tf2aif.pipeline.build import (
     DEFAULT_SBOM_GENERATOR,
     BuildOptions,
+    Buildx,
     Result,
     Status,
-    _failing_targets,
     bake_argv,
+    failing_targets,
+    parse_buildx_version,
+    parse_driver,
+    probe_buildx,
     run_build,
     sbom_generator,
-    select_serves,
 )
 from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import make_plan
 from tf2aif.pipeline.recipes import load_recipes
 from tf2aif.pipeline.record import load_record, make_record, save_record
 from tf2aif.pipeline.resolve import resolve
+from tf2aif.pipeline.select import select_serves
 
 from projects import BASIC, write_project
+
+BUILDX = Buildx(version=(0, 20, 0), driver="docker")
 
 
 @pytest.fixture
@@ -44,6 +53,7 @@ def test_bake_argv_is_exact():
         ["serve-a", "serve-b"],
         metadata_file="m.json",
         options=options,
+        buildx=BUILDX,
         set_values=["serve-a.output=type=docker"],
     )
     assert argv == [
@@ -54,13 +64,52 @@ def test_bake_argv_is_exact():
     ]  # fmt: skip
 
 
-def test_ca_is_a_secret_for_every_target(monkeypatch):
-    monkeypatch.setattr("tf2aif.pipeline.build._needs_allow", lambda: True)
+def test_ca_is_a_secret_for_every_target():
     options = BuildOptions(ca_file="/tmp/ca/ca.pem")
-    argv = bake_argv("f.json", ["serve-x"], metadata_file="m.json", options=options)
+    argv = bake_argv("f.json", ["serve-x"], metadata_file="m.json", options=options, buildx=BUILDX)
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     assert sets == ["*.secrets=id=ca,src=/tmp/ca/ca.pem"]
     assert argv[argv.index("--allow") + 1] == "fs.read=/tmp/ca"
+    old = Buildx(version=(0, 18, 9), driver="docker")  # no entitlement to ask for before 0.19
+    argv = bake_argv("f.json", ["serve-x"], metadata_file="m.json", options=options, buildx=old)
+    assert "--allow" not in argv and "*.secrets=id=ca,src=/tmp/ca/ca.pem" in argv
+
+
+def test_buildx_answers_are_parsed():
+    assert parse_buildx_version("github.com/docker/buildx v0.19.3 48d6a39\n") == (0, 19, 3)
+    assert parse_buildx_version("buildx 0.30.1") == (0, 30, 1)
+    assert parse_buildx_version("") == (0,)
+    inspect = "Name:          default\nDriver:        docker-container\nNodes:\n"
+    assert parse_driver(inspect) == "docker-container"
+    assert parse_driver("error: no builder") is None
+
+
+def test_buildx_is_probed_once_per_run_not_once_per_bake(plan, monkeypatch):
+    """Two phases, two builds, one `docker buildx version` and one `docker buildx inspect`."""
+    import subprocess
+
+    asked = []
+
+    def fake_subprocess_run(argv, **kwargs):
+        asked.append(tuple(argv[:3]))
+        out = "github.com/docker/buildx v0.19.3 abc" if argv[2] == "version" else "Driver: docker"
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+    bakes = []
+    monkeypatch.setattr(subprocess, "run", fake_subprocess_run)
+    monkeypatch.setattr(
+        "tf2aif.pipeline.build._run", lambda argv, **kw: (bakes.append(argv), (0, []))[1]
+    )
+    probe_buildx.cache_clear()
+    try:
+        options = BuildOptions(ca_file="/tmp/ca/ca.pem", load=False)
+        for _ in range(2):
+            assert all(run_build(plan, options, sink=lambda line: None))
+    finally:
+        probe_buildx.cache_clear()
+    assert len(bakes) == 4  # convert + serve, twice
+    assert all("fs.read=/tmp/ca" in argv for argv in bakes)  # 0.19.3 needs the entitlement
+    assert sorted(asked) == [("docker", "buildx", "inspect"), ("docker", "buildx", "version")]
 
 
 def test_failing_target_is_named_with_its_stage():
@@ -73,9 +122,33 @@ def test_failing_target_is_named_with_its_stage():
         "1.234 FidelityError: tflite-int8: top-1 agreement 0.91 < 0.99",
         "ERROR: failed to solve: process did not complete successfully: exit code: 1",
     ]
-    found = _failing_targets(log)
+    found = failing_targets(log, ["convert-tflite-int8", "convert-tflite-fp32"])
     assert list(found) == ["convert-tflite-int8"]
-    assert found["convert-tflite-int8"].startswith("convert 5/5: ")
+    assert found["convert-tflite-int8"] == (
+        "convert 5/5: 1.234 FidelityError: tflite-int8: top-1 agreement 0.91 < 0.99"
+    )
+
+
+def test_a_single_target_bake_names_no_target_in_its_steps():
+    """bake leaves the target out of step labels when it builds one: the failure is still its."""
+    log = [
+        '#8 [linux/amd64 2/2] RUN test "1" != 1',
+        '#8 ERROR: process "/bin/sh -c test" did not complete successfully: exit code: 1',
+        "------",
+        ' > [linux/amd64 2/2] RUN test "1" != 1:',
+        "ERROR: failed to solve: process did not complete successfully: exit code: 1",
+    ]
+    assert failing_targets(log, ["b"]) == {
+        "b": "linux/amd64 2/2: ERROR: failed to solve: process did not complete successfully: "
+        "exit code: 1"
+    }
+    assert failing_targets(log, ["a", "b"]) == {}  # not a target name: nobody is blamed wrongly
+
+
+def test_a_failed_linked_base_is_named_for_the_targets_it_stopped():
+    log = [" > [base-serve-tf linux/arm64 3/4] RUN sh install.sh:", "ERROR: exit code: 1"]
+    found = failing_targets(log, ["serve-a", "serve-b"])
+    assert found == {"base-serve-tf": "linux/arm64 3/4: ERROR: exit code: 1"}
 
 
 def test_only_selects_by_variant_or_target(plan):
@@ -213,13 +286,17 @@ def test_every_bake_flag_reaches_the_build_options(tmp_path, monkeypatch):
 
 def test_push_asks_for_provenance():
     argv = bake_argv(
-        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(push=True, sbom=True)
+        "f.json",
+        ["serve-x"],
+        metadata_file="m.json",
+        options=BuildOptions(push=True, sbom=True),
+        buildx=BUILDX,
     )
     assert "--provenance=mode=max" in argv
     sbom = "serve-x.attest=type=sbom,generator=docker/buildkit-syft-scanner:stable-1"
     assert argv[argv.index(sbom) - 1] == "--set"
     assert "--provenance=mode=max" not in bake_argv(
-        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions()
+        "f.json", ["serve-x"], metadata_file="m.json", options=BuildOptions(), buildx=BUILDX
     )
 
 
@@ -275,9 +352,36 @@ def test_sbom_is_asked_for_server_images_only(plan, monkeypatch, tmp_path):
 
     monkeypatch.setattr("tf2aif.pipeline.build._run", fake_run)
     options = BuildOptions(sbom=True, sbom_generator="reg/scan:1", load=False)
-    results = run_build(plan, options, sink=lambda line: None)
+    results = run_build(plan, options, sink=lambda line: None, buildx=BUILDX)
     assert results and all(results)
     convert, serve = calls
     assert not any("attest" in a for a in convert)
     attests = [a for a in serve if ".attest=" in a]
     assert attests == [f"{s.name}.attest=type=sbom,generator=reg/scan:1" for s in plan.serves]
+
+
+@pytest.mark.fuzz
+@given(
+    log=st.lists(
+        st.one_of(
+            st.text(max_size=60),
+            st.builds(
+                lambda label, rest: f" > [{label}] {rest}",
+                st.text(alphabet=st.characters(blacklist_characters="]\n"), max_size=30),
+                st.text(max_size=20),
+            ),
+        ),
+        max_size=12,
+    ),
+    targets=st.lists(
+        st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), min_size=1, max_size=3
+    ),
+)
+def test_failures_are_blamed_on_target_names_only(log, targets):
+    """Any log: every blamed name is a bake target name; a single-target bake blames only it."""
+    found = failing_targets(log, targets)
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", name) for name in found)
+    if len(targets) == 1:
+        assert set(found) <= {targets[0]} | {
+            m for line in log for m in re.findall(r"target ([a-zA-Z0-9_-]+): failed to solve", line)
+        }

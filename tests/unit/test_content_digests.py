@@ -35,7 +35,6 @@ from tf2aif.pipeline.bake import (
     staged_files,
     write_build_dir,
 )
-from tf2aif.pipeline.build import check_content_tags
 from tf2aif.pipeline.digests import (
     CONTENT_DIGEST_LABEL,
     NOT_INPUT_LABELS,
@@ -47,6 +46,7 @@ from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import BUILD_DIR, make_plan
 from tf2aif.pipeline.recipes import load_recipes
 from tf2aif.pipeline.resolve import resolve
+from tf2aif.pipeline.select import check_content_tags
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = Path(tf2aif.__file__).resolve().parent

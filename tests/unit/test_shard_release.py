@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tf2aif.cli.main import main
-from tf2aif.errors import PlanError
+from tf2aif.errors import ManifestError
 from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import make_plan
 from tf2aif.pipeline.recipes import load_recipes
@@ -195,12 +195,19 @@ def test_shard_record_round_trips(project, tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(kind="other"), "kind: expected 'tf2aif-shard'"),
-        (lambda d: d.update(version=9), "version: 9 is not supported"),
-        (lambda d: d["images"][0].update(digest=5), "images[0].digest: expected str or NoneType"),
-        (lambda d: d["images"][1].update(status="ok"), "images[1].status: 'ok' is not one of"),
-        (lambda d: d.pop("plan"), "plan: missing"),
-        (lambda d: d.update(stage="deploy"), "stage: 'deploy' is not one of convert, build"),
+        (lambda d: d.update(kind="other"), "kind: expected 'tf2aif-shard', got 'other'"),
+        (lambda d: d.update(version=9), "version: expected 1, got 9"),
+        (
+            lambda d: d["images"][0].update(digest=5),
+            "images[0].digest: expected a string or nothing, got int 5",
+        ),
+        (
+            lambda d: d["images"][1].update(status="ok"),
+            "images[1].status: expected one of success, failed, aborted, got 'ok'",
+        ),
+        (lambda d: d.pop("plan"), "(top level): missing required key 'plan'"),
+        (lambda d: d.update(stage="deploy"), "stage: expected one of convert, build, got 'deploy'"),
+        (lambda d: d.update(extra=1), "unknown key 'extra'"),
     ],
 )
 def test_a_bad_shard_record_is_located(project, tmp_path, edit, message):
@@ -209,11 +216,29 @@ def test_a_bad_shard_record_is_located(project, tmp_path, edit, message):
     data = record.to_dict()
     edit(data)
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(PlanError) as exc:
+    path.write_text(json.dumps(data, indent=2))
+    with pytest.raises(ManifestError) as exc:
         load_shard_record(path)
-    assert str(exc.value).startswith(f"{path}: ")
-    assert message in str(exc.value)
+    assert str(exc.value).startswith(f"{path}: 1 error in this shard record")
+    (issue,) = exc.value.issues
+    assert issue.location.file == str(path) and issue.location.line is not None
+    assert message in str(issue)
+
+
+def test_a_shard_record_goes_through_the_bounded_loader(project, tmp_path):
+    """Size and depth limits are the shared loader's, with a located error, not a traceback."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200 + "]" * 200)
+    with pytest.raises(ManifestError, match="nested deeper than 64 levels"):
+        load_shard_record(deep)
+    big = tmp_path / "big.json"
+    big.write_text(" " * (4 * 2**20 + 1))
+    with pytest.raises(ManifestError, match="larger than 4194304 bytes"):
+        load_shard_record(big)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"kind": "tf2aif-shard",\n  "version": 1,\n  "name": [}')
+    with pytest.raises(ManifestError, match=r"broken.json:3:\d+"):
+        load_shard_record(broken)
 
 
 JSON = st.recursive(
@@ -237,8 +262,9 @@ def test_any_record_field_value_loads_or_fails_located(records, tmp_path_factory
     path.write_text(json.dumps(data))
     try:
         record = load_shard_record(path)
-    except PlanError as exc:
+    except ManifestError as exc:
         assert str(exc).startswith(f"{path}: ")
+        assert all(issue.location.line for issue in exc.issues)
     else:
         assert record.shard == data["shard"] and record.status in ("success", "failed", "aborted")
 
@@ -375,3 +401,16 @@ def test_release_command_refuses_and_writes_a_failed_record(project, tmp_path, c
     statuses = {i["target"]: i["status"] for i in failed["images"]}
     assert set(statuses.values()) == {"aborted"}
     assert not (tmp_path / "tf2aif-record.json").exists()
+
+
+def test_the_shard_record_schema_names_exactly_the_record_fields():
+    from dataclasses import fields
+
+    from tf2aif.pipeline.yamlfile import load_schema
+    from tf2aif.shards.record import SCHEMA, ShardConversion, ShardImage, ShardRecord
+
+    schema = load_schema(SCHEMA)
+    assert set(schema["properties"]) == {f.name for f in fields(ShardRecord)}
+    assert set(schema["$defs"]["image"]["properties"]) == {f.name for f in fields(ShardImage)}
+    conversion = schema["$defs"]["conversion"]["properties"]
+    assert set(conversion) == {f.name for f in fields(ShardConversion)}

@@ -1,11 +1,8 @@
-"""Base image folders and local stand-ins for vendor images.
+"""Local stand-ins for vendor images (`tf2aif bases --local`).
 
-Every `base_images/<folder>/Dockerfile` starts `ARG VENDOR_IMAGE=<vendor ref>`, so a bake can
-swap the vendor image for another one, and copies `install.sh` from the named build context
-`tf2aif-base-common` (`base_images/common`, shared by every base and not a base itself). Where vendor registries cannot be reached (air-gapped
-CI, this kind of sandbox), a *stand-in* takes their place: a Debian minbase root file system
-with python3 made by mmdebstrap for each architecture, pushed to a registry as one multi-arch
-image, plus a vendor map (vendor ref -> stand-in ref) that `tf2aif bake --vendor-map` reads.
+Where vendor registries cannot be reached (air-gapped CI, this kind of sandbox), a *stand-in*
+takes their place: a Debian minbase root file system with python3 made by mmdebstrap for each
+architecture, pushed to a registry as one multi-arch image, plus a vendor map (vendor ref -> stand-in ref) that `tf2aif bake --vendor-map` reads.
 The base Dockerfiles then install on the stand-in what the vendor image would have provided.
 
 Everything here is pure (argv lists, file text, plans) except the `run_*` functions at the end.
@@ -25,22 +22,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR, base_digest, common_context_arg
 from tf2aif.errors import BuildError, Tf2aifError, ToolMissingError
-from tf2aif.pipeline.digests import trees_digest
+from tf2aif.pipeline.imagetools import raw_digest
 
 __all__ = [
-    "COMMON_CONTEXT",
-    "COMMON_FOLDER",
-    "DEFAULT_SBOM_GENERATOR",
     "DEMO_VENDOR_REFS",
     "STAND_IN_PACKAGES",
-    "BaseFolder",
     "ScannerPlan",
     "StandInPlan",
     "StepTiming",
-    "base_digest",
-    "base_folders",
-    "common_context_arg",
     "buildx_scanner_argv",
     "buildx_stand_in_argv",
     "debian_mirrors",
@@ -56,10 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# base_images/common: what every base build copies (install.sh), given to each base build as the
-# named build context COMMON_CONTEXT. Not a base: it has no Dockerfile and is never listed as one.
-COMMON_FOLDER = "common"
-COMMON_CONTEXT = "tf2aif-base-common"
 STAND_IN_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # The vendor images the demo manifest (tf2aif.yaml) builds on: convert-tf and serve-tf,
 # serve-tflite (amd64 + arm64) and serve-openvino (cpu).
@@ -68,48 +55,10 @@ DEMO_VENDOR_REFS = (
     "python:3.11-slim-bookworm",
     "openvino/ubuntu22_runtime:2025.3.0",
 )
-# The generator BuildKit runs for `--sbom=true`; base_images/sbom-scanner stands in for it.
-DEFAULT_SBOM_GENERATOR = "docker/buildkit-syft-scanner:stable-1"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # Fixed mtimes make the root file system tarballs reproducible for one package set.
 SOURCE_DATE_EPOCH = "1700000000"
-_VENDOR_ARG = re.compile(r"^ARG\s+VENDOR_IMAGE=(\S+)\s*$", re.MULTILINE)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BaseFolder:
-    """One `base_images/<name>` folder and the vendor image its Dockerfile defaults to."""
-
-    name: str
-    path: Path
-    vendor_default: str
-
-
-def base_folders(root: Path) -> tuple[BaseFolder, ...]:
-    """Every folder under `root` holding a Dockerfile, sorted by name (never `common`)."""
-    folders = []
-    for dockerfile in sorted(root.glob("*/Dockerfile")):
-        if dockerfile.parent.name == COMMON_FOLDER:
-            continue
-        match = _VENDOR_ARG.search(dockerfile.read_text())
-        if match is None:
-            raise Tf2aifError(f"{dockerfile}: no 'ARG VENDOR_IMAGE=<default>' line")
-        folders.append(
-            BaseFolder(name=dockerfile.parent.name, path=dockerfile.parent, vendor_default=match[1])
-        )
-    return tuple(folders)
-
-
-def base_digest(folder: Path) -> str:
-    """Content digest of one base build: its own folder plus the common folder next to it, so a
-    change to the shared install.sh changes every base's digest (and the tags built on it)."""
-    return trees_digest({folder.name: folder, COMMON_FOLDER: folder.parent / COMMON_FOLDER})
-
-
-def common_context_arg(folder: Path) -> list[str]:
-    """`docker buildx build` arguments naming the common context for the base in `folder`."""
-    return ["--build-context", f"{COMMON_CONTEXT}={folder.parent / COMMON_FOLDER}"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,8 +306,7 @@ def _pushed(plan: StandInPlan, run: Runner) -> bool:
     """True when this exact stand-in was pushed before and the registry still serves it."""
     if not plan.stamp_file.is_file() or plan.stamp_file.read_text() != _stamp(plan):
         return False
-    probe = ["docker", "buildx", "imagetools", "inspect", plan.image]
-    return run(probe, capture_output=True).returncode == 0
+    return raw_digest(plan.image, run=run) is not None
 
 
 def _push_image(plan: StandInPlan, run: Runner) -> StepTiming:
@@ -382,8 +330,7 @@ def run_sbom_scanner(
     plan: ScannerPlan, *, ca_file: str | None = None, run: Runner = subprocess.run
 ) -> StepTiming:
     """Build + push the scanner unless the registry already serves its content tag."""
-    probe = ["docker", "buildx", "imagetools", "inspect", plan.image]
-    if run(probe, capture_output=True).returncode == 0:
+    if raw_digest(plan.image, run=run) is not None:
         return StepTiming(name="sbom-scanner", seconds=0.0, cached=True)
     started = time.monotonic()
     result = run(buildx_scanner_argv(plan, ca_file), capture_output=True, text=True)

@@ -59,6 +59,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tf2aif.bases import standins as bases
+    from tf2aif.bases.folders import base_folders
     from tf2aif.cli.pipeline import _ca_file
     from tf2aif.resources import data_dir
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --local")
-        for folder in bases.base_folders(data_dir("base_images")):
+        for folder in base_folders(data_dir("base_images")):
             print(f"{folder.name:20} {folder.vendor_default}")
         return 0
     sources = DEBIAN_SOURCES.read_text() if DEBIAN_SOURCES.is_file() else ""

@@ -86,10 +86,11 @@ def _tool_images(specs: list[str]) -> dict[str, str]:
 
 def _inputs(args: argparse.Namespace, locked_tools: Mapping = ()):
     from tf2aif.cli.pipeline import read_vendor_map
-    from tf2aif.lock import lockfile as lock
+    from tf2aif.lock.inputs import plan_inputs
+    from tf2aif.lock.resolvers import probe_tools
 
     env = dict(os.environ)
-    inputs = lock.plan_inputs(
+    inputs = plan_inputs(
         args.manifest,
         env=env,
         vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
@@ -100,16 +101,16 @@ def _inputs(args: argparse.Namespace, locked_tools: Mapping = ()):
         if toolset.source.startswith(_PROBED) and folder not in probes:
             tools[folder] = toolset  # probed once from a built image: not re-probed on --check
     for folder, image in probes.items():
-        tools[folder] = lock.probe_tools(image)
+        tools[folder] = probe_tools(image)
     return dataclasses.replace(inputs, tools=tools)
 
 
 def _resolver(args: argparse.Namespace):
-    from tf2aif.lock import lockfile as lock
+    from tf2aif.lock.resolvers import resolve_with_buildx, resolve_with_registry
 
     if args.resolver == "registry":
-        return lock.resolve_with_registry
-    return lock.resolve_with_buildx
+        return resolve_with_registry
+    return resolve_with_buildx
 
 
 def run(args: argparse.Namespace) -> int:

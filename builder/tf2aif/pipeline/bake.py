@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tf2aif.bases.standins import COMMON_CONTEXT, COMMON_FOLDER
+from tf2aif.bases.folders import COMMON_CONTEXT, COMMON_FOLDER
 from tf2aif.pipeline.plan import (
     BUILD_DIR,
     CONTEXT_DIR,

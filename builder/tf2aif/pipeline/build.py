@@ -7,12 +7,16 @@ Two phases, so nothing is built or published from a model that failed its fideli
   2. the server images, labelled with the fidelity their artifact measured.
 Results come from buildx's --metadata-file, never from parsing logs; logs are only used to name
 the stage that failed.
+
+One module (over 400 lines) because it is the one subprocess edge of the bake: the pure argv,
+the buildx probe it depends on, the two phases and the failure attribution of their logs change
+together; which images to build lives in `select`, publishing in `publish`.
 """
 
 from __future__ import annotations
 
 import enum
-import fnmatch
+import functools
 import json
 import os
 import re
@@ -24,30 +28,37 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tf2aif.bases.standins import DEFAULT_SBOM_GENERATOR
-from tf2aif.errors import BuildError, PlanError, ToolMissingError
+from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR
+from tf2aif.errors import BuildError, ToolMissingError
 from tf2aif.pipeline.bake import ARTIFACTS_DIR, BAKE_FILE, read_bake
-from tf2aif.pipeline.digests import CONTENT_DIGEST_LABEL, image_digests
-from tf2aif.pipeline.plan import BUILD_DIR, ClientTarget, Plan, ServeTarget
+from tf2aif.pipeline.imagetools import raw_digest
+from tf2aif.pipeline.plan import BUILD_DIR, Plan, ServeTarget
+from tf2aif.pipeline.publish import publish_final_tags, publish_targets, staging_set_values
+from tf2aif.pipeline.select import check_content_tags, select_images
 
 __all__ = [
     "DEFAULT_SBOM_GENERATOR",
     "BuildOptions",
+    "Buildx",
     "Result",
     "Status",
     "bake_argv",
     "build_env",
-    "check_content_tags",
     "builder_driver",
     "check_tools",
+    "failing_targets",
     "fidelity_labels",
+    "parse_buildx_version",
+    "parse_driver",
+    "probe_buildx",
     "run_build",
+    "run_phase",
     "sbom_generator",
-    "select_serves",
 ]
 
 LineSink = Callable[[str], None]
-_FAILED_STEP = re.compile(r"^\s*> \[(?P<target>[a-zA-Z0-9_-]+)(?: (?P<stage>[^\]]*))?\]")
+_FAILED_STEP = re.compile(r"^\s*> \[(?P<label>[^\]]+)\]")
+_TARGET_NAME = re.compile(r"[a-zA-Z0-9_-]+")
 _ERROR_TARGET = re.compile(r"target (?P<target>[a-zA-Z0-9_-]+): failed to solve")
 
 
@@ -101,43 +112,6 @@ def sbom_generator(
     )
 
 
-def select_serves(plan: Plan, patterns: Sequence[str]) -> tuple[ServeTarget, ...]:
-    """Server targets whose name or any variant id matches a pattern (`gpu/*`, `*-int8`)."""
-    serves, _ = select_images(plan, patterns)
-    return serves
-
-
-def select_images(
-    plan: Plan, patterns: Sequence[str]
-) -> tuple[tuple[ServeTarget, ...], tuple[ClientTarget, ...]]:
-    """(server targets, client targets) selected by --only patterns; no pattern selects all."""
-    clients = (plan.client,) if plan.client else ()
-    if not patterns:
-        return plan.serves, clients
-
-    def hit(*names: str) -> bool:
-        return any(fnmatch.fnmatch(x, p) for p in patterns for x in names)
-
-    serves = tuple(s for s in plan.serves if hit(s.name, *s.variants))
-    clients = tuple(c for c in clients if hit(c.name))
-    if not serves and not clients:
-        ids = ", ".join(v.id for v in plan.variants)
-        raise PlanError(f"--only {' '.join(patterns)} selects nothing; variants: {ids}")
-    return serves, clients
-
-
-def registry_digest(reference: str) -> str | None:
-    """Digest of a remote tag (the sha256 of its raw manifest), or None if it does not exist."""
-    import hashlib
-
-    argv = ["docker", "buildx", "imagetools", "inspect", "--raw", reference]
-    try:
-        proc = subprocess.run(argv, capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return "sha256:" + hashlib.sha256(proc.stdout).hexdigest() if proc.returncode == 0 else None
-
-
 def split_unchanged(
     serves: Sequence[ServeTarget], lookup: Callable[[str], str | None]
 ) -> tuple[tuple[ServeTarget, ...], tuple[Result, ...]]:
@@ -161,26 +135,16 @@ def split_unchanged(
     return tuple(changed), tuple(unchanged)
 
 
-def check_content_tags(serves: Sequence[ServeTarget], bake: Mapping[str, Any], root: Path) -> None:
-    """Each image's content tag is the digest of the bake graph as written, read from the files
-    on disk: a published tag is only trusted by --changed if it names what this build reads."""
-    digests = image_digests(bake, [s.name for s in serves], root=root)
-    stale = [s.name for s in serves if digests[s.name] != s.labels.get(CONTENT_DIGEST_LABEL)]
-    if stale:
-        raise PlanError(
-            f"the build folder no longer matches the plan for {', '.join(stale)} "
-            "(an input changed while planning): run the command again"
-        )
-
-
 def bake_argv(
     bake_file: str,
     targets: Sequence[str],
     *,
     metadata_file: str,
     options: BuildOptions,
+    buildx: Buildx,
     set_values: Sequence[str] = (),
 ) -> list[str]:
+    """The `docker buildx bake` command line (pure: what buildx can do comes in `buildx`)."""
     argv = ["docker", "buildx", "bake", "-f", bake_file, "--metadata-file", metadata_file]
     argv += ["--progress", options.progress]
     if options.builder:
@@ -190,7 +154,8 @@ def bake_argv(
         # with the consumer's secrets. Only base_images/ Dockerfiles mount it (RUN --mount), so it
         # never lands in a layer.
         argv += ["--set", f"*.secrets=id=ca,src={options.ca_file}"]
-        argv += ["--allow", f"fs.read={Path(options.ca_file).parent}"] if _needs_allow() else []
+        if buildx.secret_needs_entitlement:
+            argv += ["--allow", f"fs.read={Path(options.ca_file).parent}"]
     if options.push:
         argv.append("--provenance=mode=max")  # SLSA provenance attached to every pushed image
     if options.sbom:
@@ -207,32 +172,52 @@ def bake_argv(
     return argv
 
 
-def _needs_allow() -> bool:
-    """buildx >= 0.19 asks for an entitlement to read a secret outside the bake folder."""
-    version = _buildx_version()
-    return version >= (0, 19)
+@dataclass(frozen=True, kw_only=True)
+class Buildx:
+    """What the installed buildx is and how its builder works, asked once per run."""
+
+    version: tuple[int, ...]  # (0,) when it could not be read
+    driver: str | None  # docker, docker-container, kubernetes, remote; None when unknown
+
+    @property
+    def secret_needs_entitlement(self) -> bool:
+        """buildx >= 0.19 asks for an entitlement to read a secret outside the bake folder."""
+        return self.version >= (0, 19)
 
 
-def _buildx_version() -> tuple[int, ...]:
-    try:
-        out = subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, text=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return (0,)
-    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
+def parse_buildx_version(text: str) -> tuple[int, ...]:
+    """`github.com/docker/buildx v0.19.3 48d6a39` -> (0, 19, 3); (0,) when no version is there."""
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
     return tuple(int(x) for x in match.groups()) if match else (0,)
+
+
+def parse_driver(text: str) -> str | None:
+    """The `Driver:` line of `docker buildx inspect`."""
+    match = re.search(r"(?m)^Driver:\s*(\S+)", text)
+    return match.group(1) if match else None
+
+
+@functools.cache
+def probe_buildx(builder: str | None) -> Buildx:
+    """`docker buildx version` and `docker buildx inspect`, once per builder per process."""
+    return Buildx(
+        version=parse_buildx_version(_output(["docker", "buildx", "version"], timeout=30)),
+        driver=parse_driver(
+            _output(["docker", "buildx", "inspect", *([builder] if builder else [])], timeout=60)
+        ),
+    )
 
 
 def builder_driver(builder: str | None) -> str | None:
     """The buildx driver of `builder` (default: the current one): docker, docker-container, ..."""
-    argv = ["docker", "buildx", "inspect", *([builder] if builder else [])]
+    return probe_buildx(builder).driver
+
+
+def _output(argv: Sequence[str], *, timeout: float) -> str:
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r"(?m)^Driver:\s*(\S+)", out)
-    return match.group(1) if match else None
+        return ""
 
 
 def check_tools() -> str:
@@ -262,14 +247,18 @@ def fidelity_labels(artifact_dir: Path) -> dict[str, str]:
     return {"io.tf2aif.fidelity": json.dumps(data, sort_keys=True, separators=(",", ":"))}
 
 
-def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> tuple[Result, ...]:
-    """Phase 1 (conversions) then phase 2 (server images); raises BuildError on failure."""
+def run_build(
+    plan: Plan, options: BuildOptions, *, sink: LineSink = print, buildx: Buildx | None = None
+) -> tuple[Result, ...]:
+    """Phase 1 (conversions) then phase 2 (server images); raises BuildError on failure.
+    `buildx`: what the builder can do (default: asked once per process)."""
     root = Path(plan.root)
+    buildx = buildx or probe_buildx(options.builder)
     serves, clients = select_images(plan, options.only)
     unchanged: tuple[Result, ...] = ()
     if options.changed:
         check_content_tags(serves, read_bake(root / BAKE_FILE), root)
-        serves, unchanged = split_unchanged(serves, registry_digest)
+        serves, unchanged = split_unchanged(serves, raw_digest)
         for result in unchanged:
             sink(f"{result.target}: {result.reason}")
         if not serves and not clients:
@@ -278,7 +267,9 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
     # A conversion's output is an artifact folder, not an image: nothing to describe in an SBOM
     # (and the local exporter would write the SBOM into the artifact).
     convert_options = replace(options, sbom=False)
-    results = list(run_phase(root, converts, convert_options, sink=sink, label="convert"))
+    results = list(
+        run_phase(root, converts, convert_options, sink=sink, label="convert", buildx=buildx)
+    )
     failed = [r for r in results if not r]
     if failed:
         aborted = [_aborted(s, failed) for s in serves if s.convert in {r.target for r in failed}]
@@ -288,9 +279,11 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
         for key, value in fidelity_labels(root / ARTIFACTS_DIR / serve.convert).items():
             set_values.append(f"{serve.name}.labels.{key}={value}")
     images = (*serves, *clients)
-    publish = _publish_targets(plan, images) if options.push else ()
+    publish = publish_targets(plan, images) if options.push else ()
     if publish:
-        set_values += _staging_sets(publish, _serve_output(options))
+        # Pushed under staging tags only: final tags move after every target has pushed.
+        run_id = f"{int(time.time())}-{os.getpid()}"
+        set_values += staging_set_values(publish, run_id, output=_serve_output(options))
     else:
         set_values += [f"{image.name}.output={_serve_output(options)}" for image in images]
     results += run_phase(
@@ -300,36 +293,14 @@ def run_build(plan: Plan, options: BuildOptions, *, sink: LineSink = print) -> t
         sink=sink,
         label="serve",
         set_values=set_values,
+        buildx=buildx,
     )
     if any(not r for r in results):
         raise _build_error(plan, results)
     if publish:
-        _tag_published(root, publish, sink)
+        for tag in publish_final_tags(root / BUILD_DIR / "metadata-serve.json", publish):
+            sink(f"tagged {tag}")
     return (*results, *unchanged)
-
-
-def _publish_targets(plan: Plan, images: Sequence[ServeTarget | ClientTarget]):
-    from tf2aif.pipeline.publish import PublishTarget
-
-    if not plan.registry:
-        raise PlanError("--push needs `registry:` in the manifest (e.g. registry.example.com/team)")
-    return tuple(PublishTarget(name=i.name, repository=i.image, final_tags=i.tags) for i in images)
-
-
-def _staging_sets(publish, output: str) -> list[str]:
-    """Push under staging tags only: final tags move after every target has pushed."""
-    from tf2aif.pipeline.publish import staging_set_values
-
-    run_id = f"{int(time.time())}-{os.getpid()}"
-    return staging_set_values(publish, run_id, output=output)
-
-
-def _tag_published(root: Path, publish, sink: LineSink) -> None:
-    from tf2aif.pipeline.publish import apply_tags, plan_tags, read_metadata
-
-    pushed = read_metadata(root / BUILD_DIR / "metadata-serve.json")
-    for tag in apply_tags(plan_tags(publish, pushed, bake_ok=True)):
-        sink(f"tagged {tag}")
 
 
 def _serve_output(options: BuildOptions) -> str:
@@ -349,7 +320,9 @@ def run_phase(
     label: str,
     set_values: Sequence[str] = (),
     bake_file: str = BAKE_FILE,
+    buildx: Buildx | None = None,
 ) -> list[Result]:
+    """One `docker buildx bake` run over `targets`: a Result each, from its metadata file."""
     metadata = root / BUILD_DIR / f"metadata-{label}.json"
     metadata.unlink(missing_ok=True)
     argv = bake_argv(
@@ -357,6 +330,7 @@ def run_phase(
         targets,
         metadata_file=str(metadata.relative_to(root)),
         options=options,
+        buildx=buildx or probe_buildx(options.builder),
         set_values=set_values,
     )
     started = time.monotonic()
@@ -365,7 +339,7 @@ def run_phase(
     meta = json.loads(metadata.read_text()) if metadata.is_file() else {}
     if code == 0:
         return [_success(t, meta.get(t, {}), duration) for t in targets]
-    failing = _failing_targets(log_tail) or dict.fromkeys(targets, "build failed (see log)")
+    failing = failing_targets(log_tail, targets) or dict.fromkeys(targets, "build failed (see log)")
     return [
         Result(
             target=t,
@@ -402,15 +376,25 @@ def _aborted(serve: ServeTarget, failed: Sequence[Result]) -> Result:
     )
 
 
-def _failing_targets(log: Sequence[str]) -> dict[str, str]:
-    """target -> 'stage: last error line', from the `> [target stage n/m] RUN ...` summary."""
+def failing_targets(log: Sequence[str], targets: Sequence[str]) -> dict[str, str]:
+    """target -> 'stage: first error line', from buildx's `> [target stage n/m] RUN ...`
+    summary (or `target x: failed to solve`). bake leaves the target out of the step label when
+    it builds a single target, so then every failed step is that target's. A name that is not
+    in `targets` (a linked base target) is kept: it says why the others stopped."""
     found: dict[str, str] = {}
     for i, line in enumerate(log):
-        match = _FAILED_STEP.match(line) or _ERROR_TARGET.search(line)
-        if not match:
+        if match := _FAILED_STEP.match(line):
+            first, _, rest = match["label"].partition(" ")
+            if len(targets) == 1 and first not in targets:
+                target, stage = targets[0], match["label"]
+            elif _TARGET_NAME.fullmatch(first):
+                target, stage = first, rest
+            else:
+                continue
+        elif match := _ERROR_TARGET.search(line):
+            target, stage = match["target"], ""
+        else:
             continue
-        target = match.group("target")
-        stage = match.groupdict().get("stage") or ""
         detail = next(
             (x.strip() for x in log[i + 1 : i + 40] if "ERROR" in x or "Error" in x), line.strip()
         )

@@ -6,9 +6,10 @@ deploys). buildx writes each target's pushed digest into its `--metadata-file`. 
 bake succeeded and every published target has a digest are the final tags created, each with
 `docker buildx imagetools create -t <final tag> <repo>@<digest>`, which points the tag at the
 very manifest (index) that was built. If anything failed, no final tag is touched.
+`tf2aif bake --push` (build.run_build) takes exactly this path.
 
-Pure: `publish_targets`, `staging_tag`, `staging_set_values`, `staging_overrides`,
-`read_metadata`, `plan_tags`, `imagetools_argv`, `failed_steps`. Edge: `apply_tags`.
+Pure: `publish_targets`, `staging_tag`, `staging_set_values`, `read_metadata`, `plan_tags`.
+Edge: `apply_tags`, `publish_final_tags`.
 """
 
 from __future__ import annotations
@@ -20,23 +21,24 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tf2aif.errors import BuildError
+from tf2aif.errors import BuildError, PlanError
+from tf2aif.pipeline.imagetools import create_argv
+
+if TYPE_CHECKING:
+    from tf2aif.pipeline.plan import ClientTarget, Plan, ServeTarget
 
 __all__ = [
-    "FailedStep",
     "PublishTarget",
     "PushedImage",
     "TagPlan",
     "apply_tags",
-    "failed_steps",
-    "imagetools_argv",
     "plan_tags",
+    "publish_final_tags",
     "publish_targets",
     "read_metadata",
     "split_tag",
-    "staging_overrides",
     "staging_set_values",
     "staging_tag",
 ]
@@ -70,15 +72,6 @@ class TagPlan:
     tags: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class FailedStep:
-    """A build step that failed, as named in buildx's plain progress output."""
-
-    target: str  # bake target, e.g. convert-tflite-int8
-    step: str  # e.g. "RUN python -m tf2aif.image.convert ..."
-    error: str
-
-
 def split_tag(reference: str) -> tuple[str, str]:
     """`host:5000/a/b:tag` -> (`host:5000/a/b`, `tag`); a missing tag is `latest`."""
     name, _, tag = reference.rpartition(":")
@@ -88,22 +81,21 @@ def split_tag(reference: str) -> tuple[str, str]:
 
 
 def publish_targets(
-    bake: Mapping[str, Any], names: Sequence[str] = ()
+    plan: Plan, images: Sequence[ServeTarget | ClientTarget]
 ) -> tuple[PublishTarget, ...]:
-    """Targets of a bake file that carry tags (serve images), optionally only `names`."""
-    targets = bake.get("target", {})
-    chosen = names or sorted(name for name, spec in targets.items() if spec.get("tags"))
+    """The images `--push` publishes: each under its final tags, all in its own repository."""
+    if not plan.registry:
+        raise PlanError("--push needs `registry:` in the manifest (e.g. registry.example.com/team)")
     result = []
-    for name in chosen:
-        tags = tuple(targets[name].get("tags") or ())
-        if not tags:
-            raise BuildError(f"target {name} has no tags to publish")
-        repositories = {split_tag(tag)[0] for tag in tags}
-        if len(repositories) != 1:
+    for image in images:
+        if not image.tags:
+            raise BuildError(f"target {image.name} has no tags to publish")
+        others = sorted({split_tag(tag)[0] for tag in image.tags} - {image.image})
+        if others:
             raise BuildError(
-                f"target {name}: tags span several repositories {sorted(repositories)}"
+                f"target {image.name}: tags outside its repository {image.image}: {others}"
             )
-        result.append(PublishTarget(name=name, repository=repositories.pop(), final_tags=tags))
+        result.append(PublishTarget(name=image.name, repository=image.image, final_tags=image.tags))
     return tuple(result)
 
 
@@ -116,20 +108,13 @@ def staging_tag(target: PublishTarget, run_id: str) -> str:
     return f"{target.repository}:{tag}"
 
 
-def staging_set_values(
-    targets: Sequence[PublishTarget], run_id: str, *, output: str = "type=image,push=true"
-) -> list[str]:
+def staging_set_values(targets: Sequence[PublishTarget], run_id: str, *, output: str) -> list[str]:
     """bake `--set` values that push each target under its staging tag only."""
     values: list[str] = []
     for target in targets:
         values.append(f"{target.name}.tags={staging_tag(target, run_id)}")
         values.append(f"{target.name}.output={output}")
     return values
-
-
-def staging_overrides(targets: Sequence[PublishTarget], run_id: str) -> list[str]:
-    """The same as `docker buildx bake` arguments."""
-    return [arg for value in staging_set_values(targets, run_id) for arg in ("--set", value)]
 
 
 def read_metadata(path: Path) -> dict[str, PushedImage]:
@@ -171,43 +156,17 @@ def plan_tags(
     )
 
 
-def imagetools_argv(plan: TagPlan) -> list[str]:
-    argv = ["docker", "buildx", "imagetools", "create"]
-    for tag in plan.tags:
-        argv += ["-t", tag]
-    return [*argv, plan.source]
-
-
-# buildx plain progress: "#12 [convert-tflite-int8 3/3] RUN python -m ..." ... "#12 ERROR: ...".
-# bake prefixes step names with the target only when it builds more than one target.
-_STEP = re.compile(r"^#(\d+) \[(?P<label>[^\]]+)\] (?P<step>.+)$")
-_ERROR = re.compile(r"^#(\d+) ERROR: (?P<error>.+)$")
-
-
-def failed_steps(progress: str, targets: Sequence[str]) -> tuple[FailedStep, ...]:
-    """Failed steps of `targets`, from `--progress=plain` output."""
-    names: dict[str, tuple[str, str]] = {}
-    failed = []
-    for line in progress.splitlines():
-        if match := _STEP.match(line):
-            first = match["label"].split(" ", 1)[0]
-            target = first if first in targets else targets[0] if len(targets) == 1 else ""
-            if target:
-                names.setdefault(match[1], (target, match["step"]))
-        elif (match := _ERROR.match(line)) and match[1] in names:
-            target, step = names[match[1]]
-            failed.append(FailedStep(target=target, step=step, error=match["error"]))
-    return tuple(dict.fromkeys(failed))
-
-
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
-def apply_tags(plans: Sequence[TagPlan], *, run: Runner = subprocess.run) -> tuple[str, ...]:
+def apply_tags(plans: Sequence[TagPlan], *, run: Runner | None = None) -> tuple[str, ...]:
     """Create every final tag; returns the tags created, BuildError on the first failure."""
+    run = run or subprocess.run
     created: list[str] = []
     for plan in plans:
-        result = run(imagetools_argv(plan), capture_output=True, text=True)
+        result = run(
+            create_argv(sources=(plan.source,), tags=plan.tags), capture_output=True, text=True
+        )
         if result.returncode != 0:
             done = ", ".join(created) or "none"
             raise BuildError(
@@ -217,3 +176,11 @@ def apply_tags(plans: Sequence[TagPlan], *, run: Runner = subprocess.run) -> tup
             )
         created += plan.tags
     return tuple(created)
+
+
+def publish_final_tags(
+    metadata: Path, targets: Sequence[PublishTarget], *, run: Runner | None = None
+) -> tuple[str, ...]:
+    """After a bake that pushed every target under staging tags: the final tags, each pointed
+    at the digest buildx reported; BuildError (nothing tagged) if a target has no digest."""
+    return apply_tags(plan_tags(targets, read_metadata(metadata), bake_ok=True), run=run)

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tf2aif.bases.standins import COMMON_FOLDER
+from tf2aif.bases.folders import COMMON_FOLDER
 from tf2aif.errors import RecipeError
 from tf2aif.pipeline.yamlfile import load_file, load_schema, schema_issues
 from tf2aif.resources import data_dir

@@ -12,7 +12,6 @@ and nothing is touched. `assemble` (edge) then:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -20,8 +19,8 @@ from dataclasses import dataclass, field
 
 from tf2aif.errors import BuildError
 from tf2aif.pipeline.bake import INDEX_ANNOTATIONS
+from tf2aif.pipeline.imagetools import create_argv, raw_digest
 from tf2aif.pipeline.plan import Plan
-from tf2aif.pipeline.publish import TagPlan, imagetools_argv
 from tf2aif.shards.matrix import Shards, content_digest, conversion_addresses
 from tf2aif.shards.record import ShardRecord
 
@@ -173,20 +172,8 @@ def check_release(plan: Plan, shards: Shards, records: Sequence[ShardRecord]) ->
 
 
 def index_argv(index: IndexPlan) -> list[str]:
-    argv = ["docker", "buildx", "imagetools", "create", "-t", index.staging]
-    for annotation in index.annotations:
-        argv += ["--annotation", annotation]
-    return [*argv, *index.sources]
-
-
-def _raw_digest(reference: str, run: Runner) -> str | None:
-    proc = run(
-        ["docker", "buildx", "imagetools", "inspect", "--raw", reference],
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        return None
-    return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
+    """Merge the per-platform pushes into one index under the release staging tag."""
+    return create_argv(sources=index.sources, tags=(index.staging,), annotations=index.annotations)
 
 
 def assemble(
@@ -196,7 +183,7 @@ def assemble(
     digests: dict[str, str] = {}
     for index in release.indexes:
         proc = run(index_argv(index), capture_output=True, text=True)
-        digest = _raw_digest(index.staging, run) if proc.returncode == 0 else None
+        digest = raw_digest(index.staging, run=run) if proc.returncode == 0 else None
         if digest is None:
             error = (proc.stderr or "").strip()[-1500:]
             raise BuildError(
@@ -207,15 +194,11 @@ def assemble(
         digests[index.target] = digest
         sink(f"{index.target}: index {digest} ({len(index.sources)} platforms)")
     for index in release.indexes:
-        tags = TagPlan(
-            target=index.target,
-            source=f"{index.repository}@{digests[index.target]}",
-            tags=index.tags,
-        )
-        proc = run(imagetools_argv(tags), capture_output=True, text=True)
+        source = f"{index.repository}@{digests[index.target]}"
+        proc = run(create_argv(sources=(source,), tags=index.tags), capture_output=True, text=True)
         if proc.returncode != 0:
             raise BuildError(
-                f"tagging {tags.source} as {', '.join(index.tags)} failed:\n"
+                f"tagging {source} as {', '.join(index.tags)} failed:\n"
                 f"{(proc.stderr or '').strip()[-1500:]}",
                 failed=[index.target],
             )

@@ -25,11 +25,11 @@ from tf2aif.pipeline.build import (
     BuildOptions,
     Result,
     Status,
-    builder_driver,
     check_tools,
-    registry_digest,
+    probe_buildx,
     run_phase,
 )
+from tf2aif.pipeline.imagetools import inspect_config_argv, inspect_raw_argv, raw_digest
 from tf2aif.pipeline.plan import BUILD_DIR, Plan
 from tf2aif.pipeline.publish import PublishTarget, staging_tag
 from tf2aif.shards.bake import FIDELITY_LABEL, build_shard_bake, convert_shard_bake, fidelity_label
@@ -52,11 +52,7 @@ Lookup = Callable[[str], str | None]
 
 
 def _inspect_raw(reference: str) -> dict[str, Any] | None:
-    proc = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", "--raw", reference],
-        capture_output=True,
-        timeout=120,
-    )
+    proc = subprocess.run(inspect_raw_argv(reference), capture_output=True, timeout=120)
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
@@ -84,7 +80,7 @@ def platform_manifest(repository: str, digest: str, platform: str) -> str | None
 def artifact_fidelity(reference: str) -> dict[str, Any]:
     """The fidelity report a conversion artifact carries as a label (any platform: all equal)."""
     proc = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Image}}"],
+        inspect_config_argv(reference),
         capture_output=True,
         text=True,
         timeout=120,
@@ -131,7 +127,7 @@ def run_convert_shard(
     *,
     cache: bool = False,
     sink: LineSink = print,
-    lookup: Lookup = registry_digest,
+    lookup: Lookup = raw_digest,
 ) -> ShardRecord:
     write_build_dir(plan, bake_json(plan))
     converts = {c.name: c for c in plan.converts}
@@ -260,7 +256,7 @@ def run_build_shard(
     *,
     cache: bool = False,
     sink: LineSink = print,
-    lookup: Lookup = registry_digest,
+    lookup: Lookup = raw_digest,
 ) -> ShardRecord:
     root = Path(plan.root)
     serves = {s.name: s for s in plan.serves}
@@ -291,7 +287,8 @@ def run_build_shard(
             results[name] = Result(target=name, status=status, reason=reason)
     else:
         write_build_dir(plan, bake_json(plan))
-        by_digest = builder_driver(options.builder) not in (None, "docker")
+        buildx = probe_buildx(options.builder)
+        by_digest = buildx.driver not in (None, "docker")
         run_id = f"{shards.fingerprint[7:19]}-{arch_of(shard.platform)}"
         staging = None
         if not by_digest:
@@ -321,6 +318,7 @@ def run_build_shard(
             sink=sink,
             label=shard.name,
             bake_file=bake_file,
+            buildx=buildx,
         ):
             results[result.target] = result
         sink(f"{shard.name}: built in {time.monotonic() - started:.1f} s")
