@@ -1,4 +1,4 @@
-"""How late does an open-loop generator send? asyncio timers alone vs tf2aif's `_wait_until`.
+"""How late does an open-loop generator send? asyncio timers alone vs tf2aif's `wait_until`.
 
     python benchmarks/send_lag.py [--rate 100] [--seconds 10]
 
@@ -15,7 +15,7 @@ import random
 import statistics
 import time
 
-from tf2aif.bench.load import _wait_until
+from tf2aif.bench.load import wait_until
 
 
 async def asyncio_sleep(when: float) -> None:
@@ -43,7 +43,7 @@ def main() -> None:
     print(f"Poisson {args.rate:g} req/s for {args.seconds:g} s each")
     print("| timing | mean lag ms | p99 ms | max ms | CPU share |")
     print("|---|---|---|---|---|")
-    for label, wait in (("asyncio.sleep only", asyncio_sleep), ("tf2aif _wait_until", _wait_until)):
+    for label, wait in (("asyncio.sleep only", asyncio_sleep), ("tf2aif wait_until", wait_until)):
         lag, cpu = asyncio.run(lags(wait, args.rate, args.seconds))
         lag_ms = sorted(x * 1e3 for x in lag)
         p99 = lag_ms[int(0.99 * (len(lag_ms) - 1))]
