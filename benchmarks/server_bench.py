@@ -47,7 +47,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "builder"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cpu_variants  # noqa: E402
 
 from tf2aif.bench.payloads import encode_infer  # noqa: E402
 from tf2aif.bench.stats import summarize  # noqa: E402
@@ -56,7 +59,6 @@ from tf2aif.image.artifact import read_artifact  # noqa: E402
 from tf2aif.image.server.backends import BackendSettings, create_backend  # noqa: E402
 from tf2aif.image.server.protocol import numpy_dtype  # noqa: E402
 
-CONVERTER_BACKEND = {"onnxruntime": "onnx"}
 LATENCY_REQUESTS = {"digits": 500, "mobilenetv2": 150}
 CONCURRENCY = 32
 BATCHING = {  # configuration -> server flags
@@ -163,7 +165,7 @@ def make_artifacts(work: Path, model: str, runtimes: Sequence[str]) -> dict[str,
             name=model,
             runtime=runtime,
             precision="fp32",
-            backend=CONVERTER_BACKEND.get(runtime, runtime),
+            backend=cpu_variants.backend(runtime),
             model=source,
         )
         run_conversion(spec, root=project, out=made[runtime])
