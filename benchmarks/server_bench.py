@@ -20,6 +20,10 @@ Pinning (default when the machine has 2+ CPUs): servers and the in-process measu
 the last CPU, the client on the others, so client and server never take each other's time.
 The throughput client is wrk (C, one thread) when installed - Python clients top out near the
 server's own rate on one core - else aiohttp; the output says which.
+
+One module, over 400 lines on purpose: a benchmark is one experiment, read top to bottom;
+what it shares with `tf2aif bench` (payload encoding, statistics, free ports) is imported from
+tf2aif.bench, and server_vs_others.py reuses its servers, clients and options.
 """
 
 from __future__ import annotations

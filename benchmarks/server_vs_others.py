@@ -33,6 +33,10 @@ CPU time the server's processes and threads used per request during the throughp
 Batching: tf2aif as it ships (adaptive cap, max 32); KServe's ModelServer has no server-side
 batcher (KServe batches in its agent sidecar); MLServer both without (its default) and with
 its adaptive batching (max_batch_size 32, max_batch_time 1 ms).
+
+One module, over 400 lines on purpose: one experiment, read top to bottom; the two model
+classes for KServe and MLServer are source text written into their own virtualenvs' work folder,
+and the servers, clients and options come from server_bench.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ Per cell: converted or not (the one-line reason), conversion seconds, artifact s
 and top-1 agreement vs native TF, the int8 accuracy drop on the trained models, and the p50 of
 the converted model run in-process (batch 1, the runtime's own API with 2 threads) divided by the
 p50 of the native TF signature on the same input.
+
+One module, over 400 lines on purpose: one experiment (convert the zoo, measure, render
+the table), read top to bottom; the variants come from the recipes (cpu_variants.py) and the
+conversion from tf2aif itself.
 """
 
 from __future__ import annotations

@@ -57,6 +57,11 @@ moments (E[W^2] from Takacs' formula, E[S^3] from a Gamma fit of S) and the quan
 the Wilson-Hilferty approximation. Pure PS, and a time-shared device with more than one process
 (whose slowdown varies during a request), use the exponential tail p99 = E[T] ln 100 (at least),
 which the simulator shows to be conservative by 0-50% there.
+
+One module, over 400 lines on purpose: every formula here works on the same Load and
+Prediction values and the shared-device models are built from one another (fcfs_response under
+exclusive_device and the slowed FCFS bounds, erlang_c under ps and the lower bounds); how busy
+processes share cores, which only supplies speeds, is its own module (sharing.py).
 """
 
 from __future__ import annotations
