@@ -1,7 +1,9 @@
 """Sessions: lint, unit, conversion, docker, tests (all), fuzz, bench.
 
 They run in the interpreter nox itself runs in (`.venv/bin/nox`, made by scripts/setup.sh):
-TensorFlow and the runtimes are too large to reinstall per session.
+TensorFlow and the runtimes are too large to reinstall per session. `unit` runs every pure test
+(the folders in PURE, minus the docker, conversion and slow marks) with TensorFlow blocked, so a
+pure test that starts to need it fails there instead of slowing it down.
 """
 
 from __future__ import annotations
@@ -14,7 +16,20 @@ nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
 
 PY = sys.executable  # the venv's python, whatever PATH says
-FAST = ["tests/unit", "tests/golden", "tests/buildx"]
+# Folders holding pure tests: no Docker, no conversion, no TensorFlow (tests/conversion,
+# tests/server and tests/integration hold none).
+PURE = [
+    "tests/unit",
+    "tests/golden",
+    "tests/buildx",
+    "tests/docs",
+    "tests/cli",
+    "tests/place",
+    "tests/deploy",
+    "tests/lock",
+    "tests/bench",
+]
+NOT_PURE = "not docker and not conversion and not slow"
 
 
 LINTED = ["builder", "tests", "app", "examples", "benchmarks", "noxfile.py"]
@@ -28,8 +43,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """Pure stages, golden bake files, buildx --print: seconds, no TensorFlow."""
-    session.run(PY, "-m", "pytest", "-q", *FAST, *session.posargs)
+    """Every pure test (stages, golden bake files, buildx --print, docs, CLI, and the pure tests
+    of place, deploy, lock and bench): seconds, and TensorFlow cannot be imported."""
+    guard = ["-p", "no_tensorflow"]
+    session.run(PY, "-m", "pytest", "-q", *guard, "-m", NOT_PURE, *PURE, *session.posargs)
 
 
 @nox.session

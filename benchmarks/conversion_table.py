@@ -29,19 +29,14 @@ sys.path.insert(0, str(REPO / "builder"))
 
 from tf2aif.image.convert import ConvertSpec, PluginRef, Thresholds, run_conversion  # noqa: E402
 
-VARIANTS = (  # (runtime, backend, precision)
-    ("tf", "tf", "fp32"),
-    ("tflite", "tflite", "fp32"),
-    ("tflite", "tflite", "fp16"),
-    ("tflite", "tflite", "int8"),
-    ("openvino", "openvino", "fp32"),
-    ("openvino", "openvino", "fp16"),
-    ("openvino", "openvino", "int8"),
-    ("onnxruntime", "onnx", "fp32"),
-    ("onnxruntime", "onnx", "fp16"),
-    ("onnxruntime", "onnx", "int8"),
+sys.path.insert(0, str(REPO / "benchmarks"))
+import cpu_variants  # noqa: E402
+
+# The cpu matrix, and TensorRT int8, whose calibration and ONNX export run without a GPU.
+VARIANTS = (
+    *cpu_variants.variants(),
     ("tensorrt", "tensorrt", "int8"),
-)
+)  # (runtime, backend, precision)
 
 MOBILENET_SAMPLES = """
 import numpy as np

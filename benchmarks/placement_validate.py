@@ -20,6 +20,9 @@ latency, d = mean latency - S, is time spent outside CPU 0 (client, loopback): t
 for a mix is d_k + E[T_k] from tf2aif.place.queueing.shared_device(..., cores=1).
 Servers and client run at nice -15 (normal time-sharing, not a real-time class, which would
 stop the kernel from time-slicing the servers).
+
+One module, over 400 lines on purpose: one experiment (place, deploy real servers, measure,
+compare), read top to bottom; placement and the bench client come from tf2aif itself.
 """
 
 from __future__ import annotations

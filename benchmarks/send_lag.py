@@ -1,4 +1,4 @@
-"""How late does an open-loop generator send? asyncio timers alone vs tf2aif's `_wait_until`.
+"""How late does an open-loop generator send? asyncio timers alone vs tf2aif's `wait_until`.
 
     python benchmarks/send_lag.py [--rate 100] [--seconds 10]
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import time
 
-from tf2aif.bench.load import _wait_until
+from tf2aif.bench.load import wait_until
+from tf2aif.bench.stats import summarize
 
 
 async def asyncio_sleep(when: float) -> None:
@@ -43,13 +43,10 @@ def main() -> None:
     print(f"Poisson {args.rate:g} req/s for {args.seconds:g} s each")
     print("| timing | mean lag ms | p99 ms | max ms | CPU share |")
     print("|---|---|---|---|---|")
-    for label, wait in (("asyncio.sleep only", asyncio_sleep), ("tf2aif _wait_until", _wait_until)):
+    for label, wait in (("asyncio.sleep only", asyncio_sleep), ("tf2aif wait_until", wait_until)):
         lag, cpu = asyncio.run(lags(wait, args.rate, args.seconds))
-        lag_ms = sorted(x * 1e3 for x in lag)
-        p99 = lag_ms[int(0.99 * (len(lag_ms) - 1))]
-        print(
-            f"| {label} | {statistics.fmean(lag_ms):.3f} | {p99:.3f} | {lag_ms[-1]:.3f} | {cpu:.3f} |"
-        )
+        ms = summarize([x * 1e3 for x in lag])
+        print(f"| {label} | {ms.mean:.3f} | {ms.p99:.3f} | {ms.max:.3f} | {cpu:.3f} |")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ Pinning (default when the machine has 2+ CPUs): servers and the in-process measu
 the last CPU, the client on the others, so client and server never take each other's time.
 The throughput client is wrk (C, one thread) when installed - Python clients top out near the
 server's own rate on one core - else aiohttp; the output says which.
+
+One module, over 400 lines on purpose: a benchmark is one experiment, read top to bottom;
+what it shares with `tf2aif bench` (payload encoding, statistics, free ports) is imported from
+tf2aif.bench, and server_vs_others.py reuses its servers, clients and options.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,13 +51,18 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "builder"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import cpu_variants  # noqa: E402
+
+from tf2aif.bench.payloads import encode_infer  # noqa: E402
+from tf2aif.bench.stats import summarize  # noqa: E402
+from tf2aif.bench.targets import free_port  # noqa: E402
 from tf2aif.image.artifact import read_artifact  # noqa: E402
 from tf2aif.image.server.backends import BackendSettings, create_backend  # noqa: E402
 from tf2aif.image.server.protocol import numpy_dtype  # noqa: E402
 
-CONVERTER_BACKEND = {"onnxruntime": "onnx"}
 LATENCY_REQUESTS = {"digits": 500, "mobilenetv2": 150}
 CONCURRENCY = 32
 BATCHING = {  # configuration -> server flags
@@ -161,7 +169,7 @@ def make_artifacts(work: Path, model: str, runtimes: Sequence[str]) -> dict[str,
             name=model,
             runtime=runtime,
             precision="fp32",
-            backend=CONVERTER_BACKEND.get(runtime, runtime),
+            backend=cpu_variants.backend(runtime),
             model=source,
         )
         run_conversion(spec, root=project, out=made[runtime])
@@ -182,42 +190,19 @@ def batch1_input(artifact: Path) -> dict[str, np.ndarray]:
     }
 
 
-def binary_request(artifact: Path) -> tuple[bytes, dict[str, str]]:
-    info = read_artifact(artifact)
-    inputs = batch1_input(artifact)
-    chunks = [inputs[spec.name].tobytes() for spec in info.inputs]
-    header = {
-        "inputs": [
-            {
-                "name": spec.name,
-                "shape": list(inputs[spec.name].shape),
-                "datatype": spec.datatype,
-                "parameters": {"binary_data_size": len(chunk)},
-            }
-            for spec, chunk in zip(info.inputs, chunks, strict=True)
-        ],
-        "parameters": {"binary_data_output": True},
-    }
-    text = json.dumps(header).encode()
-    headers = {
-        "Inference-Header-Content-Length": str(len(text)),
-        "Content-Type": "application/octet-stream",
-    }
-    return text + b"".join(chunks), headers
+def infer_request(artifact: Path, *, binary: bool) -> tuple[bytes, dict[str, str]]:
+    """The batch-1 OIP infer request (body, headers), encoded as `tf2aif bench` encodes it."""
+    payload = encode_infer(read_artifact(artifact).name, batch1_input(artifact), binary=binary)
+    return payload.body, dict(payload.headers)
 
 
 def percentiles(seconds: Sequence[float]) -> tuple[float, float]:
-    values = np.asarray(seconds) * 1000
-    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+    """p50 and p99 in ms, by the statistics `tf2aif bench` reports."""
+    summary = summarize([s * 1e3 for s in seconds])
+    return summary.p50, summary.p99
 
 
 # ---- servers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Process:
@@ -448,7 +433,7 @@ def latencies(
         backend.load()
         inputs = batch1_input(artifact)
         in_process_timings(backend, inputs, 20)
-    body, headers = binary_request(artifact)
+    body, headers = infer_request(artifact, binary=True)
     server = tf2aif_server(artifact, cpus.server)
     inproc: list[float] = []
     served: list[float] = []
@@ -495,7 +480,7 @@ def batching_runs(
 def measure(model: str, runtime: str, artifact: Path, cpus: Cpus, args: argparse.Namespace) -> Row:
     count = LATENCY_REQUESTS[model]
     inproc, served = latencies(artifact, cpus, count)
-    body, headers = binary_request(artifact)
+    body, headers = infer_request(artifact, binary=True)
     floor = floor_server(args.work, cpus.server)
     try:
         with pinned(cpus.client):
@@ -545,15 +530,30 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def common_arguments(parser: argparse.ArgumentParser, *, seconds: float) -> None:
+    """The options every server benchmark takes: models, rounds, run length, pinning, output."""
     parser.add_argument("--models", default="digits,mobilenetv2")
-    parser.add_argument("--runtimes", default="tflite,openvino,onnxruntime,tf")
     parser.add_argument("--rounds", type=int, default=2, help="throughput runs per configuration")
-    parser.add_argument("--seconds", type=float, default=4, help="length of one throughput run")
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help="length of one throughput run"
+    )
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/tf2aif-server-bench"))
     parser.add_argument("--json", type=Path)
+
+
+def report(text: str, rows: Sequence[Any], json_path: Path | None) -> None:
+    """The final table after the load average, and the rows as JSON when asked."""
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print(text)
+    if json_path:
+        json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    common_arguments(parser, seconds=4)
+    parser.add_argument("--runtimes", default="tflite,openvino,onnxruntime,tf")
     args = parser.parse_args()
     cpus = Cpus.split(args.pin)
     print(
@@ -567,10 +567,7 @@ def main() -> int:
         for runtime, artifact in artifacts.items():
             rows.append(measure(model, runtime, artifact, cpus, args))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-    print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    report(table(rows), rows, args.json)
     return 0
 
 

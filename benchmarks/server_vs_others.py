@@ -33,6 +33,10 @@ CPU time the server's processes and threads used per request during the throughp
 Batching: tf2aif as it ships (adaptive cap, max 32); KServe's ModelServer has no server-side
 batcher (KServe batches in its agent sidecar); MLServer both without (its default) and with
 its adaptive batching (max_batch_size 32, max_batch_time 1 ms).
+
+One module, over 400 lines on purpose: one experiment, read top to bottom; the two model
+classes for KServe and MLServer are source text written into their own virtualenvs' work folder,
+and the servers, clients and options come from server_bench.py.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server_bench as bench  # noqa: E402
 
-from tf2aif.bench.targets import process_tree_cpu  # noqa: E402
+from tf2aif.bench.targets import free_port, process_tree_cpu  # noqa: E402
 from tf2aif.image.artifact import read_artifact  # noqa: E402
 
 KSERVE_MODEL = '''
@@ -157,10 +161,10 @@ def start_kserve(
     script = work / "kserve_onnx.py"
     script.write_text(KSERVE_MODEL)
     name = read_artifact(artifact).name
-    port = bench.free_port()
+    port = free_port()
     argv = [str(python), str(script), "--model_name", name, "--http_port", str(port)]
     enabled = "true" if grpc_port else "false"
-    argv += ["--grpc_port", str(grpc_port or bench.free_port()), "--enable_grpc", enabled]
+    argv += ["--grpc_port", str(grpc_port or free_port()), "--enable_grpc", enabled]
     argv += ["--enable_latency_logging", "false", "--configure_logging", "false"]
     argv += ["--model_path", str(_onnx_file(artifact))]
     return bench.Process(
@@ -186,11 +190,11 @@ def start_mlserver(
     (folder / "model").mkdir(parents=True, exist_ok=True)
     (folder / "onnx_runtime.py").write_text(MLSERVER_MODEL)
     name = read_artifact(artifact).name
-    port = bench.free_port()
+    port = free_port()
     settings = {
         "http_port": port,
-        "grpc_port": grpc_port or bench.free_port(),
-        "metrics_port": bench.free_port(),
+        "grpc_port": grpc_port or free_port(),
+        "metrics_port": free_port(),
         "debug": False,
     }
     (folder / "settings.json").write_text(json.dumps(settings))
@@ -221,20 +225,10 @@ def _onnx_file(artifact: Path) -> Path:
 
 
 def json_request(artifact: Path) -> tuple[bytes, dict[str, str], np.ndarray]:
-    info = read_artifact(artifact)
-    spec = info.inputs[0]
-    array = bench.batch1_input(artifact)[spec.name]
-    document = {
-        "inputs": [
-            {
-                "name": spec.name,
-                "shape": list(array.shape),
-                "datatype": spec.datatype,
-                "data": array.reshape(-1).tolist(),
-            }
-        ]
-    }
-    return json.dumps(document).encode(), {"Content-Type": "application/json"}, array
+    """The batch-1 JSON OIP request every server accepts, and its (first and only) input."""
+    body, headers = bench.infer_request(artifact, binary=False)
+    (array,) = bench.batch1_input(artifact).values()
+    return body, headers, array
 
 
 def reference_output(artifact: Path, array: np.ndarray) -> np.ndarray:
@@ -402,7 +396,7 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
         )
     try:
         for name, start in chosen.items():  # one at a time, so start-ups do not overlap
-            grpc_ports[name] = bench.free_port() if "grpc" in protocols else 0
+            grpc_ports[name] = free_port() if "grpc" in protocols else 0
             servers[name] = start(artifact, work, cpus.server, grpc_ports[name])
             try:
                 if "json" in protocols:
@@ -504,15 +498,10 @@ def table(results: list[Result]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="digits,mobilenetv2")
+    bench.common_arguments(parser, seconds=5)
     parser.add_argument("--protocols", default="json,grpc", help="json, grpc or both")
     parser.add_argument("--kserve-python", type=Path, default=Path("/work/venv-kserve/bin/python"))
     parser.add_argument("--mlserver", type=Path, default=Path("/work/venv-mlserver/bin/mlserver"))
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tf2aif-server-bench"))
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cpus = bench.Cpus.split(args.pin)
     _, notes = starters(args)
@@ -527,10 +516,7 @@ def main() -> int:
     for model in args.models.split(","):
         results += measure_model(model, args, cpus)
         print(table([r for r in results if r.model == model]), flush=True)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-    print(table(results))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    bench.report(table(results), results, args.json)
     return 0
 
 

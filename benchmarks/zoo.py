@@ -14,6 +14,10 @@ Per cell: converted or not (the one-line reason), conversion seconds, artifact s
 and top-1 agreement vs native TF, the int8 accuracy drop on the trained models, and the p50 of
 the converted model run in-process (batch 1, the runtime's own API with 2 threads) divided by the
 p50 of the native TF signature on the same input.
+
+One module, over 400 lines on purpose: one experiment (convert the zoo, measure, render
+the table), read top to bottom; the variants come from the recipes (cpu_variants.py) and the
+conversion from tf2aif itself.
 """
 
 from __future__ import annotations
@@ -33,20 +37,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "builder"))
 sys.path.insert(0, str(REPO / "examples" / "zoo"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-VARIANTS = (  # (runtime, backend, precision)
-    ("tf", "tf", "fp32"),
-    ("tflite", "tflite", "fp32"),
-    ("tflite", "tflite", "fp16"),
-    ("tflite", "tflite", "int8"),
-    ("openvino", "openvino", "fp32"),
-    ("openvino", "openvino", "fp16"),
-    ("openvino", "openvino", "int8"),
-    ("onnxruntime", "onnx", "fp32"),
-    ("onnxruntime", "onnx", "fp16"),
-    ("onnxruntime", "onnx", "int8"),
-)
-RECIPE_OPTIONS = {"tflite": {"int8_io": False}, "onnx": {"opset": 17}}
+import cpu_variants  # noqa: E402
+
+VARIANTS = cpu_variants.variants()  # (runtime, backend, precision)
 LATENCY_RUNS, LATENCY_WARMUP = 50, 5
 
 
@@ -99,7 +94,7 @@ def run_model(
             backend=backend,
             precision=precision,
             thresholds=gate(precision, model.trained),
-            options=RECIPE_OPTIONS.get(backend, {}) | options.get(runtime, {}),
+            options=cpu_variants.recipe_options(runtime) | options.get(runtime, {}),
         )
         cell = convert_cell(spec, work, work / "artifacts" / name / variant)
         if cell.get("artifact") and reference is None:

@@ -37,3 +37,14 @@ def start_toy() -> Iterator[Callable[..., str]]:
     """start_toy(service_ms=..., fail_every=...) -> base URL; every server stops after the test."""
     with contextlib.ExitStack() as stack:
         yield lambda **kwargs: stack.enter_context(toy_server(**kwargs))
+
+
+SERVER_FIXTURES = {"start_toy", "results"}  # fixtures that start toy servers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a toy server take seconds each: `slow`, so `nox -s unit` leaves them to
+    `nox -s tests` and keeps the bench's pure tests."""
+    for item in items:
+        if HERE in item.path.parents and SERVER_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

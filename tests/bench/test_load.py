@@ -79,12 +79,12 @@ def bench_against_nothing(settings):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     with url_endpoint(url, model="toy", variant="nothing") as endpoint:
         from tf2aif.bench.payloads import health_payload
-        from tf2aif.bench.runner import Prepared, _run_result, _subject, measure
+        from tf2aif.bench.runner import Prepared, endpoint_subject, measure, run_result
 
         prepared = Prepared(model="toy", metadata={}, payloads=(health_payload(),))
         job = Bench(endpoint=endpoint, inputs=InputSpec(kind="health"), loads=(), settings=settings)
         m = asyncio.run(measure(job, prepared, Load(concurrency=1)))
-        run = _run_result(job, _subject(endpoint, prepared), prepared, m)
+        run = run_result(job, endpoint_subject(endpoint, prepared), prepared, m)
     return json.loads(dumps(run.to_dict()))
 
 

@@ -195,13 +195,13 @@ def test_cold_start_fit_recovers_the_curve_it_was_given():
 def test_open_loop_sends_never_leave_before_their_scheduled_time():
     import asyncio
 
-    from tf2aif.bench.load import _wait_until
+    from tf2aif.bench.load import wait_until
 
     async def early_by() -> list[float]:
         out = []
         for delay in (0.0, 0.0004, 0.003, 0.011):
             when = time.perf_counter() + delay
-            await _wait_until(when)
+            await wait_until(when)
             out.append(when - time.perf_counter())
         return out
 

@@ -10,8 +10,10 @@ from dataclasses import replace
 import pytest
 
 from tf2aif.place import policy as policy_module
+from tf2aif.place.cluster import Cluster, NodeState, Option, node_options
 from tf2aif.place.inputs import Node
-from tf2aif.place.policy import POLICIES, _alone, _node_options, _Option, place
+from tf2aif.place.policy import POLICIES, place, place_one
+from tf2aif.place.predict import alone_response
 from tf2aif.place.synthetic import catalogue, synthetic_apps, synthetic_cluster
 
 MODELS = catalogue()
@@ -22,11 +24,11 @@ def reference_candidates(app, model, cluster, policy, queue_model):
     sorted by utilisation, then node order."""
     variants = [p for v, p in model.profiles.items() if app.allows(v)]
     if policy == "knapsack":
-        variants = [p for p in variants if _alone(app, p) <= app.slo]
+        variants = [p for p in variants if alone_response(app, p) <= app.slo]
     memory_only = policy == "knapsack-memory"
-    options: list[_Option] = []
+    options: list[Option] = []
     for order, state in enumerate(cluster.states):
-        here = _node_options(app, variants, state, order, not memory_only, not memory_only)
+        here = node_options(app, variants, state, order, not memory_only, not memory_only)
         if policy in ("first-fit", "knapsack", "knapsack-memory"):
             yield from here
         else:
@@ -63,7 +65,7 @@ def test_index_places_like_a_walk_over_every_node(policy, mode, monkeypatch):
     for seed, nodes, apps in clusters():
         fast = place(apps, MODELS, nodes, policy=policy, mode=mode)
         with monkeypatch.context() as patch:
-            patch.setattr(policy_module, "_candidates", reference_candidates)
+            patch.setattr(policy_module, "candidates", reference_candidates)
             slow = place(apps, MODELS, nodes, policy=policy, mode=mode)
         assert fast.assignments == slow.assignments, (policy, mode, seed)
         assert [a for a, _ in fast.unplaced] == [a for a, _ in slow.unplaced]
@@ -72,9 +74,9 @@ def test_index_places_like_a_walk_over_every_node(policy, mode, monkeypatch):
 def test_index_mirrors_the_node_states():
     nodes = synthetic_cluster(20, seed=5)
     apps = synthetic_apps(200, seed=5, models=MODELS)
-    cluster = policy_module._Cluster(nodes)
+    cluster = Cluster(nodes)
     for app in apps:
-        policy_module._place_one(app, MODELS[app.model], cluster, "first-fit", "fcfs-ps")
+        place_one(app, MODELS[app.model], cluster, "first-fit", "fcfs-ps")
     for order, state in enumerate(cluster.states):
         index = cluster.indexes[state.node.platform]
         i = index.position[order]
@@ -101,8 +103,8 @@ def test_learnt_failures_and_bounds_only_skip_infeasible_options(policy, monkeyp
     for seed, nodes, apps in clusters():
         fast = place(apps, MODELS, nodes, policy=policy)
         with monkeypatch.context() as patch:
-            patch.setattr(policy_module, "_candidates", reference_candidates)
-            patch.setattr(policy_module._NodeState, "dominated", lambda *args: False)
+            patch.setattr(policy_module, "candidates", reference_candidates)
+            patch.setattr(NodeState, "dominated", lambda *args: False)
             patch.setattr(policy_module, "surely_too_slow", lambda *args: ())
             slow = place(apps, MODELS, nodes, policy=policy)
         assert fast.assignments == slow.assignments, (policy, seed)

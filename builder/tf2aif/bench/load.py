@@ -6,7 +6,7 @@ are scheduled at Poisson or constant arrival times whatever the server does, and
 the *scheduled* send time, so time spent queueing (in the client's connection pool or the server)
 shows up instead of silently lowering the offered rate (no coordinated omission). That makes the
 client's own punctuality part of every latency, so sends are timed finer than the event loop's
-timers (see `_wait_until`) and how late they went out is reported (`send_lag_ms`).
+timers (see `wait_until`) and how late they went out is reported (`send_lag_ms`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "Measurement",
     "Window",
     "run_load",
+    "wait_until",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ async def _open_scheduler(client, cycle, recorder: _Recorder, load: Load, in_fli
     when = time.perf_counter()
     while not recorder.stop.is_set():
         when += gap()
-        await _wait_until(when)
+        await wait_until(when)
         recorder.note_send(when)
         if len(in_flight) >= backlog:
             recorder.add(when, time.perf_counter(), "not_sent")
@@ -228,7 +229,7 @@ async def _open_scheduler(client, cycle, recorder: _Recorder, load: Load, in_fli
         task.add_done_callback(in_flight.discard)
 
 
-async def _wait_until(when: float) -> None:
+async def wait_until(when: float) -> None:
     """Sleep until `when` (perf_counter), to within a few tens of microseconds of it. Yields at
     least once, so a scheduler that is behind still lets answers and the monitor run."""
     coarse = when - time.perf_counter() - SPIN_S

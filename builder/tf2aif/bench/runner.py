@@ -35,8 +35,10 @@ __all__ = [
     "Prepared",
     "ServerSample",
     "bench_endpoint",
+    "endpoint_subject",
     "measure",
     "prepare",
+    "run_result",
     "settle",
 ]
 
@@ -131,7 +133,7 @@ async def prepare(bench: Bench) -> Prepared:
 
 async def bench_endpoint(bench: Bench) -> list[RunResult]:
     prepared = await prepare(bench)
-    subject = _subject(bench.endpoint, prepared)
+    subject = endpoint_subject(bench.endpoint, prepared)
     runs = []
     quiet_ms = None
     for load in bench.loads:
@@ -140,7 +142,7 @@ async def bench_endpoint(bench: Bench) -> list[RunResult]:
             quiet_ms = 3 * (summarize(measurement.latencies_ms).p50 or 0) + 5
         if measurement.unfinished:
             await settle(bench, prepared, quiet_ms=quiet_ms or 1000.0)
-        run = _run_result(bench, subject, prepared, measurement)
+        run = run_result(bench, subject, prepared, measurement)
         bench.on_run(run)
         runs.append(run)
     return runs
@@ -255,7 +257,8 @@ def _metrics_probe(scraper: HttpClient, model: str):
     return probe
 
 
-def _subject(endpoint: Endpoint, prepared: Prepared) -> Subject:
+def endpoint_subject(endpoint: Endpoint, prepared: Prepared) -> Subject:
+    """What the results of `endpoint` are about: its variant, model and target."""
     return Subject.from_variant(
         endpoint.variant,
         model=prepared.model,
@@ -264,7 +267,9 @@ def _subject(endpoint: Endpoint, prepared: Prepared) -> Subject:
     )
 
 
-def _run_result(bench: Bench, subject: Subject, prepared: Prepared, m: Measurement) -> RunResult:
+def run_result(bench: Bench, subject: Subject, prepared: Prepared, m: Measurement) -> RunResult:
+    """One measurement as a result row: request kind and size, and per-stage server times when
+    the metrics were scraped before and after."""
     stages = None
     if m.probes and m.probes[0] is not None and m.probes[1] is not None:
         stages = stage_deltas(m.probes[0], m.probes[1])

@@ -7,6 +7,7 @@ Extra recipe folders come from `TF2AIF_RECIPE_PATH` (os.pathsep-separated), pass
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,9 @@ class RecipeSet:
 
 
 def recipe_dirs(env: Mapping[str, str]) -> tuple[Path, ...]:
-    extra = [Path(p) for p in env.get("TF2AIF_RECIPE_PATH", "").split(":") if p]
+    """The shipped recipes, then each folder of `TF2AIF_RECIPE_PATH` split on os.pathsep (":"
+    on POSIX, ";" on Windows, as PATH is); empty entries are skipped."""
+    extra = [Path(p) for p in env.get("TF2AIF_RECIPE_PATH", "").split(os.pathsep) if p]
     return (data_dir("recipes"), *extra)
 
 

@@ -23,6 +23,10 @@ tf2aif-bench-profile`, figures in s). A bench profile becomes a placement Profil
 A bench profile without a sustainable rate or without a resident memory figure is refused with
 the field that lacks it: neither can be guessed safely, and both come back from a re-run (on a
 quieter machine; on an artifact or image rather than a URL).
+
+One module, over 400 lines on purpose: the frozen values and the loaders that build them
+belong together, and apps files reference profile and record files, so load_apps, load_profiles
+and load_record_images call one another through the same Profile and ModelSpec values.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ over-estimates the p99 of the sum, on the safe side).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,17 +17,18 @@ from .inputs import App, Node, Profile
 from .queueing import (
     Load,
     Prediction,
-    _speeds,
     exclusive_device,
     fcfs_ps_lower,
     shared_device,
     shared_device_lower,
     with_cold_start,
 )
+from .sharing import core_shares
 
 __all__ = [
     "Instance",
     "NodeView",
+    "alone_response",
     "capacity_violation",
     "cpu_work",
     "evaluate",
@@ -124,6 +126,15 @@ def evaluate(
     )
 
 
+def alone_response(app: App, profile: Profile) -> float:
+    """Mean response of the app alone on this variant: M/G/1 with its own rate, device and
+    processing as one service (what a knapsack packer can know without a co-location model)."""
+    mean = profile.service + profile.processing
+    m2 = profile.service_m2 + 2 * profile.service * profile.processing + profile.processing_m2
+    busy = app.rate * mean
+    return math.inf if busy >= 1.0 else mean + app.rate * m2 / (2.0 * (1.0 - busy))
+
+
 def memory_violation(node: Node, instances: Sequence[Instance], view: NodeView) -> str:
     """Why the node is over memory or accelerator memory ('' if it is not)."""
     if view.memory_mb > node.memory_mb:
@@ -196,7 +207,7 @@ def surely_too_slow(
     lower = fixed
     for units, means, m2s in stages:
         shares = (
-            _speeds([r * m for r, m in zip(rates, means, strict=True)], units)
+            core_shares([r * m for r, m in zip(rates, means, strict=True)], units)
             if len(instances) > units
             else None
         )

@@ -57,6 +57,11 @@ moments (E[W^2] from Takacs' formula, E[S^3] from a Gamma fit of S) and the quan
 the Wilson-Hilferty approximation. Pure PS, and a time-shared device with more than one process
 (whose slowdown varies during a request), use the exponential tail p99 = E[T] ln 100 (at least),
 which the simulator shows to be conservative by 0-50% there.
+
+One module, over 400 lines on purpose: every formula here works on the same Load and
+Prediction values and the shared-device models are built from one another (fcfs_response under
+exclusive_device and the slowed FCFS bounds, erlang_c under ps and the lower bounds); how busy
+processes share cores, which only supplies speeds, is its own module (sharing.py).
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+
+from .sharing import busy_fixed_point, core_shares
 
 __all__ = [
     "Load",
@@ -228,70 +235,6 @@ def shared_device_ps(loads: Sequence[Load], cores: int = 1) -> tuple[Prediction,
     )
 
 
-def _poisson_binomial(probabilities: Sequence[float]) -> list[float]:
-    """P(K = k) for K a sum of independent Bernoulli(probabilities)."""
-    dist = [1.0]
-    for b in probabilities:
-        keep = 1.0 - b
-        # P'(k) = P(k - 1) b + P(k) (1 - b), one list per step
-        dist = [
-            dist[0] * keep,
-            *[low * b + high * keep for low, high in zip(dist[:-1], dist[1:], strict=True)],
-            dist[-1] * b,
-        ]
-    return dist
-
-
-def _leave_one_out(dist: Sequence[float], b: float) -> list[float]:
-    """Divide the Poisson-binomial polynomial by (1 - b + b x): the law without one Bernoulli.
-    Forward recursion when b <= 1/2, backward otherwise, so the division stays stable."""
-    n = len(dist) - 1
-    q = [0.0] * n
-    if b <= 0.5:
-        carry = 0.0
-        keep = 1.0 - b
-        for i in range(n):
-            carry = (dist[i] - b * carry) / keep
-            q[i] = carry if carry > 0.0 else 0.0
-    else:
-        carry = 0.0
-        keep = 1.0 - b
-        for i in range(n, 0, -1):
-            carry = (dist[i] - keep * carry) / b
-            q[i - 1] = carry if carry > 0.0 else 0.0
-    return q
-
-
-@functools.cache
-def _core_shares(cores: int, size: int) -> tuple[float, ...]:
-    """min(1, c / (1 + k)) for k = 0 .. size - 1: a busy process's share with k others busy."""
-    return tuple(min(1.0, cores / (1.0 + k)) for k in range(size))
-
-
-def _speed(dist: Sequence[float], cores: int) -> float:
-    """E[min(1, c / (1 + K))] for K with law `dist`: the share of a core one busy process gets."""
-    return sum(map(operator.mul, dist, _core_shares(cores, len(dist))))
-
-
-def _speeds(busy: Sequence[float], cores: int) -> list[float]:
-    full = _poisson_binomial(busy)
-    return [_speed(_leave_one_out(full, b), cores) for b in busy]
-
-
-def _busy_fixed_point(rhos: Sequence[float], cores: int) -> list[float] | None:
-    """Busy probabilities b_k = rho_k / s_k(b); None when some process cannot keep up."""
-    busy = list(rhos)
-    for _ in range(100):
-        nxt = [rho / speed for rho, speed in zip(rhos, _speeds(busy, cores), strict=True)]
-        if any(b >= 1.0 for b in nxt):
-            return None
-        delta = max((abs(a - b) for a, b in zip(nxt, busy, strict=True)), default=0.0)
-        busy = nxt
-        if delta < 1e-4:  # busy probabilities to 1e-4 move latencies by well under 1%
-            break
-    return busy
-
-
 def with_cold_start(load: Load, extra: float, tau: float) -> Load:
     """`load` whose requests take `extra` seconds more after an idle spell of length I, in the
     measured form extra (1 - e^(-I/tau)). Under Poisson arrivals the idle spell that a request
@@ -368,14 +311,14 @@ def shared_device_independent(loads: Sequence[Load], cores: int = 1) -> tuple[Pr
     b_k = rho_k / s_k, s_k = E[min(1, c / (1 + K_k))]; ignores that busy periods overlap more
     than by chance, so it is optimistic at high load."""
     rhos = [load.busy for load in loads]
-    busy = _busy_fixed_point(rhos, cores) if sum(rhos) < cores else None
+    busy = busy_fixed_point(rhos, cores) if sum(rhos) < cores else None
     if busy is None:
         return tuple(
             Prediction(mean=INFINITE, p99=INFINITE, utilisation=rho / cores) for rho in rhos
         )
     return tuple(
         _slowed_fcfs(load, speed, cores)
-        for load, speed in zip(loads, _speeds(busy, cores), strict=True)
+        for load, speed in zip(loads, core_shares(busy, cores), strict=True)
     )
 
 
@@ -401,7 +344,7 @@ def shared_device_lower(
         return tuple(p.mean for p in shared_device_ps(loads, cores))
     rates = [load.rate for load in loads]
     rhos = [load.rate * load.mean for load in loads]
-    shares = _speeds(rhos, cores) if tight and len(loads) > cores else None
+    shares = core_shares(rhos, cores) if tight and len(loads) > cores else None
     return tuple(
         fcfs_ps_lower(
             rates, [load.mean for load in loads], [load.m2 for load in loads], cores, shares

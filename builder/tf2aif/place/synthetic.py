@@ -20,46 +20,28 @@ a lightly loaded CPU can meet.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import random
 from dataclasses import replace
+from importlib import resources
 
 from .inputs import Accelerator, App, ModelSpec, Node, Profile
 
 __all__ = ["NODE_TYPES", "catalogue", "synthetic_apps", "synthetic_cluster"]
 
-# model -> platform -> (variant runtime/precision, service ms, scv of service, processing ms, memory MiB)
-_CATALOGUE = {
-    "digits": {
-        "cpu": ("tflite/fp32", 0.4, 0.3, 0.0, 62),
-        "arm": ("tflite/fp32", 1.0, 0.3, 0.0, 62),
-        "gpu": ("tensorrt/fp16", 0.3, 0.1, 0.3, 300),
-        "agx": ("tensorrt/fp16", 0.6, 0.1, 0.6, 300),
-        "alveo": ("vitis-ai/int8", 0.5, 0.05, 0.3, 200),
-    },
-    "mobilenet-v2": {
-        "cpu": ("tflite/fp32", 11.0, 0.05, 0.0, 98),
-        "arm": ("tflite/fp32", 27.0, 0.05, 0.0, 98),
-        "gpu": ("tensorrt/fp16", 1.2, 0.05, 1.0, 400),
-        "agx": ("tensorrt/fp16", 3.0, 0.05, 2.0, 400),
-        "alveo": ("vitis-ai/int8", 1.0, 0.02, 1.0, 250),
-    },
-    "resnet50": {
-        "cpu": ("openvino/fp32", 40.0, 0.05, 0.0, 250),
-        "arm": ("tflite/fp32", 100.0, 0.05, 0.0, 250),
-        "gpu": ("tensorrt/fp16", 2.5, 0.05, 1.0, 600),
-        "agx": ("tensorrt/int8", 6.0, 0.05, 2.0, 600),
-        "alveo": ("vitis-ai/int8", 2.0, 0.02, 1.0, 300),
-    },
-    "ssd-mobilenet-v2": {
-        "cpu": ("openvino/fp32", 25.0, 0.1, 0.0, 200),
-        "arm": ("tflite/fp32", 62.0, 0.1, 0.0, 200),
-        "gpu": ("tensorrt/fp16", 3.0, 0.1, 2.0, 500),
-        "agx": ("tensorrt/fp16", 7.0, 0.1, 4.0, 500),
-        "alveo": ("vitis-ai/int8", 4.0, 0.02, 2.0, 300),
-    },
-}
+# One row per (model, platform): the variant (runtime/precision) it runs, the mean service and
+# processing times (ms), the squared coefficient of variation of the service time, and the
+# server's memory (MiB). Data, not code: the figures' sources are in the module docstring.
+CATALOGUE_FILE = "catalogue.csv"
 _SWITCH_MS = {"alveo": 20.0}
+
+
+def _accelerated(platform: str, accelerator: Accelerator) -> Node:
+    """An accelerated node template: 8 cores, 16 GiB beside its accelerator."""
+    return Node(name="", platform=platform, memory_mb=16384, cores=8, accelerator=accelerator)
+
 
 # platform -> (share of nodes, template)
 NODE_TYPES = {
@@ -67,59 +49,38 @@ NODE_TYPES = {
     "arm": (0.3, Node(name="", platform="arm", memory_mb=4096, cores=4)),
     "gpu": (
         0.1,
-        Node(
-            name="",
-            platform="gpu",
-            memory_mb=16384,
-            cores=8,
-            accelerator=Accelerator(name="nvidia-t4", sharing="time", memory_mb=16384),
-        ),
+        _accelerated("gpu", Accelerator(name="nvidia-t4", sharing="time", memory_mb=16384)),
     ),
-    "agx": (
-        0.1,
-        Node(
-            name="",
-            platform="agx",
-            memory_mb=16384,
-            cores=8,
-            accelerator=Accelerator(name="jetson-agx-xavier", sharing="time"),
-        ),
-    ),
-    "alveo": (
-        0.1,
-        Node(
-            name="",
-            platform="alveo",
-            memory_mb=16384,
-            cores=8,
-            accelerator=Accelerator(name="alveo-u250", sharing="exclusive"),
-        ),
-    ),
+    "agx": (0.1, _accelerated("agx", Accelerator(name="jetson-agx-xavier", sharing="time"))),
+    "alveo": (0.1, _accelerated("alveo", Accelerator(name="alveo-u250", sharing="exclusive"))),
 }
 
 
 def catalogue() -> dict[str, ModelSpec]:
-    models = {}
-    for name, platforms in _CATALOGUE.items():
-        profiles = {}
-        for platform, (variant, service, scv, processing, memory) in platforms.items():
-            vid = f"{platform}/{variant}"
-            s = service / 1e3
-            p = processing / 1e3
-            profiles[vid] = Profile(
-                variant=vid,
-                service=s,
-                service_m2=s * s * (1.0 + scv),
-                processing=p,
-                processing_m2=p * p * 1.2,
-                memory_mb=memory,
-                switch=_SWITCH_MS.get(platform, 0.0) / 1e3,
-            )
-        images = {
-            vid: f"registry.example/tf2aif/{name}:{vid.replace('/', '-')}" for vid in profiles
-        }
-        models[name] = ModelSpec(name=name, profiles=profiles, images=images)
-    return models
+    """The synthetic models, one profile per platform, from catalogue.csv."""
+    profiles: dict[str, dict[str, Profile]] = {}
+    text = resources.files(__package__).joinpath(CATALOGUE_FILE).read_text()
+    for row in csv.DictReader(io.StringIO(text)):
+        vid = f"{row['platform']}/{row['variant']}"
+        s = float(row["service_ms"]) / 1e3
+        p = float(row["processing_ms"]) / 1e3
+        profiles.setdefault(row["model"], {})[vid] = Profile(
+            variant=vid,
+            service=s,
+            service_m2=s * s * (1.0 + float(row["service_scv"])),
+            processing=p,
+            processing_m2=p * p * 1.2,
+            memory_mb=int(row["memory_mib"]),
+            switch=_SWITCH_MS.get(row["platform"], 0.0) / 1e3,
+        )
+    return {
+        name: ModelSpec(
+            name=name,
+            profiles=found,
+            images={v: f"registry.example/tf2aif/{name}:{v.replace('/', '-')}" for v in found},
+        )
+        for name, found in profiles.items()
+    }
 
 
 def synthetic_cluster(count: int, seed: int = 0) -> tuple[Node, ...]:
