@@ -186,7 +186,6 @@ def _first_sample(work: Path, name: str) -> dict:
         PluginRef(module="samples.py", function=f"check_{name}", count=1),
         root=work,
         inputs=source.inputs,
-        default_count=1,
         allow_labels=True,
     )
     return samples.inputs[0]

@@ -5,12 +5,19 @@
     ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
     ├── RecipeError             a recipe or the platform table is invalid
     ├── PlanError               the matrix cannot be turned into a build graph
+    │   └── DigestError         the bake graph cannot be digested (missing target or context, link loop)
     ├── PluginError             a user module (processing, calibration) fails to import or run
+    ├── DeployError             a build record cannot be placed on a cluster (unknown arch, no image)
+    ├── BenchError              a benchmark target cannot be started or reached
+    ├── ServerError             an image's server cannot serve its artifact (stops start-up)
     ├── ConversionError         a converter failed for a variant
     │   └── FidelityError       a converted artifact broke the manifest's fidelity thresholds
     ├── ToolMissingError        docker / buildx is not installed or not answering (exit 3)
     ├── BuildError              `docker buildx bake` failed; names the targets that failed (exit 3)
+    │   └── ReleaseError        shard records do not make a complete release; nothing was tagged
     └── LockError               the lock is missing, out of date, or an image cannot be resolved
+
+    ApiError                    one request to a server failed (HTTP status + reason); not a Tf2aifError
 
 Callers catch `Tf2aifError`; the CLI prints `str(exc)` and exits with `exc.exit_code`.
 Exit codes: 0 ok, 1 invalid input, 2 usage, 3 build failure.
@@ -19,7 +26,7 @@ Exit codes: 0 ok, 1 invalid input, 2 usage, 3 build failure.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -27,8 +34,12 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_OK",
     "EXIT_USAGE",
+    "ApiError",
+    "BenchError",
     "BuildError",
     "ConversionError",
+    "DeployError",
+    "DigestError",
     "FidelityError",
     "LockError",
     "ManifestError",
@@ -36,6 +47,8 @@ __all__ = [
     "PlanError",
     "PluginError",
     "RecipeError",
+    "ReleaseError",
+    "ServerError",
     "SourceLocation",
     "Tf2aifError",
     "ToolMissingError",
@@ -107,8 +120,24 @@ class PlanError(Tf2aifError):
     pass
 
 
+class DigestError(PlanError):
+    """The bake graph cannot be digested (a missing target or context, a link loop)."""
+
+
 class PluginError(Tf2aifError):
     pass
+
+
+class DeployError(Tf2aifError):
+    """The build record cannot be turned into cluster workloads."""
+
+
+class BenchError(Tf2aifError):
+    """A server to benchmark cannot be started, or stopped answering before it was ready."""
+
+
+class ServerError(Tf2aifError):
+    """The artifact cannot be served (bad artifact, runtime missing, load failed)."""
 
 
 class ConversionError(Tf2aifError):
@@ -136,6 +165,30 @@ class BuildError(Tf2aifError):
 
 class LockError(Tf2aifError):
     """The lock is missing, unreadable, out of date, or an image cannot be resolved."""
+
+
+class ReleaseError(BuildError):
+    """The shard records do not make a complete release of this plan; nothing was tagged."""
+
+    def __init__(self, problems: Sequence[str], *, failed: Sequence[str] = ()) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"release refused, no final tag was created or moved:\n{lines}", failed=failed
+        )
+
+
+class ApiError(Exception):
+    """One server request failed: answered with `status` and `message`; the server keeps serving.
+
+    Not a Tf2aifError: it ends one request, never a command.
+    """
+
+    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None):
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+        super().__init__(f"{status}: {message}")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -53,7 +53,7 @@ def test_lookup_suggests_a_close_name():
 def _samples(tmp_path: Path, body: str, **kwargs) -> Samples:
     (tmp_path / "cal.py").write_text("import numpy as np\n" + body)
     ref = PluginRef(module="cal.py", function="samples", count=kwargs.pop("count", None))
-    return load_samples(ref, root=tmp_path, inputs=IMAGE, default_count=5, **kwargs)
+    return load_samples(ref, root=tmp_path, inputs=IMAGE, **kwargs)
 
 
 def test_samples_are_normalised_to_batch_one_float32_dicts(tmp_path):
@@ -75,7 +75,7 @@ def test_samples_are_normalised_to_batch_one_float32_dicts(tmp_path):
 
 def test_count_bounds_samples_and_labels_are_kept(tmp_path):
     body = "def samples():\n    for i in range(100):\n        yield np.zeros((8, 8, 1)), i % 10\n"
-    assert len(_samples(tmp_path, body, allow_labels=True)) == 5  # the default count
+    assert len(_samples(tmp_path, body, allow_labels=True)) == 100  # no count: all of them
     samples = _samples(tmp_path, body, count=12, allow_labels=True)
     assert len(samples) == 12 and samples.labels == tuple(i % 10 for i in range(12))
     with pytest.raises(PluginError, match="calibration samples must be inputs only"):

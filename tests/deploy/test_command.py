@@ -146,3 +146,23 @@ def test_a_record_written_by_the_build_stage_deploys(tmp_path: Path) -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == f"127.0.0.1:5000/team/digits@{digest}"
     assert pod["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
+
+
+def test_a_platform_added_by_a_recipe_folder_deploys_on_its_arch(
+    write_record, record_data: dict, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    folder = tmp_path / "more-recipes"
+    folder.mkdir()
+    (folder / "platforms.yaml").write_text("platforms:\n  rpi5: {arch: arm64}\n")
+    entry = dict(record_data["images"][0])
+    entry.update(target="serve-rpi5-tflite-int8", variants=["rpi5/tflite/int8"],
+                 platforms=["linux/amd64", "linux/arm64"])  # fmt: skip
+    path = write_record({**record_data, "images": [entry]})
+    argv = ["deploy", "k8s", "--record", str(path), "--print"]
+    assert main(argv) == 1  # a multi-arch image of an unknown platform cannot be placed
+    assert "platform 'rpi5' is defined by no recipe" in capsys.readouterr().err
+    monkeypatch.setenv("TF2AIF_RECIPE_PATH", str(folder))
+    assert main(argv) == 0
+    deployment = next(yaml.safe_load_all(capsys.readouterr().out))
+    selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector == {"kubernetes.io/arch": "arm64"}

@@ -18,7 +18,7 @@ from tf2aif.deploy.k8s import (
     workload_name,
     workloads_from_record,
 )
-from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE, PROFILES, profile_for
+from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE, profile_for
 from tf2aif.deploy.records import read_record
 from tf2aif.errors import Tf2aifError
 
@@ -43,7 +43,7 @@ def test_every_document_is_valid_against_the_kubernetes_schemas(record_path: Pat
     workloads, _ = workloads_from_record(read_record(record_path), namespace="ml", replicas=2)
     pinned = Workload(
         name="digits-pinned", model="digits", variant="cpu/tflite/fp32",
-        image="r/x@" + DIGEST, profile=PROFILES["cpu"], node="worker-3",
+        image="r/x@" + DIGEST, profile=profile_for("cpu"), node="worker-3",
     )  # fmt: skip
     documents = [doc for w in (*workloads, pinned) for doc in (deployment_for(w), service_for(w))]
     assert len(documents) == 14
@@ -181,7 +181,7 @@ def test_deployment_pinned_to_a_node_keeps_the_platform_selector() -> None:
         model="shop",
         variant="gpu/tensorrt/fp16",
         image="r/shop@" + DIGEST,
-        profile=PROFILES["gpu"],
+        profile=profile_for("gpu"),
         node="gpu-node-7",
         resources=Resources(cpu_request="2", memory_request="1Gi", cpu_limit="2"),
         extra_labels={"tf2aif.io/app": "checkout"},
@@ -266,7 +266,7 @@ def test_unknown_platform_uses_its_single_arch_image() -> None:
     assert profile_for("rpi", image_platforms=("linux/arm64",)).node_selector == {
         "kubernetes.io/arch": "arm64"
     }
-    with pytest.raises(Tf2aifError, match=r"platform 'rpi' has no Kubernetes profile"):
+    with pytest.raises(Tf2aifError, match=r"platform 'rpi' is defined by no recipe"):
         profile_for("rpi", image_platforms=("linux/amd64", "linux/arm64"))
 
 

@@ -177,7 +177,6 @@ def test_string_samples_load_as_object_arrays(tmp_path):
         PluginRef(module=module.name, function="samples"),
         root=tmp_path,
         inputs=(TEXT,),
-        default_count=10,
         allow_labels=False,
     )
     assert [s["text"].dtype for s in loaded.inputs] == [np.dtype(object)] * 3
@@ -196,7 +195,6 @@ def test_numbers_for_a_string_input_are_refused_with_the_input_named(tmp_path):
             PluginRef(module=module.name, function="samples"),
             root=tmp_path,
             inputs=(TEXT,),
-            default_count=10,
             allow_labels=False,
         )
 

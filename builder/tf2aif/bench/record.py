@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
-from tf2aif.pipeline.record import BuildRecord, ImageRecord, load_record
+from tf2aif.pipeline.recipes import platform_arches
+from tf2aif.pipeline.record import image_reference, read_record
 
 __all__ = ["image_reference", "pick_variant", "read_record"]
 
-_ARCH = {"cpu": "amd64", "gpu": "amd64", "alveo": "amd64", "arm": "arm64", "agx": "arm64"}
 
-
-def read_record(path: str | Path) -> BuildRecord:
-    """The build record; a file that is not one raises a ManifestError saying where and why."""
-    return load_record(path)
-
-
-def image_reference(image: ImageRecord) -> str:
-    """What `docker run` takes: the first tag, else image@digest, else ''."""
-    if image.tags:
-        return image.tags[0]
-    return f"{image.image}@{image.digest}" if image.digest else ""
-
-
-def pick_variant(variants: tuple[str, ...], platform: str) -> str | None:
-    """The variant an image serves on this host: same platform first, else same CPU arch."""
+def pick_variant(
+    variants: tuple[str, ...], platform: str, *, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The variant an image serves on this host: same platform first, else same CPU arch (as the
+    recipes' platforms say, including those of TF2AIF_RECIPE_PATH folders in `env`)."""
     for variant in variants:
         if variant.split("/")[0] == platform:
             return variant
-    arch = _ARCH.get(platform)
+    arches = platform_arches(env)
+    arch = arches.get(platform)
+    if arch is None:
+        return None
     for variant in variants:
-        if _ARCH.get(variant.split("/")[0]) == arch:
+        if arches.get(variant.split("/")[0]) == arch:
             return variant
     return None

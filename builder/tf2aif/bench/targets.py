@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tf2aif.errors import Tf2aifError, ToolMissingError
+from tf2aif.errors import BenchError, ToolMissingError
 
 __all__ = [
     "Endpoint",
@@ -75,7 +75,7 @@ def wait_ready(base_url: str, *, timeout_s: float, alive: Callable[[], str | Non
     while time.monotonic() < deadline:
         dead = alive()
         if dead:
-            raise Tf2aifError(f"the server at {base_url} stopped before it was ready: {dead}")
+            raise BenchError(f"the server at {base_url} stopped before it was ready: {dead}")
         try:
             with urllib.request.urlopen(base_url + "/v2/health/ready", timeout=2) as response:
                 if response.status == 200:
@@ -83,7 +83,7 @@ def wait_ready(base_url: str, *, timeout_s: float, alive: Callable[[], str | Non
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
-    raise Tf2aifError(f"the server at {base_url} was not ready after {timeout_s:g} s")
+    raise BenchError(f"the server at {base_url} was not ready after {timeout_s:g} s")
 
 
 @contextlib.contextmanager
@@ -96,7 +96,7 @@ def artifact_endpoint(
     try:
         info = read_artifact(artifact)
     except FileNotFoundError as exc:
-        raise Tf2aifError(str(exc)) from None
+        raise BenchError(str(exc)) from None
     port = free_port()
     argv = [
         sys.executable,
@@ -245,9 +245,9 @@ def image_endpoint(
             image, detach=True, ports={f"{container_port}/tcp": ("127.0.0.1", None)}
         )
     except docker.errors.ImageNotFound:
-        raise Tf2aifError(f"image {image!r} not found locally; build or pull it first") from None
+        raise BenchError(f"image {image!r} not found locally; build or pull it first") from None
     except docker.errors.APIError as exc:
-        raise Tf2aifError(f"cannot start {image!r}: {exc.explanation or exc}") from None
+        raise BenchError(f"cannot start {image!r}: {exc.explanation or exc}") from None
     try:
         container.reload()
         binding = container.ports[f"{container_port}/tcp"][0]

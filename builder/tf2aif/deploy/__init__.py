@@ -20,12 +20,13 @@ from tf2aif.deploy.k8s import (
     workload_name,
     workloads_from_record,
 )
-from tf2aif.deploy.platforms import PROFILES, PlatformProfile, profile_for
+from tf2aif.deploy.platforms import DEVICES, Device, PlatformProfile, profile_for
 from tf2aif.deploy.records import image_reference, read_record
 from tf2aif.deploy.writer import dump_documents, write_files
 
 __all__ = [
-    "PROFILES",
+    "DEVICES",
+    "Device",
     "PlatformProfile",
     "Resources",
     "Workload",

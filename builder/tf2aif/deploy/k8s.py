@@ -17,7 +17,7 @@ from typing import Any
 
 from tf2aif.deploy.platforms import PlatformProfile, profile_for
 from tf2aif.deploy.records import image_reference
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import DeployError
 from tf2aif.pipeline.record import BuildRecord, ImageRecord
 
 __all__ = [
@@ -129,15 +129,18 @@ def workload_for(
     fields (replicas, namespace, resources, extra_labels, name)."""
     _check_variant(variant, image.target)
     if variant not in image.variants:
-        raise Tf2aifError(f"record image {image.target!r} does not serve {variant!r}")
+        raise DeployError(f"record image {image.target!r} does not serve {variant!r}")
     profile = profile_for(
         variant.split("/")[0], image_platforms=image.platforms, fpga_resource=fpga_resource
     )
+    reference = image_reference(image)
+    if not reference:
+        raise DeployError(f"record image {image.target!r} has neither a digest nor a tag")
     settings.setdefault("name", workload_name(model, variant))
     return Workload(
         model=model,
         variant=variant,
-        image=image_reference(image),
+        image=reference,
         profile=profile,
         node=node,
         **settings,
@@ -166,7 +169,7 @@ def workloads_from_record(
         for variant in image.variants:
             _check_variant(variant, image.target)
             if variant in listed:
-                raise Tf2aifError(
+                raise DeployError(
                     f"record images {listed[variant]!r} and {image.target!r} both list variant"
                     f" {variant!r}: a record holds each variant once"
                 )
@@ -197,7 +200,7 @@ def workloads_from_record(
 
 def _check_variant(variant: str, target: str) -> None:
     if len(variant.split("/")) != 3 or not all(variant.split("/")):
-        raise Tf2aifError(
+        raise DeployError(
             f"record image {target!r}: variant {variant!r} is not <platform>/<runtime>/<precision>"
         )
 
@@ -393,7 +396,7 @@ def manifest_files(
     workloads = tuple(workloads)
     files = {f"{w.name}.yaml": [deployment_for(w), service_for(w)] for w in workloads}
     if not files:
-        raise Tf2aifError("nothing to deploy: no successful variant matched")
+        raise DeployError("nothing to deploy: no successful variant matched")
     files[KUSTOMIZATION] = [kustomization_for(files, namespace=namespace)]
     files = dict(sorted(files.items()))
     check_complete(workloads, files)
@@ -428,7 +431,7 @@ def check_complete(
     if listed != [sorted(name for name in files if name != KUSTOMIZATION)]:
         problems.append("the kustomization does not list every manifest file")
     if problems:
-        raise Tf2aifError(
+        raise DeployError(
             "internal error: the Kubernetes manifests are incomplete, nothing was written: "
             + "; ".join(problems)
         )

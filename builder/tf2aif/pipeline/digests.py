@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tf2aif.errors import DigestError
+
 __all__ = [
     "CONTENT_DIGEST_LABEL",
     "NOT_INPUT_LABELS",
@@ -60,10 +62,6 @@ _OUTPUT_FIELDS = frozenset({"tags", "output", "cache-from", "cache-to", "descrip
 # from the sources, which are covered) and the build folder of tf2aif's own outputs.
 _NEVER_READ = frozenset({"__pycache__", ".tf2aif"})
 _LINK = "target:"
-
-
-class DigestError(ValueError):
-    """The bake graph cannot be digested (a missing target or context, a link loop)."""
 
 
 # -- image digests from the bake graph ---------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -35,9 +36,11 @@ __all__ = [
     "ServeSettings",
     "Targets",
     "load_manifest",
+    "schema_default",
 ]
 
 DEFAULT_MANIFEST = "tf2aif.yaml"
+MANIFEST_SCHEMA = "tf2aif.schema.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,10 +88,10 @@ class FidelityOverride:
 
 @dataclass(frozen=True, kw_only=True)
 class ServeSettings:
-    max_batch_size: int = 8
-    max_queue_delay_ms: float = 2.0
-    max_queue_size: int = 256
-    threads: int | None = None
+    max_batch_size: int
+    max_queue_delay_ms: float
+    max_queue_size: int
+    threads: int | None = None  # None: the server uses every CPU
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,7 +110,7 @@ class Manifest:
     registry: str
     tags: tuple[str, ...]
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    serve: ServeSettings = field(default_factory=ServeSettings)
+    serve: ServeSettings
     client: bool = False  # also build the bench client image
     loaded: LoadedYaml | None = field(
         default=None, compare=False, repr=False
@@ -138,7 +141,7 @@ def load_manifest(
         issues.append(_issue_at_file(str(file), "the manifest is empty"))
     warnings: list[str] = []
     if loaded.data is not None:
-        issues += loaded.schema_issues(load_schema("tf2aif.schema.json"))
+        issues += loaded.schema_issues(load_schema(MANIFEST_SCHEMA))
     if isinstance(loaded.data, Mapping):
         root = file.parent.resolve()
         issues += _check_files(loaded, root)
@@ -214,7 +217,7 @@ def _check_files(loaded: LoadedYaml, root: Path) -> list[ManifestIssue]:
                 loaded,
                 root,
                 (*section, "module"),
-                (function or "samples",),
+                (function or schema_default("calibration", "function"),),
                 function_path=(*section, "function"),
             )
     return issues
@@ -352,8 +355,8 @@ def _build(loaded: LoadedYaml, file: Path) -> Manifest:
         options=MappingProxyType(
             {k: MappingProxyType(dict(v)) for k, v in sorted(data.get("options", {}).items())}
         ),
-        serve=ServeSettings(**data.get("serve", {})),
-        client=bool(data.get("client", {}).get("enabled", False)),
+        serve=_serve(data.get("serve", {})),
+        client=bool(data.get("client", {}).get("enabled", schema_default("client", "enabled"))),
         loaded=loaded,
     )
 
@@ -362,7 +365,7 @@ def _model(block: Mapping[str, Any], root: Path) -> ModelRef:
     path = root / block["path"]
     return ModelRef(
         path=block["path"],
-        signature=block.get("signature", "serving_default"),
+        signature=block.get("signature", schema_default("model", "signature")),
         kind="keras" if path.is_file() else "savedmodel",
         digest=tree_digest(path),
     )
@@ -373,9 +376,36 @@ def _plugin(block: Mapping[str, Any] | None) -> PluginRef | None:
         return None
     return PluginRef(
         module=block["module"],
-        function=block.get("function", "samples"),
-        count=block.get("count", 200),
+        function=block.get("function", schema_default("calibration", "function")),
+        count=block.get("count", schema_default("calibration", "count")),
     )
+
+
+def _serve(block: Mapping[str, Any]) -> ServeSettings:
+    names = ("max_batch_size", "max_queue_delay_ms", "max_queue_size")
+    return ServeSettings(**{**{name: schema_default("serve", name) for name in names}, **block})
+
+
+@cache
+def schema_default(*path: str) -> Any:
+    """The `default` tf2aif.schema.json gives the manifest field at `path` (its one home).
+
+    `path` is property names from the top, e.g. ("serve", "max_batch_size"); `$ref`s are followed.
+    """
+    schema = load_schema(MANIFEST_SCHEMA)
+    node: Mapping[str, Any] = schema
+    for name in path:
+        node = _deref(schema, node)["properties"][name]
+    return _deref(schema, node)["default"]
+
+
+def _deref(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in node:
+        target: Any = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
 
 
 def _thresholds(block: Mapping[str, Any]) -> Thresholds:

@@ -13,7 +13,6 @@ from the graph this plan emits.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -83,7 +82,6 @@ class ServeTarget:
     tags: tuple[str, ...]  # full references; the first is the content tag
     labels: Mapping[str, str]
     args: Mapping[str, str]
-    accelerators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -401,7 +399,6 @@ def _serve(
         tags=tags,
         labels=MappingProxyType(_labels(manifest, members, base, env)),
         args=MappingProxyType(args),
-        accelerators=tuple(sorted({v.accelerator for v in members if v.accelerator})),
     )
 
 
@@ -506,7 +503,3 @@ def _check_links(plan: Plan) -> None:
             raise PlanError(
                 f"{serve.name}: platforms {sorted(missing)} are not built by {serve.base}"
             )
-
-
-def default_env() -> Mapping[str, str]:
-    return dict(os.environ)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +20,15 @@ from tf2aif.errors import RecipeError
 from tf2aif.pipeline.yamlfile import load_file, load_schema, schema_issues
 from tf2aif.resources import data_dir
 
-__all__ = ["ImageRef", "Platform", "Recipe", "RecipeSet", "load_recipes", "recipe_dirs"]
+__all__ = [
+    "ImageRef",
+    "Platform",
+    "Recipe",
+    "RecipeSet",
+    "load_recipes",
+    "platform_arches",
+    "recipe_dirs",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +138,19 @@ def load_recipes(
     )
     _check(recipe_set)
     return recipe_set
+
+
+def platform_arches(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """Platform name -> CPU arch (amd64, arm64: the OCI and kubernetes.io/arch value), from the
+    platforms of every recipe folder; `env` defaults to the process environment."""
+    env = os.environ if env is None else env
+    return _arches(env.get("TF2AIF_RECIPE_PATH", ""))
+
+
+@lru_cache(maxsize=8)
+def _arches(recipe_path: str) -> Mapping[str, str]:
+    platforms = load_recipes(env={"TF2AIF_RECIPE_PATH": recipe_path}).platforms
+    return MappingProxyType({name: p.arch for name, p in platforms.items()})
 
 
 def _read(file: Path, schema: str) -> Any:

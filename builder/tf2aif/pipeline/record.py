@@ -15,11 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif import __version__
+from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation
 from tf2aif.pipeline.build import Result
 from tf2aif.pipeline.plan import Plan
-from tf2aif.pipeline.yamlfile import load_checked
+from tf2aif.pipeline.yamlfile import file_problem, load_checked
 
-__all__ = ["RECORD_FILE", "BuildRecord", "ImageRecord", "load_record", "make_record", "save_record"]
+__all__ = [
+    "RECORD_FILE",
+    "BuildRecord",
+    "ImageRecord",
+    "image_reference",
+    "load_record",
+    "make_record",
+    "read_record",
+    "save_record",
+]
 
 RECORD_FILE = "tf2aif-record.json"
 FORMAT_VERSION = 1
@@ -140,5 +150,23 @@ def load_record(path: str | Path) -> BuildRecord:
     return BuildRecord(**{**data, "images": images})
 
 
-def statuses(record: BuildRecord) -> dict[str, str]:
-    return {i.target: i.status for i in record.images}
+def read_record(path: str | Path) -> BuildRecord:
+    """`load_record` for readers (deploy, bench, place): a missing record says how to make one."""
+    if "does not exist" in file_problem(path):
+        message = (
+            "build record not found; run `tf2aif bake` first (it writes the record "
+            "next to the manifest) or pass --record"
+        )
+        issue = ManifestIssue(location=SourceLocation(file=str(path)), message=message)
+        raise ManifestError([issue], file=str(path), what="build record")
+    return load_record(path)
+
+
+def image_reference(image: ImageRecord) -> str:
+    """How to pull or run the image: image@digest when known (exact), else its first tag, else ''.
+
+    A digest names the very bytes that were built; a tag can be moved, so it comes second.
+    """
+    if image.digest:
+        return f"{image.image}@{image.digest}"
+    return image.tags[0] if image.tags else ""

@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tf2aif.errors import BuildError
+from tf2aif.errors import BuildError, ReleaseError
 from tf2aif.pipeline.bake import INDEX_ANNOTATIONS
 from tf2aif.pipeline.imagetools import create_argv, raw_digest
 from tf2aif.pipeline.plan import Plan
@@ -34,17 +34,6 @@ __all__ = [
 ]
 
 Runner = Callable[..., subprocess.CompletedProcess]
-
-
-class ReleaseError(BuildError):
-    """The shard records do not make a complete release of this plan; nothing was tagged."""
-
-    def __init__(self, problems: Sequence[str], *, failed: Sequence[str] = ()) -> None:
-        self.problems = tuple(problems)
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(
-            f"release refused, no final tag was created or moved:\n{lines}", failed=failed
-        )
 
 
 @dataclass(frozen=True, kw_only=True)

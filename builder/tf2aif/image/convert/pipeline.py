@@ -26,13 +26,7 @@ from tf2aif.image.convert.converter_log import LOG_FILE, captured
 from tf2aif.image.convert.failure import failure_line
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
 from tf2aif.image.convert.runners import runner_for, signature_runner
-from tf2aif.image.convert.samples import (
-    DEFAULT_CALIBRATION_COUNT,
-    DEFAULT_FIDELITY_COUNT,
-    Samples,
-    load_samples,
-    synthetic_samples,
-)
+from tf2aif.image.convert.samples import Samples, load_samples, synthetic_samples
 from tf2aif.image.convert.source import SourceModel, load_source
 from tf2aif.image.convert.spec import ConvertSpec
 
@@ -137,7 +131,6 @@ def _calibration_samples(spec: ConvertSpec, root: Path, source: SourceModel) -> 
         spec.calibration,
         root=root,
         inputs=source.inputs,
-        default_count=DEFAULT_CALIBRATION_COUNT,
         allow_labels=False,
     )
 
@@ -288,7 +281,6 @@ def _fidelity_samples(
             spec.fidelity_samples,
             root=root,
             inputs=source.inputs,
-            default_count=DEFAULT_FIDELITY_COUNT,
             allow_labels=True,
         )
     if spec.calibration is not None:

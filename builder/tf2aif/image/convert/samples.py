@@ -23,16 +23,12 @@ from tf2aif.image.convert.spec import PluginRef
 from tf2aif.image.plugins import load_function
 
 __all__ = [
-    "DEFAULT_CALIBRATION_COUNT",
-    "DEFAULT_FIDELITY_COUNT",
     "NUMPY_DTYPES",
     "Samples",
     "load_samples",
     "synthetic_samples",
 ]
 
-DEFAULT_CALIBRATION_COUNT = 200
-DEFAULT_FIDELITY_COUNT = 1000
 SYNTHETIC_COUNT = 32
 SYNTHETIC_DYNAMIC_DIM = 32  # size given to dynamic non-batch dims of synthetic inputs
 
@@ -67,13 +63,16 @@ def load_samples(
     *,
     root: Path,
     inputs: tuple[TensorSpec, ...],
-    default_count: int,
     allow_labels: bool,
 ) -> Samples:
-    """Call `ref` and return at most `ref.count` (else `default_count`) normalised samples."""
+    """Call `ref` and return at most `ref.count` normalised samples (all it yields when None).
+
+    The plan resolves `count` from the manifest (the schema's default when unset), so a spec it
+    wrote always carries one.
+    """
     where = f"{ref.module}:{ref.function}"
     func = load_function(root / ref.module, ref.function)
-    limit = ref.count if ref.count is not None else default_count
+    limit = ref.count
     try:
         produced = func()
         if not isinstance(produced, Iterable) or isinstance(produced, (str, bytes, Mapping)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import importlib
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -166,7 +165,3 @@ def bucket_for(rows: int, largest: int) -> int:
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     padding = np.zeros((rows - array.shape[0], *array.shape[1:]), dtype=array.dtype)
     return np.concatenate([array, padding])
-
-
-def element_count(shape: Sequence[int]) -> int:
-    return math.prod(max(d, 1) for d in shape)
