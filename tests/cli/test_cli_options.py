@@ -549,6 +549,28 @@ def _(request, capsys, tmp_path, option):
         error(capsys, ["report", tmp_path / "none.json", "--out", tmp_path / "x"], "cannot read")
 
 
+def test_report_baseline_without_runs_is_a_usage_error_naming_the_runtimes(
+    bench_result, capsys, tmp_path
+):
+    for baseline, text in (
+        ("openvino", "runtimes present: tflite"),
+        ("tflit", 'did you mean "tflite"'),
+    ):
+        out = tmp_path / "x"
+        run = Run(["report", bench_result, "--baseline", baseline, "--out", out], capsys)
+        assert run.code == 2 and "--baseline" in run.err and text in run.err, run.err
+        assert str(bench_result) in run.err and not out.exists()
+
+
+def test_report_baseline_default_needs_no_runs_of_it():
+    from tf2aif.cli.bench import report_baseline
+
+    assert report_baseline(None, ("tflite",), [Path("r.json")]) == "tf"
+    assert report_baseline("tflite", ("tf", "tflite"), [Path("r.json")]) == "tflite"
+    with pytest.raises(Exception, match="none \\(no run names its runtime"):
+        report_baseline("tf", (), [Path("r.json")])
+
+
 # -- serve ---------------------------------------------------------------------------------------
 
 SERVE_VALUES = {
