@@ -344,8 +344,9 @@ def _(request, capsys, tmp_path, option):
 
 
 @check("place", "--json")
-def _(request, capsys, tmp_path, option):
+def _(request, capsys, tmp_path, option, monkeypatch):
     json.loads(Run(place_argv(), capsys).out)
+    monkeypatch.setenv("COLUMNS", "160")  # at the 80-column default names fold
     table = Run(place_argv()[:-1], capsys)
     assert "mail-sorter" in table.out
     with pytest.raises(json.JSONDecodeError):
@@ -655,7 +656,7 @@ def _(request, capsys, tmp_path, option):
     first = Run(["convert", project, "--out", tmp_path / "a"], capsys)
     second = Run(["convert", other, "--out", tmp_path / "a"], capsys)
     assert first.code == second.code == 2  # no --variant: the manifest's variants are listed
-    assert "arm/tflite/fp32" in first.out and "arm/tflite/fp32" not in second.out
+    assert "arm/tflite/fp32" in first.err and "arm/tflite/fp32" not in second.err
 
 
 @check("convert", "--vendor-map")
@@ -906,7 +907,7 @@ def test_option_has_an_effect(key, request, capsys, tmp_path, monkeypatch):
 
 def test_convert_root_needs_a_spec(project, tmp_path, capsys):
     run = Run(["convert", project, "--root", tmp_path, "--out", tmp_path / "a"], capsys)
-    assert run.code == 2 and "--root applies to --spec-json" in run.out
+    assert run.code == 2 and "--root applies to --spec-json" in run.err and not run.out
 
 
 # -- generated values ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tf2aif.cli.argtypes import count, fraction, number, numbers
+from tf2aif.cli.console import messages
 from tf2aif.errors import Tf2aifError, UsageError, did_you_mean
 
 __all__ = ["BenchPlan", "Target", "add_parsers", "bench_plan", "project_profile_path"]
@@ -340,13 +341,11 @@ def _write(data: dict, plan: BenchPlan) -> None:
 
 
 def _run_profile(args, plan: BenchPlan) -> int:
-    from rich.console import Console
-
     from tf2aif.bench.profile import profile_document, profile_endpoint
     from tf2aif.bench.result import dumps
     from tf2aif.bench.runner import Bench
 
-    console = Console(stderr=True, quiet=plan.quiet)
+    console = messages(quiet=plan.quiet)
     profiles = []
     for target in plan.targets:
         with _endpoint(target) as endpoint:

@@ -2,7 +2,8 @@
 
 Every cli module prints through these, so `--json` output stays alone on stdout and every
 table follows one width policy: a terminal's own width, else $COLUMNS, else 80 columns (CI
-logs and pipes), the width every table is tested at.
+logs and pipes), the width every table is tested at. Machine-read output (JSON, YAML, file
+lists) is written with plain print(): no markup, highlighting or wrapping may touch it.
 """
 
 from __future__ import annotations
