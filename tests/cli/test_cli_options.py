@@ -972,3 +972,17 @@ def test_a_refused_value_is_a_usage_error_naming_the_option(capsys):
         if option in ("--namespace", "--fpga-resource", "--cpu", "--memory", "--memory-limit"):
             continue  # "nan" is a valid name; the effect checks above refuse bad ones
         assert run.code == 2 and option in run.err, (argv, run.err)
+
+
+@pytest.mark.fuzz
+@given(st.text(max_size=24))
+def test_generated_runner_labels_are_a_known_kind_and_a_plain_label_or_refused(text):
+    from tf2aif.cli.ci import RUNNER_KINDS, runner_label
+
+    try:
+        kind, label = runner_label(text)
+    except argparse.ArgumentTypeError as exc:
+        assert str(exc)
+        return
+    assert kind in RUNNER_KINDS and label and label.isprintable()
+    assert not any(c.isspace() for c in label)
