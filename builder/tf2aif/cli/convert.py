@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tf2aif.cli.common import add_manifest_args
 from tf2aif.cli.console import messages as errors
 from tf2aif.cli.console import results
 from tf2aif.errors import EXIT_USAGE, PlanError
@@ -28,17 +29,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
             "Or run a ConvertSpec JSON directly with --spec-json and --root."
         ),
     )
-    p.add_argument(
-        "manifest",
-        nargs="?",
-        default="tf2aif.yaml",
-        help="manifest file or its folder (default: tf2aif.yaml)",
-    )
+    add_manifest_args(p)
     p.add_argument("--variant", metavar="PLATFORM/RUNTIME/PRECISION", help="e.g. cpu/tflite/int8")
     p.add_argument("--out", type=Path, required=True, help="artifact folder to write")
     p.add_argument("--spec-json", type=Path, metavar="FILE", help="a ConvertSpec JSON file")
     p.add_argument("--root", type=Path, help="folder the --spec-json paths are relative to")
-    p.add_argument("--vendor-map", help="as for `tf2aif plan` (default $TF2AIF_VENDOR_MAP)")
     p.set_defaults(func=run)
 
 
