@@ -231,7 +231,7 @@ BUILD_FLAGS = {
 @check("bake", *BUILD_FLAGS)
 def _(request, capsys, tmp_path, option):
     """The frozen BuildOptions handed to the build stage change with the option."""
-    from tf2aif.cli.pipeline import _build_options, load_plan
+    from tf2aif.cli.pipeline import build_options, load_plan
 
     project = request.getfixturevalue("project")
     base = parse(["bake", project, "--source-date-epoch", "off"])
@@ -239,7 +239,7 @@ def _(request, capsys, tmp_path, option):
     if option == "--source-date-epoch":
         changed = parse(["bake", project, *BUILD_FLAGS[option]])
     plan = load_plan(base)
-    assert _build_options(base, plan)[0] != _build_options(changed, plan)[0]
+    assert build_options(base, plan)[0] != build_options(changed, plan)[0]
     capsys.readouterr()
 
 
@@ -344,8 +344,9 @@ def _(request, capsys, tmp_path, option):
 
 
 @check("place", "--json")
-def _(request, capsys, tmp_path, option):
+def _(request, capsys, tmp_path, option, monkeypatch):
     json.loads(Run(place_argv(), capsys).out)
+    monkeypatch.setenv("COLUMNS", "160")  # at the 80-column default names fold
     table = Run(place_argv()[:-1], capsys)
     assert "mail-sorter" in table.out
     with pytest.raises(json.JSONDecodeError):
@@ -549,23 +550,46 @@ def _(request, capsys, tmp_path, option):
         error(capsys, ["report", tmp_path / "none.json", "--out", tmp_path / "x"], "cannot read")
 
 
+def test_report_baseline_without_runs_is_a_usage_error_naming_the_runtimes(
+    bench_result, capsys, tmp_path
+):
+    for baseline, text in (
+        ("openvino", "runtimes present: tflite"),
+        ("tflit", 'did you mean "tflite"'),
+    ):
+        out = tmp_path / "x"
+        run = Run(["report", bench_result, "--baseline", baseline, "--out", out], capsys)
+        assert run.code == 2 and "--baseline" in run.err and text in run.err, run.err
+        assert str(bench_result) in run.err and not out.exists()
+
+
+def test_report_baseline_default_needs_no_runs_of_it():
+    from tf2aif.cli.bench import report_baseline
+
+    assert report_baseline(None, ("tflite",), [Path("r.json")]) == "tf"
+    assert report_baseline("tflite", ("tf", "tflite"), [Path("r.json")]) == "tflite"
+    with pytest.raises(Exception, match="none \\(no run names its runtime"):
+        report_baseline("tf", (), [Path("r.json")])
+
+
 # -- serve ---------------------------------------------------------------------------------------
 
 SERVE_VALUES = {
     "--host": ("0.0.0.0", None),
-    "--port": ("9000", "-1"),
+    "--port": ("9000", "0"),
     "--grpc-port": ("0", "-1"),
     "--max-batch-size": ("4", "-1"),
     "--max-queue-delay-ms": ("2.5", "-1"),
     "--max-queue-size": ("10", "-1"),
     "--max-body-bytes": ("1000", "-1"),
+    "--max-image-pixels": ("1000", "-1"),
     "--threads": ("2", "-2"),
-    "--workers": ("3", "-1"),
-    "--device": ("GPU", None),
-    "--performance-hint": ("THROUGHPUT", None),
+    "--workers": ("3", "0"),
+    "--device": ("GPU", "GUP"),
+    "--performance-hint": ("THROUGHPUT", "FAST"),
     "--engine-cache": ("/tmp/engines", None),
     "--graceful-timeout-s": ("5", "-5"),
-    "--log-level": ("debug", None),
+    "--log-level": ("debug", "verbose"),
     "--no-adaptive-batching": (None, None),
     "--no-allow-nonfinite": (None, None),
     "--no-warmup": (None, None),
@@ -632,7 +656,7 @@ def _(request, capsys, tmp_path, option):
     first = Run(["convert", project, "--out", tmp_path / "a"], capsys)
     second = Run(["convert", other, "--out", tmp_path / "a"], capsys)
     assert first.code == second.code == 2  # no --variant: the manifest's variants are listed
-    assert "arm/tflite/fp32" in first.out and "arm/tflite/fp32" not in second.out
+    assert "arm/tflite/fp32" in first.err and "arm/tflite/fp32" not in second.err
 
 
 @check("convert", "--vendor-map")
@@ -640,6 +664,188 @@ def _(request, capsys, tmp_path, option):
     project = request.getfixturevalue("project")
     argv = ["convert", project, "--variant", "cpu/tflite/fp32", "--out", tmp_path / "a"]
     error(capsys, [*argv, "--vendor-map", tmp_path / "missing.yaml"], "does not exist")
+
+
+# -- ci matrix, ci shard, release ------------------------------------------------------------
+
+
+def matrix_run(capsys, *argv) -> Run:
+    run = Run(["ci", "matrix", *argv], capsys)
+    assert run.code == 0, run.err
+    return run
+
+
+@check("ci matrix", "manifest")
+def _(request, capsys, tmp_path, option):
+    project, other = request.getfixturevalue("project"), request.getfixturevalue("other_project")
+    first, second = matrix_run(capsys, project), matrix_run(capsys, other)
+    assert json.loads(first.out)["shards"] != json.loads(second.out)["shards"]
+
+
+@check("ci matrix", "--vendor-map")
+def _(request, capsys, tmp_path, option):
+    project, vendor_map = request.getfixturevalue("project"), request.getfixturevalue("vendor_map")
+    first = json.loads(matrix_run(capsys, project).out)
+    second = json.loads(matrix_run(capsys, project, "--vendor-map", vendor_map).out)
+    assert first["plan"] != second["plan"]  # the shard records of one cannot merge into the other
+    error(capsys, ["ci", "matrix", project, "--vendor-map", tmp_path / "no.yaml"], "does not exist")
+
+
+@check("ci matrix", "--split")
+def _(request, capsys, tmp_path, option):
+    project = request.getfixturevalue("project")
+    by_platform = json.loads(matrix_run(capsys, project).out)
+    by_target = json.loads(matrix_run(capsys, project, "--split", "target").out)
+    assert len(by_target["build"]["include"]) > len(by_platform["build"]["include"])
+    gitlab = json.loads(matrix_run(capsys, project, "--format", "gitlab", "--split", "target").out)
+    assert gitlab["tf2aif-release"]["variables"]["TF2AIF_SHARD_ARGS"] == "--split target"
+    usage_error(capsys, ["ci", "matrix", project, "--split", "variant"], "--split")
+
+
+@check("ci matrix", "--runner")
+def _(request, capsys, tmp_path, option):
+    project = request.getfixturevalue("project")
+    first = json.loads(matrix_run(capsys, project).out)
+    second = json.loads(matrix_run(capsys, project, "--runner", "arm64=ubuntu-24.04-arm").out)
+    labels = {row["runner"] for row in second["build"]["include"]}
+    assert "ubuntu-24.04-arm" in labels and labels != {
+        r["runner"] for r in first["build"]["include"]
+    }
+    assert first["shards"] == second["shards"]  # labels only: shard names stay
+    for bad, reason in (("arm=x", "arm64"), ("arm64", "KIND=LABEL"), ("arm64=a b", "spaces")):
+        run = Run(["ci", "matrix", project, "--runner", bad], capsys)
+        assert run.code == 2 and "--runner" in run.err and reason in run.err, run.err
+
+
+@check("ci matrix", "--format")
+def _(request, capsys, tmp_path, option):
+    project = request.getfixturevalue("project")
+    github = json.loads(matrix_run(capsys, project).out)
+    gitlab = json.loads(matrix_run(capsys, project, "--format", "gitlab").out)
+    assert "build" in github and "tf2aif-release" in gitlab
+    assert set(github["shards"]) <= set(gitlab)  # a job per shard
+    usage_error(capsys, ["ci", "matrix", project, "--format", "jenkins"], "--format")
+
+
+@check("ci matrix", "--gitlab-template")
+def _(request, capsys, tmp_path, option):
+    project = request.getfixturevalue("project")
+    base = ["--format", "gitlab"]
+    default = json.loads(matrix_run(capsys, project, *base).out)
+    custom = json.loads(matrix_run(capsys, project, *base, "--gitlab-template", "ci/s.yml").out)
+    assert default["include"] == [{"local": ".gitlab/tf2aif-shards.yml"}]
+    assert custom["include"] == [{"local": "ci/s.yml"}]
+    usage_error(capsys, ["ci", "matrix", project, "--gitlab-template", "ci/s.yml"], "--format")
+
+
+@check("ci matrix", "--github-output")
+def _(request, capsys, tmp_path, option, monkeypatch):
+    project = request.getfixturevalue("project")
+    output = tmp_path / "github-output"
+    output.write_text("earlier=1\n")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    run = matrix_run(capsys, project, "--github-output")
+    assert output.read_text() == f"earlier=1\nmatrix={run.out}"  # appended, one line
+    monkeypatch.delenv("GITHUB_OUTPUT")
+    error(capsys, ["ci", "matrix", project, "--github-output"], "$GITHUB_OUTPUT")
+    usage_error(
+        capsys, ["ci", "matrix", project, "--github-output", "--format", "gitlab"], "--format"
+    )
+
+
+def shard_job_of(argv: list) -> object:
+    from tf2aif.cli.ci import shard_job
+    from tf2aif.cli.pipeline import load_plan
+
+    args = parse(["ci", "shard", *argv])
+    return shard_job(args, load_plan(args))
+
+
+SHARD_VALUES = {
+    "--cache": (["--cache", "registry"], ["--cache", "s3"]),
+    "--builder": (["--builder", "tf2aif-no-such-builder"], None),
+    "--source-date-epoch": (["--source-date-epoch", "1700000000"], None),
+    "--ca-cert": (["--ca-cert", "/etc/hostname"], None),
+    "--record": (["--record", "elsewhere.json"], None),
+    "--split": (["--split", "target"], ["--split", "variant"]),
+}
+
+
+@check("ci shard", *SHARD_VALUES)
+def _(request, capsys, tmp_path, option):
+    """The frozen job `ci shard` runs changes with the option; a bad value is a usage error."""
+    project = request.getfixturevalue("project")
+    good, bad = SHARD_VALUES[option]
+    name = "build-cpu-openvino-fp32-amd64" if option == "--split" else "build-amd64"
+    base = [name, project, "--source-date-epoch", "off"]
+    first = shard_job_of(["build-amd64", project, "--source-date-epoch", "off"])
+    second = shard_job_of([*base, *good])
+    assert first != second
+    if option == "--ca-cert":
+        assert second.options.ca_file == "/etc/hostname"
+    if bad:
+        usage_error(capsys, ["ci", "shard", "build-amd64", project, *bad], option)
+    capsys.readouterr()
+
+
+@check("ci shard", "shard", "manifest", "--vendor-map")
+def _(request, capsys, tmp_path, option):
+    project, other = request.getfixturevalue("project"), request.getfixturevalue("other_project")
+    base = shard_job_of(["build-amd64", project, "--source-date-epoch", "off"])
+    changed = {
+        "shard": ["build-arm64", project],
+        "manifest": ["build-amd64", other],
+        "--vendor-map": [
+            "build-amd64",
+            project,
+            "--vendor-map",
+            request.getfixturevalue("vendor_map"),
+        ],
+    }[option]
+    assert base != shard_job_of([*changed, "--source-date-epoch", "off"])
+    error(capsys, ["ci", "shard", "build-amd63", project], 'did you mean "build-amd64"')
+    capsys.readouterr()
+
+
+@pytest.fixture
+def shard_records(tmp_path, project) -> Path:
+    """The records of a complete, successful run of every shard of `project`."""
+    from tf2aif.cli.pipeline import load_plan
+    from tf2aif.shards.matrix import plan_shards
+    from tf2aif.shards.record import save_shard_record
+    from unit.test_shard_release import good_records
+
+    plan = load_plan(parse(["plan", project]))
+    folder = tmp_path / "records"
+    for record in good_records(plan, plan_shards(plan)):
+        save_shard_record(record, folder / f"{record.shard}.json")
+    return folder
+
+
+@check("release", "records", "--manifest", "--print", "--vendor-map", "--split", "--record")
+def _(request, capsys, tmp_path, option):
+    project, records = request.getfixturevalue("project"), request.getfixturevalue("shard_records")
+    base = ["release", records, "--manifest", project, "--print"]
+    printed = Run(base, capsys)
+    assert printed.code == 0 and "serve-" in printed.out, printed.err
+    assert not (project.parent / "tf2aif-record.json").exists()  # --print changes nothing
+    changed = {
+        "records": ["release", records / "build-amd64.json", "--manifest", project, "--print"],
+        "--manifest": [*base[:3], request.getfixturevalue("other_project"), "--print"],
+        "--print": base[:-1],
+        "--vendor-map": [*base, "--vendor-map", request.getfixturevalue("vendor_map")],
+        "--split": [*base, "--split", "target"],
+        "--record": [*base, "--record", tmp_path / "r.json"],
+    }[option]
+    run = Run(changed, capsys)
+    if option == "--record":  # a refused release writes its failed record next to --record
+        Run(["release", records / "build-amd64.json", "--manifest", project, *changed[4:]], capsys)
+        assert (tmp_path / "r.failed.json").is_file()
+        assert not (project.parent / "tf2aif-record.failed.json").exists()
+    elif option == "--print":  # without it the release runs: here no docker, or a refusal
+        assert run.code != 0 and run.out != printed.out
+    else:  # records of another plan (or missing ones) are refused, naming the shard
+        assert run.code == 3 and "release refused" in run.err, (run.code, run.err)
 
 
 # -- proven elsewhere ----------------------------------------------------------------------------
@@ -701,7 +907,7 @@ def test_option_has_an_effect(key, request, capsys, tmp_path, monkeypatch):
 
 def test_convert_root_needs_a_spec(project, tmp_path, capsys):
     run = Run(["convert", project, "--root", tmp_path, "--out", tmp_path / "a"], capsys)
-    assert run.code == 2 and "--root applies to --spec-json" in run.out
+    assert run.code == 2 and "--root applies to --spec-json" in run.err and not run.out
 
 
 # -- generated values ----------------------------------------------------------------------------
@@ -766,3 +972,17 @@ def test_a_refused_value_is_a_usage_error_naming_the_option(capsys):
         if option in ("--namespace", "--fpga-resource", "--cpu", "--memory", "--memory-limit"):
             continue  # "nan" is a valid name; the effect checks above refuse bad ones
         assert run.code == 2 and option in run.err, (argv, run.err)
+
+
+@pytest.mark.fuzz
+@given(st.text(max_size=24))
+def test_generated_runner_labels_are_a_known_kind_and_a_plain_label_or_refused(text):
+    from tf2aif.cli.ci import RUNNER_KINDS, runner_label
+
+    try:
+        kind, label = runner_label(text)
+    except argparse.ArgumentTypeError as exc:
+        assert str(exc)
+        return
+    assert kind in RUNNER_KINDS and label and label.isprintable()
+    assert not any(c.isspace() for c in label)

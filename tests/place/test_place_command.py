@@ -18,7 +18,8 @@ def place_examples(*options: str) -> int:
     return main(["place", "--cluster", cluster, "--apps", apps, *options])
 
 
-def test_place_writes_assignment_and_manifests(tmp_path, capsys):
+def test_place_writes_assignment_and_manifests(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")  # at the 80-column default names fold onto more lines
     code = place_examples("--out", str(tmp_path))
     assert code == 0
     captured = capsys.readouterr()

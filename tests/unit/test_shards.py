@@ -145,11 +145,16 @@ def test_ci_matrix_command_prints_json_and_github_output(tmp_path, capsys, monke
 
 
 def test_ci_matrix_rejects_a_bad_runner_flag(tmp_path, capsys):
+    """A bad --runner is a usage error (exit 2) with its reason."""
     manifest = write_project(tmp_path, BASIC)
-    assert main(["ci", "matrix", str(manifest), "--runner", "arm64"]) == 1
-    assert "--runner 'arm64': expected KIND=LABEL" in capsys.readouterr().err
-    assert main(["ci", "matrix", str(manifest), "--runner", "arm=big"]) == 1
-    assert "unknown runner kind 'arm' (did you mean \"arm64\"?)" in capsys.readouterr().err
+    for value, reason in (
+        ("arm64", "expected KIND=LABEL"),
+        ("arm=big", "unknown runner kind 'arm' (did you mean \"arm64\"?)"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["ci", "matrix", str(manifest), "--runner", value])
+        assert exit_.value.code == 2
+        assert f"argument --runner: {reason}" in capsys.readouterr().err
 
 
 # -- generated manifests ---------------------------------------------------------------------

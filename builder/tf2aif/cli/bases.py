@@ -60,7 +60,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tf2aif.bases import standins as bases
     from tf2aif.bases.folders import base_folders
-    from tf2aif.cli.pipeline import _ca_file
+    from tf2aif.cli.common import find_proxy_ca, write_proxy_ca
     from tf2aif.resources import data_dir
 
     if not args.local:
@@ -98,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
         if args.sbom_scanner
         else None
     )
-    ca_file = _ca_file(args.ca_cert) if scanner else None
-    if args.print:
-        _print_plan(plan, bases, scanner, ca_file)
+    proxy_ca = find_proxy_ca(args.ca_cert) if scanner else None
+    if args.print:  # shows where the CA bundle would go; assembles nothing
+        _print_plan(plan, bases, scanner, str(proxy_ca.path) if proxy_ca else None)
         return 0
+    ca_file = write_proxy_ca(proxy_ca)
     steps = bases.run_stand_ins(plan, env=os.environ, scanner=scanner, ca_file=ca_file)
     for step in steps:
         state = "cached" if step.cached else f"{step.seconds:.1f} s"

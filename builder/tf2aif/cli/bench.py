@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import glob
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tf2aif.cli.argtypes import count, fraction, number, numbers
-from tf2aif.errors import Tf2aifError, UsageError
+from tf2aif.cli.console import messages
+from tf2aif.errors import Tf2aifError, UsageError, did_you_mean
 
 __all__ = ["BenchPlan", "Target", "add_parsers", "bench_plan", "project_profile_path"]
 
@@ -122,7 +123,11 @@ def _add_report(subparsers) -> None:
     )
     p.add_argument("results", nargs="+", type=Path, help="bench result JSON files")
     p.add_argument("--record", type=Path, help="build record, for image generation times")
-    p.add_argument("--baseline", default="tf", help="runtime every speedup is relative to")
+    p.add_argument(
+        "--baseline",
+        help=f"runtime every speedup is relative to; it must have runs in the results "
+        f"(default {DEFAULT_BASELINE}, when it has)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-report"), help="output folder")
     p.add_argument("--title", default="tf2aif benchmark")
     p.add_argument("--img-prefix", default="", help="prefix for image links in the Markdown")
@@ -336,13 +341,11 @@ def _write(data: dict, plan: BenchPlan) -> None:
 
 
 def _run_profile(args, plan: BenchPlan) -> int:
-    from rich.console import Console
-
     from tf2aif.bench.profile import profile_document, profile_endpoint
     from tf2aif.bench.result import dumps
     from tf2aif.bench.runner import Bench
 
-    console = Console(stderr=True, quiet=plan.quiet)
+    console = messages(quiet=plan.quiet)
     profiles = []
     for target in plan.targets:
         with _endpoint(target) as endpoint:
@@ -391,13 +394,34 @@ def _headline(profile: dict) -> dict:
     return {k: profile[k] for k in keys} | {"peak_rps": profile["capacity"]["peak_rps"]}
 
 
+DEFAULT_BASELINE = "tf"
+
+
+def report_baseline(given: str | None, present: Sequence[str], paths: Sequence[Path]) -> str:
+    """--baseline, refused when no result has a run of it (its speedups would silently vanish);
+    without it, DEFAULT_BASELINE."""
+
+    if given is None:
+        return DEFAULT_BASELINE
+    if given not in present:
+        files = ", ".join(str(p) for p in paths)
+        have = ", ".join(present) or "none (no run names its runtime: bench with --variant)"
+        raise UsageError(
+            f"--baseline {given!r}: no run of that runtime in {files}"
+            f"{did_you_mean(given, present)}; runtimes present: {have}"
+        )
+    return given
+
+
 def run_report(args: argparse.Namespace) -> int:
     from tf2aif.bench.result import load_result
     from tf2aif.report import render_report
+    from tf2aif.report.tables import runtimes_of
 
     results = [load_result(path) for path in args.results]
+    baseline = report_baseline(args.baseline, runtimes_of(results), args.results)
     written = render_report(
-        results, out=args.out, record=args.record, baseline=args.baseline, title=args.title,
+        results, out=args.out, record=args.record, baseline=baseline, title=args.title,
         img_prefix=args.img_prefix,
     )  # fmt: skip
     for path in written:

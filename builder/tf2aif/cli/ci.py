@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tf2aif.errors import EXIT_BUILD, PlanError, did_you_mean
+from tf2aif.cli.common import ProxyCA, add_manifest_args, find_proxy_ca, write_proxy_ca
+from tf2aif.cli.console import console
+from tf2aif.errors import EXIT_BUILD, PlanError, UsageError, did_you_mean
 
 __all__ = ["add_parsers"]
 
@@ -21,8 +24,6 @@ RUNNER_KINDS = ("amd64", "arm64", "gpu", "jetson", "alveo")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    from tf2aif.cli.pipeline import _manifest_args
-
     ci = subparsers.add_parser(
         "ci",
         help="split a release across CI runners: the shard matrix, and one shard's build",
@@ -38,12 +39,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "conversion exactly once) and `build.include` (every server image and platform exactly "
         "once, with the runner label it needs).",
     )
-    _manifest_args(p)
+    add_manifest_args(p)
     _shard_args(p)
     p.add_argument(
         "--runner",
         action="append",
         default=[],
+        type=runner_label,
         metavar="KIND=LABEL",
         help="the label your runners carry for a kind of runner (amd64, arm64, gpu, jetson, "
         "alveo), e.g. arm64=ubuntu-24.04-arm; labels only, shard names stay; repeatable",
@@ -56,7 +58,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--gitlab-template",
-        default=".gitlab/tf2aif-shards.yml",
+        default=DEFAULT_GITLAB_TEMPLATE,
         help="the file defining the hidden jobs .tf2aif-shard and .tf2aif-release "
         "(--format gitlab; default .gitlab/tf2aif-shards.yml)",
     )
@@ -76,7 +78,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "after `--` go to buildx.",
     )
     p.add_argument("shard", help="shard name, as `tf2aif ci matrix` lists it")
-    _manifest_args(p)
+    add_manifest_args(p)
     _shard_args(p)
     p.add_argument(
         "--cache",
@@ -130,32 +132,46 @@ def _shard_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _runners(values: list[str]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        name, sep, label = value.partition("=")
-        if not sep or not name.strip() or not label.strip():
-            raise PlanError(f"--runner {value!r}: expected KIND=LABEL, e.g. arm64=ubuntu-24.04-arm")
-        if name.strip() not in RUNNER_KINDS:
-            raise PlanError(
-                f"--runner {value!r}: unknown runner kind {name.strip()!r}"
-                f"{did_you_mean(name.strip(), RUNNER_KINDS)}; kinds: {', '.join(RUNNER_KINDS)}"
-            )
-        out[name.strip()] = label.strip()
-    return out
+def runner_label(text: str) -> tuple[str, str]:
+    """--runner KIND=LABEL: (kind, label), a known kind and a label without spaces."""
+    name, sep, label = (part.strip() for part in text.partition("="))
+    if not sep or not name or not label:
+        raise argparse.ArgumentTypeError(
+            f"expected KIND=LABEL, e.g. arm64=ubuntu-24.04-arm, got {text!r}"
+        )
+    if name not in RUNNER_KINDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown runner kind {name!r}{did_you_mean(name, RUNNER_KINDS)}; "
+            f"kinds: {', '.join(RUNNER_KINDS)}"
+        )
+    if any(c.isspace() or not c.isprintable() for c in label):
+        raise argparse.ArgumentTypeError(f"a runner label has no spaces, got {label!r}")
+    return name, label
 
 
 def _shards(args: argparse.Namespace, plan):
     from tf2aif.shards.matrix import Split, plan_shards
 
-    runners = _runners(getattr(args, "runner", []))
+    runners = dict(getattr(args, "runner", []))
     return plan_shards(plan, split=Split(args.split), runners=runners)
+
+
+DEFAULT_GITLAB_TEMPLATE = ".gitlab/tf2aif-shards.yml"
+
+
+def _check_format_options(args: argparse.Namespace) -> None:
+    """An option of the other --format is refused, not ignored."""
+    if args.format != "gitlab" and args.gitlab_template != DEFAULT_GITLAB_TEMPLATE:
+        raise UsageError("--gitlab-template applies to --format gitlab only")
+    if args.format != "github" and args.github_output:
+        raise UsageError("--github-output applies to --format github only")
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from tf2aif.cli.pipeline import load_plan
     from tf2aif.shards.matrix import gitlab_pipeline, matrix
 
+    _check_format_options(args)
     plan = load_plan(args)
     shards = _shards(args, plan)
     if args.format == "gitlab":
@@ -175,26 +191,61 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_shard(args: argparse.Namespace) -> int:
-    from tf2aif.cli.pipeline import _ca_file, load_plan
-    from tf2aif.pipeline.build import BuildOptions, check_tools
+@dataclass(frozen=True, kw_only=True)
+class ShardJob:
+    """Everything `ci shard` runs, decided before anything runs."""
+
+    shard: Any  # ConvertShard | BuildShard
+    shards: Any  # Shards
+    options: Any  # BuildOptions
+    cache: bool
+    record: Path
+    proxy_ca: ProxyCA | None
+
+
+def shard_job(args: argparse.Namespace, plan) -> ShardJob:
+    """The shard, its build options and its record path from the flags; writes nothing."""
+    from tf2aif.pipeline.build import BuildOptions
     from tf2aif.pipeline.sourcedate import resolve_source_date
-    from tf2aif.shards.matrix import ConvertShard, find_shard
+    from tf2aif.shards.matrix import find_shard
+
+    shards = _shards(args, plan)
+    shard = find_shard(shards, args.shard)
+    source_date = resolve_source_date(Path(plan.root), args.source_date_epoch)
+    proxy_ca = find_proxy_ca(args.ca_cert)
+    options = BuildOptions(
+        builder=args.builder,
+        ca_file=str(proxy_ca.path) if proxy_ca else None,
+        source_date_epoch=source_date.epoch,
+        extra_args=tuple(a for a in getattr(args, "extra", ()) if a != "--"),
+    )
+    record = (
+        Path(args.record)
+        if args.record
+        else Path(plan.root) / ".tf2aif" / "shards" / f"{shard.name}.json"
+    )
+    return ShardJob(
+        shard=shard,
+        shards=shards,
+        options=options,
+        cache=args.cache == "registry",
+        record=record,
+        proxy_ca=proxy_ca,
+    )
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from tf2aif.cli.pipeline import load_plan
+    from tf2aif.pipeline.build import check_tools
+    from tf2aif.shards.matrix import ConvertShard
     from tf2aif.shards.record import save_shard_record
     from tf2aif.shards.run import run_build_shard, run_convert_shard
 
     plan = load_plan(args)
-    shards = _shards(args, plan)
-    shard = find_shard(shards, args.shard)
+    job = shard_job(args, plan)
+    shard, shards, options, cache = job.shard, job.shards, job.options, job.cache
     check_tools()
-    source_date = resolve_source_date(Path(plan.root), args.source_date_epoch)
-    options = BuildOptions(
-        builder=args.builder,
-        ca_file=_ca_file(args.ca_cert),
-        source_date_epoch=source_date.epoch,
-        extra_args=tuple(a for a in args.extra if a != "--"),
-    )
-    cache = args.cache == "registry"
+    write_proxy_ca(job.proxy_ca)
 
     def sink(line: str) -> None:
         print(line, flush=True)
@@ -203,17 +254,15 @@ def cmd_shard(args: argparse.Namespace) -> int:
         record = run_convert_shard(plan, shards, shard, options, cache=cache, sink=sink)
     else:
         record = run_build_shard(plan, shards, shard, options, cache=cache, sink=sink)
-    path = (
-        Path(args.record)
-        if args.record
-        else Path(plan.root) / ".tf2aif" / "shards" / f"{shard.name}.json"
-    )
+    path = job.record
     save_shard_record(record, path)
     print(f"shard {shard.name}: {record.status}; record: {path}")
     if record.status != "success":
         for item in (*record.conversions, *record.images):
             if item.status != "success":
-                print(f"  {item.status:8} {item.target}: {item.reason}", file=sys.stderr)
+                console(stderr=True).print(
+                    f"  {item.status:8} {item.target}: {item.reason}", markup=False
+                )
         return EXIT_BUILD
     return 0
 
@@ -239,7 +288,6 @@ def cmd_release(args: argparse.Namespace) -> int:
     from tf2aif.shards.record import load_shard_record
     from tf2aif.shards.release import ReleaseError, assemble, check_release, describe
 
-    args.manifest = args.manifest
     plan = load_plan(args)
     shards = _shards(args, plan)
     records = [load_shard_record(path) for path in _record_files(args.records)]
@@ -265,7 +313,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         record = make_record(plan, results, fidelity={}, tools=tools)
         failed_path = record_path.with_name(record_path.stem + ".failed.json")
         save_record(record, failed_path)
-        print(f"release record: {failed_path}", file=sys.stderr)
+        console(stderr=True).print(f"release record: {failed_path}", markup=False)
         raise
     if args.print_only:
         print(describe(release))

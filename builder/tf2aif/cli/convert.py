@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tf2aif.cli.common import add_manifest_args
+from tf2aif.cli.console import messages as errors
+from tf2aif.cli.console import results
 from tf2aif.errors import EXIT_USAGE, PlanError
 
 __all__ = ["add_parsers"]
@@ -26,36 +29,28 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
             "Or run a ConvertSpec JSON directly with --spec-json and --root."
         ),
     )
-    p.add_argument(
-        "manifest",
-        nargs="?",
-        default="tf2aif.yaml",
-        help="manifest file or its folder (default: tf2aif.yaml)",
-    )
+    add_manifest_args(p)
     p.add_argument("--variant", metavar="PLATFORM/RUNTIME/PRECISION", help="e.g. cpu/tflite/int8")
     p.add_argument("--out", type=Path, required=True, help="artifact folder to write")
     p.add_argument("--spec-json", type=Path, metavar="FILE", help="a ConvertSpec JSON file")
     p.add_argument("--root", type=Path, help="folder the --spec-json paths are relative to")
-    p.add_argument("--vendor-map", help="as for `tf2aif plan` (default $TF2AIF_VENDOR_MAP)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    console = Console(highlight=False)
+    console, messages = results(), errors()
     if args.root is not None and args.spec_json is None:
-        console.print("[red]error:[/] --root applies to --spec-json (a manifest is its own root)")
+        messages.print("[red]error:[/] --root applies to --spec-json (a manifest is its own root)")
         return EXIT_USAGE
     if args.spec_json is not None:
         if args.variant:
-            console.print("[red]error:[/] give either --variant or --spec-json, not both")
+            messages.print("[red]error:[/] give either --variant or --spec-json, not both")
             return EXIT_USAGE
         spec, root = _spec_from_file(args.spec_json), args.root or Path(".")
     else:
         if not args.variant:
-            console.print("[red]error:[/] --variant PLATFORM/RUNTIME/PRECISION is required")
-            _print_variants(console, args)
+            messages.print("[red]error:[/] --variant PLATFORM/RUNTIME/PRECISION is required")
+            _print_variants(messages, args)
             return EXIT_USAGE
         spec, root = _spec_from_manifest(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -97,18 +92,29 @@ def _print_variants(console: Any, args: argparse.Namespace) -> None:
 
 
 def _print_fidelity(console: Any, report: dict[str, Any]) -> None:
+    if not report.get("checked"):
+        console.print(f"fidelity not checked: {report.get('note', '')}")
+        return
+    console.print(fidelity_table(report))
+    if report.get("note"):
+        console.print(report["note"])
+    console.print("fidelity: " + ("[green]passed[/]" if report["passed"] else "[red]FAILED[/]"))
+
+
+def fidelity_table(report: dict[str, Any]) -> Any:
+    """The checked metrics of a fidelity.json: names fold onto more lines in a narrow terminal,
+    figures never wrap and nothing is cut to a stub."""
     from rich.table import Table
 
     from tf2aif.image.convert.fidelity import METRIC_ORDER, checks_of
 
-    if not report.get("checked"):
-        console.print(f"fidelity not checked: {report.get('note', '')}")
-        return
     samples = report["samples"]
     title = f"fidelity of {report['variant']} on {samples['count']} samples ({samples['source']})"
     table = Table(title=title, title_justify="left")
-    for column in ("metric", "measured", "threshold", "result"):
-        table.add_column(column, justify="right" if column == "measured" else "left")
+    table.add_column("metric", overflow="fold", min_width=6)
+    table.add_column("measured", justify="right", no_wrap=True)
+    table.add_column("threshold", no_wrap=True)
+    table.add_column("result", no_wrap=True)
     checks = {check.metric: check for check in checks_of(report)}
     for name in METRIC_ORDER:
         if name not in report["metrics"]:
@@ -121,7 +127,4 @@ def _print_fidelity(console: Any, report: dict[str, Any]) -> None:
             f"{check.op} {check.threshold:g}" if check else "",
             result[check.passed] if check else "",
         )
-    console.print(table)
-    if report.get("note"):
-        console.print(report["note"])
-    console.print("fidelity: " + ("[green]passed[/]" if report["passed"] else "[red]FAILED[/]"))
+    return table

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from tf2aif.bench.result import RunResult
+from tf2aif.cli.console import messages
 
 __all__ = ["LiveView", "results_table", "row_of"]
 
@@ -72,7 +73,7 @@ def results_table(rows: list[tuple[str, ...]]) -> Table:
 
 class LiveView:
     def __init__(self, *, quiet: bool) -> None:
-        self._console = Console(stderr=True, quiet=quiet)
+        self._console = messages(quiet=quiet)
         self._rows: list[tuple[str, ...]] = []
         self._status = ""
         self._live = Live(self._render(), console=self._console, refresh_per_second=4)

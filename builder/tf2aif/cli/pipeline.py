@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tf2aif.cli.common import ProxyCA, add_manifest_args, find_proxy_ca, write_proxy_ca
+from tf2aif.cli.console import console as _console
 from tf2aif.errors import PlanError
 
 __all__ = ["add_parsers"]
@@ -22,13 +23,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="check a manifest: schema, files, matrix",
         description="Check a manifest and print its warnings; exit 1 with every error located.",
     )
-    _manifest_args(p)
+    add_manifest_args(p)
     p.set_defaults(func=cmd_validate)
 
     p = subparsers.add_parser(
         "plan", help="show the variants, images and conversions a manifest resolves to"
     )
-    _manifest_args(p)
+    add_manifest_args(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
 
@@ -37,7 +38,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="build the images with docker buildx bake",
         description="Emit .tf2aif/docker-bake.json next to the manifest and build it. Arguments after `--` go to buildx.",
     )
-    _manifest_args(p)
+    add_manifest_args(p)
     p.add_argument(
         "--print",
         dest="print_only",
@@ -124,19 +125,6 @@ def bake_set(text: str) -> str:
     return text
 
 
-def _manifest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "manifest",
-        nargs="?",
-        default="tf2aif.yaml",
-        help="manifest file or its folder (default: tf2aif.yaml)",
-    )
-    p.add_argument(
-        "--vendor-map",
-        help="YAML/JSON mapping vendor image -> replacement (mirrors, stand-ins); default $TF2AIF_VENDOR_MAP",
-    )
-
-
 # -- pipeline --------------------------------------------------------------------------------
 
 
@@ -168,12 +156,6 @@ def read_vendor_map(path: str | None) -> dict[str, str]:
 
     data = load_checked(path, "vendor-map.schema.json", what="vendor map").data
     return dict(data.get("vendor_images", data))
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 # -- validate --------------------------------------------------------------------------------
@@ -297,7 +279,8 @@ def cmd_bake(args: argparse.Namespace) -> int:
     from tf2aif.pipeline.build import check_tools
 
     buildx = check_tools()
-    options, source_date = _build_options(args, plan)
+    options, source_date, proxy_ca = build_options(args, plan)
+    write_proxy_ca(proxy_ca)
     write_build_dir(plan, text)
     console = _console()
     console.print(f"[bold]tf2aif bake[/] {plan.name}: {len(plan.serves)} images, {buildx}")
@@ -315,12 +298,14 @@ def cmd_bake(args: argparse.Namespace) -> int:
     return 3 if failed else 0
 
 
-def _build_options(args: argparse.Namespace, plan):
-    """(BuildOptions, SourceDate) from the bake flags, the environment and the builder."""
+def build_options(args: argparse.Namespace, plan) -> tuple[Any, Any, ProxyCA | None]:
+    """(BuildOptions, SourceDate, ProxyCA) from the bake flags, the environment and the
+    builder; writes nothing (the caller assembles the proxy CA just before building)."""
     from tf2aif.pipeline.build import BuildOptions, builder_driver, sbom_generator
     from tf2aif.pipeline.sourcedate import resolve_source_date
 
     source_date = resolve_source_date(Path(plan.root), args.source_date_epoch)
+    proxy_ca = find_proxy_ca(args.ca_cert)
     # the docker driver's exporter cannot rewrite layer file times ("conflicts with unpack")
     rewrite = bool(source_date.epoch) and builder_driver(args.builder) not in (None, "docker")
     generator = sbom_generator(
@@ -337,12 +322,12 @@ def _build_options(args: argparse.Namespace, plan):
         load=not args.no_load,
         set_values=tuple(args.set_values),
         extra_args=tuple(a for a in args.extra if a != "--"),
-        ca_file=_ca_file(args.ca_cert),
+        ca_file=str(proxy_ca.path) if proxy_ca else None,
         builder=args.builder,
         source_date_epoch=source_date.epoch,
         rewrite_timestamps=rewrite,
     )
-    return options, source_date
+    return options, source_date, proxy_ca
 
 
 def _run_and_record(plan, options, args, buildx: str):
@@ -393,21 +378,6 @@ def record_path(args: argparse.Namespace, plan) -> Path:
     from tf2aif.pipeline.record import RECORD_FILE
 
     return Path(args.record) if args.record else Path(plan.root) / RECORD_FILE
-
-
-def _ca_file(explicit: str | None) -> str | None:
-    """The proxy CA to hand to base image builds as a secret, if there is one."""
-    if explicit:
-        return explicit
-    if os.environ.get("TF2AIF_CA_FILE"):
-        return os.environ["TF2AIF_CA_FILE"]
-    certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    if not certs:
-        return None
-    bundle = Path(tempfile.gettempdir()) / "tf2aif-ca" / "ca.pem"
-    bundle.parent.mkdir(exist_ok=True)
-    bundle.write_text("".join(c.read_text() for c in certs))
-    return str(bundle)
 
 
 # -- init ------------------------------------------------------------------------------------

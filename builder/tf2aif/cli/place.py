@@ -68,8 +68,7 @@ def add_parsers(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Place, then print: with --json stdout holds the assignment JSON and nothing else,
     every message (unplaced apps, files written) goes to stderr."""
-    from rich.console import Console
-
+    from tf2aif.cli.console import console
     from tf2aif.errors import EXIT_INVALID, EXIT_OK
     from tf2aif.place.inputs import load_apps, load_cluster
     from tf2aif.place.k8s import manifests, stale_files, write_manifests
@@ -89,12 +88,11 @@ def run(args: argparse.Namespace) -> int:
     data = placement.to_dict()
     files = manifests(placement, {n.name: n for n in nodes}) if args.out else {}
     stale = stale_files(args.out / "k8s", files) if args.out else []  # refuses before writing
-    messages = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 100)
+    messages = console(stderr=True)
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
-        console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
-        console.print(_table(placement))
+        console().print(_table(placement))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "assignment.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

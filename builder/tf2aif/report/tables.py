@@ -6,7 +6,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Speedup", "by_model", "isolated_runs", "speedups", "sweep_runs", "variant_order"]
+__all__ = [
+    "Speedup",
+    "by_model",
+    "isolated_runs",
+    "runtimes_of",
+    "speedups",
+    "sweep_runs",
+    "variant_order",
+]
 
 Run = Mapping[str, Any]
 
@@ -20,6 +28,14 @@ def by_model(results: Iterable[Mapping[str, Any]]) -> dict[str, list[Run]]:
         for run in result["runs"]:
             models.setdefault(run["model"], []).append(run)
     return models
+
+
+def runtimes_of(results: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The runtimes the results hold runs of, in report order (runs without one are skipped)."""
+    found = {run["runtime"] for result in results for run in result["runs"] if run.get("runtime")}
+    return tuple(
+        sorted(found, key=lambda r: (_RUNTIME_ORDER.index(r) if r in _RUNTIME_ORDER else 99, r))
+    )
 
 
 def _rank(run: Run) -> tuple:
