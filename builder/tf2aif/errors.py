@@ -3,11 +3,11 @@
     Tf2aifError                 exit code 1 unless a subclass says otherwise
     ├── UsageError              options that contradict each other or would have no effect (exit 2)
     ├── ManifestError           the manifest is invalid (carries every ManifestIssue found)
-    ├── RecipeError             a recipe or the platform table is invalid
+    ├── RecipeError             a recipe, the platform table or a base image folder is invalid
     ├── PlanError               the matrix cannot be turned into a build graph
     │   └── DigestError         the bake graph cannot be digested (missing target or context, link loop)
     ├── PluginError             a user module (processing, calibration) fails to import or run
-    ├── DeployError             a build record cannot be placed on a cluster (unknown arch, no image)
+    ├── DeployError             Kubernetes manifests cannot be made (unknown arch, no image, bad names)
     ├── BenchError              a benchmark target cannot be started or reached
     ├── ServerError             an image's server cannot serve its artifact (stops start-up)
     ├── ConversionError         a converter failed for a variant
@@ -129,7 +129,7 @@ class PluginError(Tf2aifError):
 
 
 class DeployError(Tf2aifError):
-    """The build record cannot be turned into cluster workloads."""
+    """Kubernetes manifests cannot be made from a build record or a placement."""
 
 
 class BenchError(Tf2aifError):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import RecipeError
 from tf2aif.pipeline.digests import trees_digest
 
 __all__ = [
@@ -51,7 +51,7 @@ def base_folders(root: Path) -> tuple[BaseFolder, ...]:
             continue
         match = _VENDOR_ARG.search(dockerfile.read_text())
         if match is None:
-            raise Tf2aifError(f"{dockerfile}: no 'ARG VENDOR_IMAGE=<default>' line")
+            raise RecipeError(f"{dockerfile}: no 'ARG VENDOR_IMAGE=<default>' line")
         folders.append(
             BaseFolder(name=dockerfile.parent.name, path=dockerfile.parent, vendor_default=match[1])
         )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tf2aif.bases.folders import DEFAULT_SBOM_GENERATOR, base_digest, common_context_arg
-from tf2aif.errors import BuildError, Tf2aifError, ToolMissingError
+from tf2aif.errors import BuildError, PlanError, ToolMissingError
 from tf2aif.pipeline.imagetools import raw_digest
 
 __all__ = [
@@ -119,7 +119,7 @@ def plan_stand_ins(
     mirror, security = debian_mirrors(sources_text)
     unknown = sorted(set(arches) - {"amd64", "arm64"})
     if unknown:
-        raise Tf2aifError(f"unsupported stand-in architecture(s) {unknown}: use amd64, arm64")
+        raise PlanError(f"unsupported stand-in architecture(s) {unknown}: use amd64, arm64")
     return StandInPlan(
         cache_dir=state / "stand-ins",
         image=f"{registry.rstrip('/')}/stand-in/python:3.11-bookworm",

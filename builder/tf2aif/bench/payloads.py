@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import BenchError
 
 __all__ = [
     "OIP_DTYPES",
@@ -69,13 +69,13 @@ def random_inputs(
         shape = [batch if i == 0 and d < 0 else max(int(d), 1) for i, d in enumerate(spec["shape"])]
         tensors[spec["name"]] = _random_tensor(rng, spec["datatype"], shape)
     if not tensors:
-        raise Tf2aifError(f"model {metadata.get('name', '?')!r}: its metadata lists no inputs")
+        raise BenchError(f"model {metadata.get('name', '?')!r}: its metadata lists no inputs")
     return tensors
 
 
 def _random_tensor(rng: np.random.Generator, datatype: str, shape: list[int]) -> np.ndarray:
     if datatype not in OIP_DTYPES:
-        raise Tf2aifError(
+        raise BenchError(
             f"cannot make random data for datatype {datatype!r}; use --samples or --files"
         )
     dtype = np.dtype(OIP_DTYPES[datatype])
@@ -94,7 +94,7 @@ def sample_inputs(samples: Iterable[Any], limit: int) -> list[dict[str, np.ndarr
         inputs = item[0] if isinstance(item, tuple) else item
         taken.append({name: np.asarray(value) for name, value in inputs.items()})
     if not taken:
-        raise Tf2aifError("the sample function yielded nothing")
+        raise BenchError("the sample function yielded nothing")
     return taken
 
 
@@ -134,7 +134,7 @@ def _oip_datatype(array: np.ndarray) -> str:
     try:
         return _NUMPY_TO_OIP[array.dtype]
     except KeyError:
-        raise Tf2aifError(
+        raise BenchError(
             f"numpy dtype {array.dtype} has no Open Inference Protocol datatype"
         ) from None
 
@@ -153,5 +153,5 @@ def file_payloads(model: str, paths: Sequence[Path]) -> list[Payload]:
             )
         )
     if not payloads:
-        raise Tf2aifError("no input files given for the predict endpoint")
+        raise BenchError("no input files given for the predict endpoint")
     return payloads

@@ -22,7 +22,7 @@ from tf2aif import __version__
 from tf2aif.bench.load import LoadSettings, Measurement
 from tf2aif.bench.metrics import StageDelta
 from tf2aif.bench.stats import HISTOGRAM_BOUNDS_MS, histogram, keep_samples, summarize
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import BenchError
 from tf2aif.resources import data_dir
 
 __all__ = [
@@ -197,7 +197,7 @@ def _cell(value: Any) -> str:
 
 
 def validate_result(data: Mapping[str, Any]) -> None:
-    """Raise Tf2aifError naming the first schema violation."""
+    """Raise BenchError naming the first schema violation."""
     import jsonschema
 
     schema = json.loads((data_dir("schema") / "bench-result.schema.json").read_text())
@@ -206,7 +206,7 @@ def validate_result(data: Mapping[str, Any]) -> None:
     )
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise Tf2aifError(f"not a valid bench result: {where}: {error.message}")
+        raise BenchError(f"not a valid bench result: {where}: {error.message}")
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
@@ -215,19 +215,19 @@ def load_result(path: str | Path) -> dict[str, Any]:
     # Results hold raw samples, so they may be large: read bounded, parse with json (fast).
     text, issues = read_text(path, limits=Limits(max_bytes=256 * 2**20))
     if issues:
-        raise Tf2aifError(f"cannot read bench result: {issues[0]}")
+        raise BenchError(f"cannot read bench result: {issues[0]}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise Tf2aifError(
+        raise BenchError(
             f"{path}:{exc.lineno}:{exc.colno}: not a JSON bench result: {exc.msg}"
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise Tf2aifError(f"{path}: not a JSON bench result: {type(exc).__name__}") from None
+        raise BenchError(f"{path}: not a JSON bench result: {type(exc).__name__}") from None
     if not isinstance(data, dict):
-        raise Tf2aifError(f"{path}: not a bench result: expected a JSON object")
+        raise BenchError(f"{path}: not a bench result: expected a JSON object")
     if data.get("schema") != RESULT_SCHEMA or data.get("version") != RESULT_VERSION:
-        raise Tf2aifError(
+        raise BenchError(
             f"{path}: not a {RESULT_SCHEMA} version {RESULT_VERSION} file "
             f"(schema={data.get('schema')!r}, version={data.get('version')!r})"
         )

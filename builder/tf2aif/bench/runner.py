@@ -27,7 +27,7 @@ from tf2aif.bench.payloads import (
 from tf2aif.bench.result import RunResult, Subject
 from tf2aif.bench.stats import summarize
 from tf2aif.bench.targets import Endpoint
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import BenchError
 
 __all__ = [
     "Bench",
@@ -69,7 +69,7 @@ class Prepared:
 async def fetch_metadata(client: HttpClient, model: str) -> dict[str, Any]:
     status, body = await client.get(f"/v2/models/{model}")
     if status != 200:
-        raise Tf2aifError(
+        raise BenchError(
             f"GET /v2/models/{model} answered {status}: {body[:200].decode(errors='replace')}"
         )
     return json.loads(body)
@@ -102,14 +102,14 @@ async def discover_model(client: HttpClient) -> str:
     if len(names) == 1:
         return names[0]
     found = f"; it serves {', '.join(names)}" if names else ""
-    raise Tf2aifError(f"which model? pass --model NAME (served at /v2/models/NAME){found}")
+    raise BenchError(f"which model? pass --model NAME (served at /v2/models/NAME){found}")
 
 
 def _sample_function(reference: str | None) -> Callable[[], Any]:
     from tf2aif.image.plugins import load_function
 
     if not reference or ":" not in reference:
-        raise Tf2aifError(f"--samples wants MODULE.py:FUNCTION, got {reference!r}")
+        raise BenchError(f"--samples wants MODULE.py:FUNCTION, got {reference!r}")
     path, _, function = reference.rpartition(":")
     return load_function(path, function)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tf2aif.cli.argtypes import count, fraction, number, numbers
 from tf2aif.cli.console import messages
-from tf2aif.errors import Tf2aifError, UsageError, did_you_mean
+from tf2aif.errors import BenchError, UsageError, did_you_mean
 
 __all__ = ["BenchPlan", "Target", "add_parsers", "bench_plan", "project_profile_path"]
 
@@ -263,7 +263,7 @@ def _expand(patterns) -> Iterator[Path]:
     for pattern in patterns:
         matches = sorted(glob.glob(pattern))
         if not matches:
-            raise Tf2aifError(f"--files {pattern!r} matches no file")
+            raise BenchError(f"--files {pattern!r} matches no file")
         yield from (Path(m) for m in matches)
 
 

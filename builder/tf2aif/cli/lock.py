@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tf2aif.errors import EXIT_INVALID, EXIT_OK, Tf2aifError
+from tf2aif.errors import EXIT_INVALID, EXIT_OK, LockError
 
 __all__ = ["add_parsers", "run"]
 
@@ -77,7 +77,7 @@ def _tool_images(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         folder, sep, image = spec.partition("=")
         if not sep or not folder or not image:
-            raise Tf2aifError(
+            raise LockError(
                 f"--tools-from {spec!r}: expected FOLDER=IMAGE, e.g. convert-tf=reg/b:1"
             )
         images[folder] = image
@@ -119,13 +119,13 @@ def run(args: argparse.Namespace) -> int:
 
     problem = file_problem(args.manifest, what="manifest", folder_ok=True)
     if problem:
-        raise Tf2aifError(problem)
+        raise LockError(problem)
     folder = args.manifest if args.manifest.is_dir() else args.manifest.parent
     lock_path = folder / lock.LOCK_FILE
     if args.check:
         return _check(args, lock_path)
     if args.offline:
-        raise Tf2aifError("--offline only applies to --check (writing a lock resolves digests)")
+        raise LockError("--offline only applies to --check (writing a lock resolves digests)")
     result = lock.build_lock(_inputs(args), _resolver(args))
     if args.print:
         print(lock.dump_lock(result), end="")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import PlanError
 
 __all__ = ["SourceDate", "resolve_source_date"]
 
@@ -48,7 +48,7 @@ def resolve_source_date(
 
 def _seconds(text: str, where: str) -> str:
     if not text.strip().isdigit():
-        raise Tf2aifError(f"{where}: expected whole seconds since 1970 or 'off', got {text!r}")
+        raise PlanError(f"{where}: expected whole seconds since 1970 or 'off', got {text!r}")
     return str(int(text))
 
 

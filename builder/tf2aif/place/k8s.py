@@ -19,7 +19,7 @@ from typing import Any
 from tf2aif.deploy.k8s import GRPC_PORT, PORT, Resources, Workload, deployment_for
 from tf2aif.deploy.platforms import profile_for
 from tf2aif.deploy.writer import write_files
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import DeployError
 
 from .inputs import Node
 from .policy import Placement
@@ -95,7 +95,7 @@ def manifests(placement: Placement, nodes: Mapping[str, Node]) -> dict[str, list
     """
     by_app = {a.app: a for a in placement.assignments}
     if bad := [a for a in by_app if not _SERVICE_NAME.fullmatch(a)]:
-        raise Tf2aifError(
+        raise DeployError(
             f"app name(s) {', '.join(map(repr, bad))} cannot name a Kubernetes Service: a"
             " DNS-1035 label starts with a letter and has at most 63 characters; rename them"
             " in the apps file"
@@ -143,7 +143,7 @@ def check_complete(placement: Placement, files: Mapping[str, list[dict[str, Any]
     if stray := deployments - {name for _, name, _ in servers}:
         problems.append(f"Deployments of no placed instance: {sorted(stray)}")
     if problems:
-        raise Tf2aifError(
+        raise DeployError(
             "internal error: the placement's Kubernetes manifests are incomplete, nothing was"
             " written: " + "; ".join(problems)
         )
@@ -174,7 +174,7 @@ def stale_files(directory: Path, files: Mapping[str, Any]) -> list[Path]:
         )
         (stale if ours else foreign).append(path)
     if foreign:
-        raise Tf2aifError(
+        raise DeployError(
             f"{directory} holds files tf2aif did not write ({', '.join(p.name for p in foreign)});"
             " placement owns this folder: choose another --out or move them"
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tf2aif.errors import Tf2aifError
+from tf2aif.errors import ServerError
 
 __all__ = ["ServerOptions", "add_arguments", "resolve_options"]
 
@@ -236,11 +236,11 @@ def resolve_options(args: argparse.Namespace, env: Mapping[str, str]) -> ServerO
         elif env.get(env_name, "") != "":
             values[spec.name] = _from_env(spec.name, env_name, env[env_name])
     if "artifact_dir" not in values:
-        raise Tf2aifError("no artifact: pass ARTIFACT_DIR or set TF2AIF_ARTIFACT_DIR")
+        raise ServerError("no artifact: pass ARTIFACT_DIR or set TF2AIF_ARTIFACT_DIR")
     values["artifact_dir"] = Path(values["artifact_dir"])
     options = ServerOptions(**values)
     if options.grpc_port == options.port:
-        raise Tf2aifError(
+        raise ServerError(
             f"--grpc-port {options.grpc_port} is also the HTTP --port: give it another port, "
             "or 0 for no gRPC endpoint"
         )
@@ -252,4 +252,4 @@ def _from_env(name: str, env_name: str, text: str) -> Any:
     try:
         return parse(text)
     except ValueError as exc:
-        raise Tf2aifError(f"{env_name}={text!r}: {exc}") from None
+        raise ServerError(f"{env_name}={text!r}: {exc}") from None
