@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("builder/tf2aif/place", "builder/tf2aif/bench", "benchmarks")
+FOLDERS = ("builder/tf2aif", "benchmarks")
 LIMIT = 400
 
 
 def _modules():
     for folder in FOLDERS:
-        yield from sorted((ROOT / folder).glob("*.py"))
+        yield from sorted((ROOT / folder).rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", list(_modules()), ids=lambda p: str(p.relative_to(ROOT)))

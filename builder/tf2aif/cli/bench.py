@@ -1,4 +1,8 @@
-"""`tf2aif bench` and `tf2aif report`: argument parsing and the rich live view only."""
+"""`tf2aif bench` and `tf2aif report`: argument parsing and the rich live view only.
+
+One module: bench's many options become one frozen BenchPlan and are checked together (an option
+with no effect on the chosen target is refused); report shares the loading of results.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Core subcommands: validate, plan, bake, init. Rich output lives here, data comes from stages."""
+"""Core subcommands: validate, plan, bake, init. Rich output lives here, data comes from stages.
+
+One module: validate, plan, bake and init share the manifest arguments, the plan loader and the
+rendering of a plan; split apart, each would import the others.
+"""
 
 from __future__ import annotations
 

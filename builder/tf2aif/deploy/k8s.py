@@ -4,6 +4,9 @@ Every image serves the Open Inference Protocol on port 8080 (HTTP; health at
 /v2/health/{live,ready}, Prometheus metrics at /metrics) and 8081 (gRPC) as uid 10001 and writes
 nothing but temp files and an optional TensorRT engine cache, so the root filesystem is read-only
 and only /tmp and /var/cache/tf2aif are writable.
+
+One module: Deployment, Service, probes, security context and kustomization are one contract with
+the image (ports, user, writable paths), kept side by side so a change to one shows the others.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 YAML (with positions) -> JSON Schema -> checks on the files it names -> Manifest. Every problem
 found is collected and raised together as one ManifestError; nothing after this stage reads YAML.
+
+One module: stage 1 of the flow; its frozen values, the checks on the files the manifest names and
+the defaults read from the schema belong to one stage.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Groups variants into build targets the way bake wants them:
 Names, tags and labels are derived from content only, so the same inputs give the same plan:
 an image's content tag is the digest of what its bake graph reads (tf2aif.pipeline.digests), computed
 from the graph this plan emits.
+
+One module: stage 3 of the flow; its frozen values and the grouping rules are read together (the
+digests themselves live in pipeline/digests.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ that are not UTF-8 and control characters (each located at line:column).
 
 `schema_issues` turns jsonschema's errors into ManifestIssues: located, with the field path, every
 one of them (two unknown keys in one mapping are two issues), in plain words.
+
+One module: the one bounded loader; its limits, marks and error locations interact (an alias is
+counted against the value budget and located at its anchor), so they stay in one place.
 """
 
 from __future__ import annotations

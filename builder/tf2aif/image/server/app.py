@@ -2,6 +2,9 @@
 
 Handlers only parse, validate and await; inference runs on the batcher's worker threads and
 big-body parsing, pre- and post-processing on the thread pool, so the event loop stays free.
+
+One module: every route with its error mapping, so handlers, the 4xx reasons and what the OpenAPI
+document promises are read together.
 """
 
 from __future__ import annotations

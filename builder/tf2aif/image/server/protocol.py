@@ -5,6 +5,9 @@ A request body is a JSON header, optionally followed by raw tensor bytes: each i
 `parameters.binary_data_size` is set takes that many bytes, in input order. Responses do the same
 for outputs asked for in binary (`parameters.binary_data` per output, or the request-level
 `binary_data_output`).
+
+One module: the JSON and binary forms of a request share every validation (shape, datatype,
+NaN/Inf policy, located messages); the fast and the reference decoders stay beside their checks.
 """
 
 from __future__ import annotations
