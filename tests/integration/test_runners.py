@@ -186,7 +186,7 @@ def test_each_conversion_ran_once_across_all_runners(shards, matrix):
     ran = []
     for run in runs:
         steps = re.findall(
-            r"(?m)^#(\d+) \[[^\]]*\] RUN /opt/tf2aif/venv/bin/python -m tf2aif\.convert", run
+            r"(?m)^#(\d+) \[[^\]]*\] RUN /opt/tf2aif/venv/bin/python -m tf2aif\.image\.convert", run
         )
         cached = set(re.findall(r"(?m)^#(\d+) CACHED$", run))
         ran.append(sorted({s for s in steps if s not in cached}))
