@@ -3,8 +3,9 @@
 Expands the matrix (platforms x runtimes x precisions, minus exclude, plus include) and looks up
 the recipe of every cell. Unsupported cells are kept with the reason they were skipped; a cell
 the user asked for by name (include) that no recipe supports is an error. Given the model's facts
-(model_inspect), cells a runtime is known not to convert are skipped the same way, with the fix. Option precedence,
-lowest first: recipe defaults < manifest `options.<runtime>`; vendor images: recipe < vendor map.
+(model_inspect), cells a runtime is known not to convert are skipped the same way, with the fix.
+Option precedence, lowest first: recipe defaults < manifest `options.<runtime>`; vendor images:
+recipe < vendor map.
 """
 
 from __future__ import annotations
