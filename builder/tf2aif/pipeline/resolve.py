@@ -6,6 +6,9 @@ the user asked for by name (include) that no recipe supports is an error. Given 
 (model_inspect), cells a runtime is known not to convert are skipped the same way, with the fix.
 Option precedence, lowest first: recipe defaults < manifest `options.<runtime>`; vendor images:
 recipe < vendor map.
+
+One module: the matrix expansion, the include checks and the name checks share the cell, order
+and location helpers, and `raw_issues` (validate) must judge the matrix exactly as resolve does.
 """
 
 from __future__ import annotations
