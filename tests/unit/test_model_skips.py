@@ -99,6 +99,10 @@ def test_stand_in_model_is_not_inspected_and_says_why(tmp_path):
     )
     assert found is None
     assert why_not and "\n" not in why_not
+    again = facts_or_why_not(
+        tmp_path / "models/m", digest="sha256:" + "1" * 64, cache_root=tmp_path
+    )
+    assert again == (None, why_not)  # remembered by digest
     missing, why = facts_or_why_not(tmp_path / "nope", digest="sha256:0", cache_root=tmp_path)
     assert missing is None and "no SavedModel" in why
 

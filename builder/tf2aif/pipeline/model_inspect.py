@@ -220,13 +220,20 @@ def facts_or_why_not(
     """
     if not (model.is_file() or (model / "saved_model.pb").is_file()):
         return None, f"no SavedModel or .keras file at {model}"
+    # the same bytes fail the same way: remembered so each plan does not import TensorFlow again
+    failed = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.failed"
+    if failed.is_file():
+        return None, failed.read_text().strip()
     try:
         return inspect_model(model, digest=digest, cache_root=cache_root), ""
-    except ImportError as exc:
+    except ImportError as exc:  # not the model's fault: not remembered
         return None, f"TensorFlow is not importable here ({exc.name or exc})"
     except Exception as exc:  # any unreadable model: a warning, never a traceback
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        return None, f"{type(exc).__name__}: {first}".rstrip(": ")
+        why_not = f"{type(exc).__name__}: {first}".rstrip(": ")
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        failed.write_text(why_not + "\n")
+        return None, why_not
 
 
 def gated_output_line(plan: Any) -> str:

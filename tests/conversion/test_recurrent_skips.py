@@ -78,6 +78,9 @@ def test_plan_json_skips_every_tflite_cell_with_reason_and_fix(lstm_model, tmp_p
     assert not [c for c in data["conversions"] if "tflite" in c["target"]]
     assert "model not inspected" not in err
     assert list((tmp_path / ".tf2aif" / "inspect").glob("*.json"))  # cached by digest
+    assert main(["bake", "--print", str(file)]) == 0
+    bake = json.loads(capsys.readouterr().out)
+    assert bake["target"] and not [name for name in bake["target"] if "tflite" in name]
 
 
 def test_validate_warns_and_plan_table_shows_the_fix(lstm_model, tmp_path, capsys):
