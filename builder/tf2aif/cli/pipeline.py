@@ -148,12 +148,12 @@ def load_plan(args: argparse.Namespace, env: Mapping[str, str] | None = None):
         manifest,
         recipes,
         vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
-        model_facts=_model_facts(manifest),
+        model_facts=_model_facts(manifest, remember=not getattr(args, "print_only", False)),
     )
     return make_plan(resolution, env=env)
 
 
-def _model_facts(manifest):
+def _model_facts(manifest, *, remember: bool):
     """The model's facts (cached by digest), or None with a one-line warning: nothing skipped."""
     from tf2aif.pipeline.model_inspect import facts_or_why_not
 
@@ -161,6 +161,7 @@ def _model_facts(manifest):
         manifest.root / manifest.model.path,
         digest=manifest.model.digest,
         cache_root=manifest.root,
+        remember=remember,
     )
     if facts is None:
         _console(stderr=True).print(

@@ -82,8 +82,11 @@ class Prediction:
     fix: str
 
 
-def inspect_model(model: Path, *, digest: str, cache_root: Path) -> ModelFacts:
-    """The model's facts, from the cache when this digest was inspected before."""
+def inspect_model(
+    model: Path, *, digest: str, cache_root: Path, remember: bool = True
+) -> ModelFacts:
+    """The model's facts, from the cache when this digest was inspected before (and written to
+    it unless `remember` is false: `bake --print` writes nothing)."""
     cache = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.json"
     if cache.is_file():
         try:
@@ -98,8 +101,9 @@ def inspect_model(model: Path, *, digest: str, cache_root: Path) -> ModelFacts:
             facts = facts_from_saved_model(Path(scratch), digest=digest)
     else:
         facts = facts_from_saved_model(model, digest=digest)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(facts.to_json() + "\n")
+    if remember:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(facts.to_json() + "\n")
     return facts
 
 
@@ -212,7 +216,7 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
 
 
 def facts_or_why_not(
-    model: Path, *, digest: str, cache_root: Path
+    model: Path, *, digest: str, cache_root: Path, remember: bool = True
 ) -> tuple[ModelFacts | None, str]:
     """The model's facts, or None and one line saying why it could not be inspected.
 
@@ -225,14 +229,15 @@ def facts_or_why_not(
     if failed.is_file():
         return None, failed.read_text().strip()
     try:
-        return inspect_model(model, digest=digest, cache_root=cache_root), ""
+        return inspect_model(model, digest=digest, cache_root=cache_root, remember=remember), ""
     except ImportError as exc:  # not the model's fault: not remembered
         return None, f"TensorFlow is not importable here ({exc.name or exc})"
     except Exception as exc:  # any unreadable model: a warning, never a traceback
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         why_not = f"{type(exc).__name__}: {first}".rstrip(": ")
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        failed.write_text(why_not + "\n")
+        if remember:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(why_not + "\n")
         return None, why_not
 
 
