@@ -148,8 +148,28 @@ def load_plan(args: argparse.Namespace, env: Mapping[str, str] | None = None):
         manifest,
         recipes,
         vendor_map=read_vendor_map(args.vendor_map or env.get("TF2AIF_VENDOR_MAP")),
+        model_facts=_model_facts(manifest, remember=not getattr(args, "print_only", False)),
     )
     return make_plan(resolution, env=env)
+
+
+def _model_facts(manifest, *, remember: bool):
+    """The model's facts (cached by digest), or None with a one-line warning: nothing skipped."""
+    from tf2aif.pipeline.model_inspect import facts_or_why_not
+
+    facts, why_not = facts_or_why_not(
+        manifest.root / manifest.model.path,
+        digest=manifest.model.digest,
+        cache_root=manifest.root,
+        remember=remember,
+    )
+    if facts is None:
+        _console(stderr=True).print(
+            f"[yellow]warning:[/] model not inspected, no cell ruled out by it: {why_not}",
+            markup=True,
+            highlight=False,
+        )
+    return facts
 
 
 def read_vendor_map(path: str | None) -> dict[str, str]:
@@ -172,10 +192,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"[green]ok[/] {args.manifest}: {len(plan.variants)} variants, {len(plan.serves)} images, "
         f"{len(plan.converts)} conversions, {len(plan.skipped)} cells skipped"
     )
-    from tf2aif.pipeline.model_inspect import predicted_failures
-
-    for row in predicted_failures(plan):
-        console.print(f"[yellow]warning[/] {row.cell}: {row.reason}; fix: {row.fix}")
+    for cell in plan.skipped:
+        if cell.by_model:
+            console.print(f"[yellow]warning[/] {cell.id}: {cell.reason}; fix: {cell.fix}")
     return 0
 
 
@@ -211,30 +230,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console.print(table)
     if plan.skipped:
         skipped = Table(title="skipped cells", title_justify="left")
-        skipped.add_column("cell")
-        skipped.add_column("reason")
+        for column in ("cell", "reason", "fix"):
+            skipped.add_column(column, overflow="fold")
         for cell in plan.skipped:
-            skipped.add_row(cell.id, cell.reason)
+            skipped.add_row(cell.id, cell.reason, cell.fix)
         console.print(skipped)
-    _print_gate_and_model(console, plan)
-    return 0
-
-
-def _print_gate_and_model(console: Any, plan) -> None:
-    """Which output the fidelity gate judges, and the cells the model itself rules out."""
-    from tf2aif.pipeline.model_inspect import gated_output_line, predicted_failures
+    from tf2aif.pipeline.model_inspect import gated_output_line
 
     console.print(gated_output_line(plan))
-    predicted = predicted_failures(plan)
-    if predicted:
-        from rich.table import Table
-
-        table = Table(title="cells the model rules out (before any build)", title_justify="left")
-        for column in ("cell", "reason", "fix"):
-            table.add_column(column, overflow="fold")
-        for row in predicted:
-            table.add_row(row.cell, row.reason, row.fix)
-        console.print(table)
+    return 0
 
 
 def plan_json(plan) -> dict[str, Any]:
@@ -265,7 +269,10 @@ def plan_json(plan) -> dict[str, Any]:
             }
             for b in plan.bases
         ],
-        "skipped": [{"cell": c.id, "reason": c.reason} for c in plan.skipped],
+        "skipped": [
+            {"cell": c.id, "reason": c.reason, "fix": c.fix, "by_model": c.by_model}
+            for c in plan.skipped
+        ],
     }
 
 

@@ -24,10 +24,10 @@ __all__ = [
     "Prediction",
     "TensorFacts",
     "facts_from_saved_model",
+    "facts_or_why_not",
     "gated_output_line",
     "inspect_model",
     "predict",
-    "predicted_failures",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,11 @@ class Prediction:
     fix: str
 
 
-def inspect_model(model: Path, *, digest: str, cache_root: Path) -> ModelFacts:
-    """The model's facts, from the cache when this digest was inspected before."""
+def inspect_model(
+    model: Path, *, digest: str, cache_root: Path, remember: bool = True
+) -> ModelFacts:
+    """The model's facts, from the cache when this digest was inspected before (and written to
+    it unless `remember` is false: `bake --print` writes nothing)."""
     cache = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.json"
     if cache.is_file():
         try:
@@ -98,8 +101,9 @@ def inspect_model(model: Path, *, digest: str, cache_root: Path) -> ModelFacts:
             facts = facts_from_saved_model(Path(scratch), digest=digest)
     else:
         facts = facts_from_saved_model(model, digest=digest)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(facts.to_json() + "\n")
+    if remember:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(facts.to_json() + "\n")
     return facts
 
 
@@ -211,22 +215,30 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
     return tuple(found)
 
 
-def predicted_failures(plan: Any) -> tuple[Prediction, ...]:
-    """`predict` for a plan's model and runtimes; empty when TensorFlow is not importable here."""
-    spec = plan.converts[0].local_spec if plan.converts else None
-    if spec is None:
-        return ()
-    model = Path(plan.root) / spec.model
+def facts_or_why_not(
+    model: Path, *, digest: str, cache_root: Path, remember: bool = True
+) -> tuple[ModelFacts | None, str]:
+    """The model's facts, or None and one line saying why it could not be inspected.
+
+    An uninspectable model rules nothing out: `convert` still reports its own problems, located.
+    """
     if not (model.is_file() or (model / "saved_model.pb").is_file()):
-        return ()  # nothing to look at yet: `convert` reports a missing model, located
+        return None, f"no SavedModel or .keras file at {model}"
+    # the same bytes fail the same way: remembered so each plan does not import TensorFlow again
+    failed = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.failed"
+    if failed.is_file():
+        return None, failed.read_text().strip()
     try:
-        facts = inspect_model(model, digest=plan.model_digest, cache_root=Path(plan.root))
-    except ImportError:
-        return ()
-    except Exception as exc:  # an unreadable model is `convert`'s error to report, located
-        log.info("model inspection skipped: %s: %s", type(exc).__name__, exc)
-        return ()
-    return predict(facts, (v.runtime for v in plan.variants))
+        return inspect_model(model, digest=digest, cache_root=cache_root, remember=remember), ""
+    except ImportError as exc:  # not the model's fault: not remembered
+        return None, f"TensorFlow is not importable here ({exc.name or exc})"
+    except Exception as exc:  # any unreadable model: a warning, never a traceback
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        why_not = f"{type(exc).__name__}: {first}".rstrip(": ")
+        if remember:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(why_not + "\n")
+        return None, why_not
 
 
 def gated_output_line(plan: Any) -> str:

@@ -2,8 +2,13 @@
 
 Expands the matrix (platforms x runtimes x precisions, minus exclude, plus include) and looks up
 the recipe of every cell. Unsupported cells are kept with the reason they were skipped; a cell
-the user asked for by name (include) that no recipe supports is an error. Option precedence,
-lowest first: recipe defaults < manifest `options.<runtime>`; vendor images: recipe < vendor map.
+the user asked for by name (include) that no recipe supports is an error. Given the model's facts
+(model_inspect), cells a runtime is known not to convert are skipped the same way, with the fix.
+Option precedence, lowest first: recipe defaults < manifest `options.<runtime>`; vendor images:
+recipe < vendor map.
+
+One module: the matrix expansion, the include checks and the name checks share the cell, order
+and location helpers, and `raw_issues` (validate) must judge the matrix exactly as resolve does.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
 from tf2aif.image.convert.spec import Thresholds
 from tf2aif.pipeline.manifest import TAG_MAX, CellPattern, Manifest, Targets, _targets
+from tf2aif.pipeline.model_inspect import ModelFacts, Prediction, predict
 from tf2aif.pipeline.recipes import ImageRef, Recipe, RecipeSet
 from tf2aif.pipeline.yamlfile import LoadedYaml, matches, short
 
@@ -52,6 +58,8 @@ class SkippedCell:
     runtime: str
     precision: str
     reason: str
+    fix: str = ""  # what to change so the cell builds, when the model itself rules it out
+    by_model: bool = False  # ruled out by the model's facts, not by the recipes or an exclude
 
     @property
     def id(self) -> str:
@@ -71,12 +79,17 @@ def resolve(
     recipes: RecipeSet,
     *,
     vendor_map: Mapping[str, str] | None = None,
+    model_facts: ModelFacts | None = None,
 ) -> Resolution:
+    """`model_facts` (None when the model could not be inspected) skips the cells it rules out."""
     vendor_map = MappingProxyType(dict(vendor_map or {}))
     issues = name_issues(_raw(manifest), recipes, manifest.location)
     if issues:
         raise ManifestError(issues, file=str(manifest.file))
-    cells, skipped, issues = _cells(manifest.targets, recipes, manifest.location)
+    t = manifest.targets
+    runtimes = {*t.runtimes, *(p.runtime for p in t.include)}
+    predictions = predict(model_facts, runtimes) if model_facts else ()
+    cells, skipped, issues = _cells(t, recipes, manifest.location, predictions)
     variants = {cell: _variant(manifest, recipes, cell, vendor_map) for cell in cells}
     issues += _needs_calibration(
         manifest.targets, manifest.calibration is not None, cells, manifest.location
@@ -125,25 +138,34 @@ def raw_issues(
 
 
 def _cells(
-    targets: Targets, recipes: RecipeSet, locate: Locate
+    targets: Targets,
+    recipes: RecipeSet,
+    locate: Locate,
+    predictions: Sequence[Prediction] = (),
 ) -> tuple[list[Cell], list[SkippedCell], list[ManifestIssue]]:
-    """The cells to build (matrix minus exclude and unsupported, plus include), the skipped ones
-    with their reasons, and the include entries no recipe can build."""
+    """The cells to build (matrix minus exclude, unsupported and ruled out by the model, plus
+    include), the skipped ones with their reasons, and the include entries that cannot build."""
     cells: dict[Cell, None] = {}
     skipped: list[SkippedCell] = []
     issues: list[ManifestIssue] = []
     for cell in itertools.product(targets.platforms, targets.runtimes, targets.precisions):
         excluded = next((p for p in targets.exclude if p.matches(*cell)), None)
         reason = f"excluded by {excluded.path}" if excluded else _unsupported(recipes, *cell)
+        ruled_out = None if reason else _ruled_out(predictions, cell)
         if reason:
             skipped.append(
                 SkippedCell(platform=cell[0], runtime=cell[1], precision=cell[2], reason=reason)
             )
+        elif ruled_out:
+            skipped.append(ruled_out)
         else:
             cells[cell] = None
     for pattern in targets.include:
         cell = (pattern.platform, pattern.runtime, pattern.precision)
         reason = _unsupported(recipes, *cell)
+        ruled_out = None if reason else _ruled_out(predictions, cell)
+        if ruled_out:
+            reason = f"the model has {ruled_out.reason}; fix: {ruled_out.fix}"
         if reason:
             message = f"{'/'.join(cell)} cannot be built: {reason}"
             issues.append(
@@ -155,10 +177,25 @@ def _cells(
     return list(cells), skipped, issues
 
 
+def _ruled_out(predictions: Sequence[Prediction], cell: Cell) -> SkippedCell | None:
+    """The skip for a cell the model's facts rule out (every reason given for its runtime)."""
+    found = [p for p in predictions if p.runtime == cell[1]]
+    if not found:
+        return None
+    return SkippedCell(
+        platform=cell[0],
+        runtime=cell[1],
+        precision=cell[2],
+        reason="; ".join(p.reason for p in found),
+        fix="; ".join(p.fix for p in found),
+        by_model=True,
+    )
+
+
 def _empty(locate: Locate) -> ManifestIssue:
     return ManifestIssue(
         location=locate(("targets",)),
-        message="the matrix is empty: every cell was excluded or is unsupported (see `tf2aif plan`)",
+        message="the matrix is empty: every cell was excluded, is unsupported or is ruled out by the model (see `tf2aif plan`)",
     )
 
 

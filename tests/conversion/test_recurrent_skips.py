@@ -1,0 +1,103 @@
+"""A real recurrent model: plan skips its TFLite cells before any build, with reason and fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tf2aif.cli.main import main
+
+from projects import write_project
+
+MANIFEST = """\
+version: 1
+name: lstm
+model: {path: models/m}
+processing: {module: app/processing.py}
+targets:
+  platforms: [cpu]
+  runtimes: [tflite, onnxruntime]
+  precisions: [fp32, fp16]
+"""
+
+INCLUDE = """\
+version: 1
+name: lstm
+model: {path: models/m}
+processing: {module: app/processing.py}
+targets:
+  platforms: [cpu]
+  runtimes: [onnxruntime]
+  precisions: [fp32]
+  include:
+    - {platform: cpu, runtime: tflite, precision: fp32}
+"""
+
+
+@pytest.fixture(scope="module")
+def lstm_model(tmp_path_factory) -> Path:
+    """A small Keras LSTM text classifier, exported as a SavedModel."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(12,), dtype="int32"),
+            keras.layers.Embedding(50, 8),
+            keras.layers.LSTM(8),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    out = tmp_path_factory.mktemp("lstm") / "saved"
+    model.export(str(out), verbose=False)
+    return out
+
+
+def project(root: Path, manifest: str, model: Path) -> Path:
+    file = write_project(root, manifest)
+    shutil.rmtree(root / "models" / "m")
+    shutil.copytree(model, root / "models" / "m")
+    return file
+
+
+def test_plan_json_skips_every_tflite_cell_with_reason_and_fix(lstm_model, tmp_path, capsys):
+    file = project(tmp_path, MANIFEST, lstm_model)
+    assert main(["plan", "--json", str(file)]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    skipped = {s["cell"]: s for s in data["skipped"]}
+    for cell in ("cpu/tflite/fp32", "cpu/tflite/fp16"):
+        assert skipped[cell]["by_model"]
+        assert "TensorListReserve" in skipped[cell]["reason"]
+        assert "unroll=True" in skipped[cell]["fix"]
+    images = data["images"]
+    assert images and not [i for i in images if "tflite" in i["target"]]
+    assert not [v for i in images for v in i["variants"] if "/tflite/" in v]
+    assert not [c for c in data["conversions"] if "tflite" in c["target"]]
+    assert "model not inspected" not in err
+    assert list((tmp_path / ".tf2aif" / "inspect").glob("*.json"))  # cached by digest
+    assert main(["bake", "--print", str(file)]) == 0
+    bake = json.loads(capsys.readouterr().out)
+    assert bake["target"] and not [name for name in bake["target"] if "tflite" in name]
+
+
+def test_validate_warns_and_plan_table_shows_the_fix(lstm_model, tmp_path, capsys):
+    file = project(tmp_path, MANIFEST, lstm_model)
+    assert main(["validate", str(file)]) == 0
+    out, _ = capsys.readouterr()
+    assert "warning" in out and "cpu/tflite/fp32" in out and "unroll=True" in out
+    assert main(["plan", str(file)]) == 0
+    out, _ = capsys.readouterr()
+    assert "cpu/tflite/fp16" in out and "unroll" in out
+
+
+def test_an_include_of_the_ruled_out_cell_is_a_located_error(lstm_model, tmp_path, capsys):
+    file = project(tmp_path, INCLUDE, lstm_model)
+    assert main(["plan", "--json", str(file)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{file}:10:" in err and "targets.include[0]" in err
+    assert "cpu/tflite/fp32 cannot be built: the model has" in err
+    assert "fix:" in err and "Traceback" not in err
