@@ -374,7 +374,8 @@ def _loads_with_float_data(text: bytes) -> Any:
                 document[key] = [_input_document(item) for item in value]
             else:
                 document[key] = _plain(value)
-    except _RepeatedKey:
+    except (_RepeatedKey, KeyError):
+        # KeyError: simdjson lists a key it cannot look up (one holding an escaped NUL, "\u0000")
         return None
     # as_buffer flattens nested arrays ([1, [2]] too, which the reference refuses as ragged):
     # a nested `data` array shows as a "[" the document does not account for, and so does a
