@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from tf2aif.bench.metrics import stage_deltas, stage_totals
 from tf2aif.bench.payloads import encode_infer, random_inputs
-from tf2aif.bench.record import image_reference, pick_variant, read_record
+from tf2aif.bench.record import pick_variant
 from tf2aif.bench.stats import HISTOGRAM_BOUNDS_MS, histogram, keep_samples, summarize, within
 from tf2aif.errors import Tf2aifError
+from tf2aif.pipeline.record import image_reference, read_record
 
 
 def test_summarize_matches_numpy_and_orders_percentiles():

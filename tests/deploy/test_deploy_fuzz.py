@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tf2aif.deploy.k8s import manifest_files, workloads_from_record
-from tf2aif.deploy.records import read_record
 from tf2aif.errors import Tf2aifError
+from tf2aif.pipeline.record import read_record
 
 DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 PLATFORMS = ("cpu", "arm", "gpu", "agx", "alveo")

@@ -19,8 +19,8 @@ from tf2aif.deploy.k8s import (
     workloads_from_record,
 )
 from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE, profile_for
-from tf2aif.deploy.records import read_record
 from tf2aif.errors import Tf2aifError
+from tf2aif.pipeline.record import read_record
 
 K8S_VERSION = kubernetes_validate.latest_version()
 DIGEST = "sha256:" + "1" * 64

@@ -21,9 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tf2aif.cli.main import main
-from tf2aif.deploy.records import read_record
 from tf2aif.errors import Tf2aifError
 from tf2aif.lock.lockfile import load_lock
+from tf2aif.pipeline.record import read_record
 from tf2aif.pipeline.yamlfile import load_yaml
 from tf2aif.place.inputs import load_apps, load_cluster, load_profiles
 

@@ -556,8 +556,8 @@ def test_fuzz_seeds_are_valid(tmp_path):
     """The generated-input tests mutate valid files: each seed loads cleanly as it is."""
     from test_input_fuzz import LOCK
 
-    from tf2aif.deploy.records import read_record
     from tf2aif.lock.lockfile import load_lock
+    from tf2aif.pipeline.record import read_record
     from tf2aif.place.inputs import load_apps, load_cluster
 
     cluster, apps = _placement(tmp_path)

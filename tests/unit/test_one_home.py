@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import tf2aif.errors as errors
 from tf2aif.bench import record as bench_record
-from tf2aif.deploy import records as deploy_records
 from tf2aif.deploy.k8s import workloads_from_record
 from tf2aif.deploy.platforms import profile_for
 from tf2aif.errors import DeployError, ManifestError, Tf2aifError
@@ -38,10 +37,18 @@ def _image(*, digest: str | None, tags: tuple[str, ...]) -> ImageRecord:
     )
 
 
-def test_deploy_and_bench_use_the_record_module_reader() -> None:
-    for module in (deploy_records, bench_record):
-        assert module.read_record is pipeline_record.read_record
-        assert module.image_reference is pipeline_record.image_reference
+def test_the_record_reader_is_defined_once() -> None:
+    """deploy, bench, report and place read records through pipeline/record.py, never a copy."""
+    home = Path(pipeline_record.__file__)
+    for file in PACKAGE.rglob("*.py"):
+        if file == home:
+            continue
+        defined = {
+            node.name
+            for node in ast.walk(ast.parse(file.read_text()))
+            if isinstance(node, ast.FunctionDef)
+        }
+        assert not defined & {"read_record", "image_reference"}, file
 
 
 def test_a_digest_reference_comes_before_any_tag() -> None:
@@ -69,7 +76,7 @@ def test_image_reference_is_exact_whenever_a_digest_is_known(digest, tags) -> No
 
 
 def test_a_missing_record_says_how_to_make_one_for_every_reader(tmp_path: Path) -> None:
-    for reader in (read_record, bench_record.read_record, deploy_records.read_record):
+    for reader in (read_record, pipeline_record.read_record):
         with pytest.raises(ManifestError, match=r"build record not found; run `tf2aif bake`"):
             reader(tmp_path / "tf2aif-record.json")
 

@@ -1,13 +1,13 @@
-"""What bench and report take from a build record (`tf2aif-record.json`, see tf2aif.pipeline.record)."""
+"""Which variant of a build record an image serves on this host (the record itself is read by
+tf2aif.pipeline.record)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from tf2aif.pipeline.recipes import platform_arches
-from tf2aif.pipeline.record import image_reference, read_record
 
-__all__ = ["image_reference", "pick_variant", "read_record"]
+__all__ = ["pick_variant"]
 
 
 def pick_variant(

@@ -273,7 +273,8 @@ def _expand(patterns) -> Iterator[Path]:
 
 def _targets(args) -> Iterator[Target]:
     from tf2aif.bench import targets
-    from tf2aif.bench.record import image_reference, pick_variant, read_record
+    from tf2aif.bench.record import pick_variant
+    from tf2aif.pipeline.record import image_reference, read_record
 
     for url in args.url:
         yield Target(kind="url", target=url, variant=args.variant, model=args.model)

@@ -9,8 +9,8 @@ from pathlib import Path
 from tf2aif.cli.argtypes import count, dns_label, quantity, resource_name
 from tf2aif.deploy.k8s import Resources, manifest_files, workloads_from_record
 from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE
-from tf2aif.deploy.records import read_record
 from tf2aif.deploy.writer import dump_documents, write_files
+from tf2aif.pipeline.record import read_record
 
 __all__ = ["add_parsers", "run_k8s"]
 

@@ -21,8 +21,8 @@ from tf2aif.deploy.k8s import (
     workloads_from_record,
 )
 from tf2aif.deploy.platforms import DEVICES, Device, PlatformProfile, profile_for
-from tf2aif.deploy.records import image_reference, read_record
 from tf2aif.deploy.writer import dump_documents, write_files
+from tf2aif.pipeline.record import image_reference, read_record
 
 __all__ = [
     "DEVICES",

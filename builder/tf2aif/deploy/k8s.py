@@ -19,9 +19,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from tf2aif.deploy.platforms import PlatformProfile, profile_for
-from tf2aif.deploy.records import image_reference
 from tf2aif.errors import DeployError
-from tf2aif.pipeline.record import BuildRecord, ImageRecord
+from tf2aif.pipeline.record import BuildRecord, ImageRecord, image_reference
 
 __all__ = [
     "CACHE_DIR",

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tf2aif.deploy.records import image_reference, read_record
 from tf2aif.errors import ManifestError, Tf2aifError, did_you_mean
+from tf2aif.pipeline.record import image_reference, read_record
 from tf2aif.pipeline.yamlfile import file_problem
 
 from .loading import Document, load_document

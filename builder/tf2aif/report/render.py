@@ -145,7 +145,7 @@ def _open(runs) -> list[Block]:
 
 
 def _generation(record: Path, out: Path, images: list[Path]) -> list[Block]:
-    from tf2aif.bench.record import read_record
+    from tf2aif.pipeline.record import read_record
 
     images_built = read_record(record).images
     rows = [
