@@ -2,19 +2,22 @@
 
 `inspect_model` reads the SavedModel's serving signature (input/output dtypes and shapes) and the
 set of TensorFlow ops in its graph and functions. The facts are cached as JSON under
-`<root>/.tf2aif/inspect/<digest>.json`, keyed by the model's content digest, so `plan` and
-`validate` pay for TensorFlow once per model version. `predict` turns the facts into the cells a
+`<root>/.tf2aif/inspect/<digest>.json`, keyed by the model's content digest, and in a per-user
+cache (`$XDG_CACHE_HOME/tf2aif/inspect`, else `~/.cache/tf2aif/inspect`) consulted after it, so
+`plan` and `validate` pay for TensorFlow once per model version, not once per checkout. `predict` turns the facts into the cells a
 runtime cannot serve, each with the reason and the fix, from what the converters are known to
 reject (measured on the conformance zoo, docs/models.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ __all__ = [
     "gated_output_line",
     "inspect_model",
     "predict",
+    "read_cached_facts",
+    "user_cache_dir",
+    "write_cached_facts",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,11 +94,13 @@ def inspect_model(
     """The model's facts, from the cache when this digest was inspected before (and written to
     it unless `remember` is false: `bake --print` writes nothing)."""
     cache = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.json"
-    if cache.is_file():
-        try:
-            return ModelFacts.from_json(cache.read_text())
-        except (ValueError, KeyError, TypeError):
-            log.info("ignoring unreadable inspection cache %s", cache)
+    user_cache = user_cache_dir() / cache.name
+    for path in (cache, user_cache):
+        cached = read_cached_facts(path, digest=digest)
+        if cached is not None:
+            if remember and path == user_cache:
+                write_cached_facts(cache, cached)
+            return cached
     if model.is_file():
         with tempfile.TemporaryDirectory(prefix="tf2aif-inspect-") as scratch:
             import keras
@@ -102,9 +110,90 @@ def inspect_model(
     else:
         facts = facts_from_saved_model(model, digest=digest)
     if remember:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(facts.to_json() + "\n")
+        write_cached_facts(cache, facts)
+        write_cached_facts(user_cache, facts)
     return facts
+
+
+def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user inspection cache: `$XDG_CACHE_HOME/tf2aif/inspect`, else `~/.cache/...`
+    (a relative XDG_CACHE_HOME is ignored, as the XDG spec says)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path(env.get("HOME") or Path.home()) / ".cache"
+    return root / "tf2aif" / "inspect"
+
+
+def read_cached_facts(path: Path, *, digest: str) -> ModelFacts | None:
+    """The facts cached at `path` for this digest, or None: a missing entry, or one that is not
+    exactly what `write_cached_facts` writes for this digest (logged and ignored; never trusted)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        log.info("ignoring unreadable inspection cache %s: %s", path, exc)
+        return None
+    try:
+        return _strict_facts(json.loads(text), digest=digest)
+    except (ValueError, RecursionError) as exc:
+        log.info("ignoring unreadable inspection cache %s: %s", path, exc)
+        return None
+
+
+def write_cached_facts(path: Path, facts: ModelFacts) -> None:
+    """Write atomically (a reader sees the old entry or the new one, never half of it); a cache
+    that cannot be written (read-only home, full disk) costs a later inspection, not the run."""
+    partial = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
+        ) as handle:
+            partial = handle.name
+            handle.write(facts.to_json() + "\n")
+        os.replace(partial, path)
+    except OSError as exc:
+        log.info("inspection cache %s not written: %s", path, exc)
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+
+
+def _strict_facts(data: Any, *, digest: str) -> ModelFacts:
+    """ModelFacts from parsed JSON with every field and type checked (ValueError otherwise), so
+    an entry of another digest, another format or a damaged file is never taken for facts."""
+    facts_keys = {f.name for f in fields(ModelFacts)}
+    tensor_keys = {f.name for f in fields(TensorFacts)}
+
+    def tensors(items: Any) -> tuple[TensorFacts, ...]:
+        if not isinstance(items, list):
+            raise ValueError("tensors are not a list")
+        found = []
+        for item in items:
+            if not (isinstance(item, dict) and set(item) == tensor_keys):
+                raise ValueError(f"a tensor is not {sorted(tensor_keys)}")
+            name, dtype, shape = item["name"], item["dtype"], item["shape"]
+            if not (isinstance(name, str) and isinstance(dtype, str) and isinstance(shape, list)):
+                raise ValueError("a tensor's name, dtype or shape has the wrong type")
+            if not all(type(d) is int and d >= -1 for d in shape):
+                raise ValueError("a shape holds something other than sizes and -1")
+            found.append(TensorFacts(name=name, dtype=dtype, shape=tuple(shape)))
+        return tuple(found)
+
+    if not (isinstance(data, dict) and set(data) == facts_keys):
+        raise ValueError(f"not an inspection entry (keys {sorted(facts_keys)})")
+    if data["digest"] != digest:
+        raise ValueError(f"entry of another model ({data['digest']!r})")
+    ops = data["ops"]
+    if not (isinstance(ops, list) and all(isinstance(op, str) for op in ops)):
+        raise ValueError("ops are not a list of names")
+    return ModelFacts(
+        digest=digest,
+        inputs=tensors(data["inputs"]),
+        outputs=tensors(data["outputs"]),
+        ops=frozenset(ops),
+    )
 
 
 def facts_from_saved_model(saved_model: Path, *, digest: str) -> ModelFacts:
