@@ -11,9 +11,13 @@ model in --work/results/<model>.json, so a rerun of some models or variants upda
 cells; the table is rendered from every result file there.
 
 Per cell: converted or not (the one-line reason), conversion seconds, artifact size, max abs diff
-and top-1 agreement vs native TF, the int8 accuracy drop on the trained models, and the p50 of
-the converted model run in-process (batch 1, the runtime's own API with 2 threads) divided by the
-p50 of the native TF signature on the same input.
+and top-1 agreement vs native TF, the int8 accuracy drop on the trained models, and two latency
+ratios against native TF on the same batch-1 input:
+- served: the artifact served by tf2aif's own server (`python -m tf2aif serve`, the image's code
+  and defaults, one process on 127.0.0.1, HTTP only), timed over sequential OIP v2 JSON infer
+  requests from httpx, divided by the same figure for the model's `tf` artifact served the same way;
+- in-process: the runtime's own API with 2 threads, divided by the native TF signature's p50.
+`--served-only` measures the served figures of cells converted by an earlier run.
 
 One module, over 400 lines on purpose: one experiment (convert the zoo, measure, render
 the table), read top to bottom; the variants come from the recipes (cpu_variants.py) and the
@@ -23,8 +27,10 @@ conversion from tf2aif itself.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +49,8 @@ import cpu_variants  # noqa: E402
 
 VARIANTS = cpu_variants.variants()  # (runtime, backend, precision)
 LATENCY_RUNS, LATENCY_WARMUP = 50, 5
+SERVED_RUNS, SERVED_WARMUP = 30, 5  # sequential requests per served cell, after the warm-ups
+SERVED_READY_TIMEOUT_S = 300  # a TensorFlow server on a busy 2-core machine takes a while
 
 
 def gate(precision: str, trained: bool):
@@ -96,16 +104,48 @@ def run_model(
             thresholds=gate(precision, model.trained),
             options=cpu_variants.recipe_options(runtime) | options.get(runtime, {}),
         )
-        cell = convert_cell(spec, work, work / "artifacts" / name / variant)
+        out = work / "artifacts" / name / variant
+        shutil.rmtree(out, ignore_errors=True)  # what an interrupted earlier run left there
+        cell = convert_cell(spec, work, out)
         if cell.get("artifact") and reference is None:
             reference = native_p50(work / model.path, work, name)
         if cell.get("artifact") and reference:
             cell["p50_ms"] = latency_p50(Path(cell["artifact"]), work, name)
             cell["p50_native_ms"] = reference
         results[variant] = cell
+        _measure_served(name, work, results, variant)
         results_file.parent.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         print(f"{name} {variant}: {cell['status']} {cell.get('reason', '')}", flush=True)
+
+
+def measure_served(name: str, work: Path, variants: list[str]) -> None:
+    """Served p50 of every converted cell of one model already in results/<name>.json."""
+    results_file = work / "results" / f"{name}.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for runtime, _, precision in VARIANTS:
+        variant = variant_name(runtime, precision)
+        if variant not in results or (variants and variant not in variants):
+            continue
+        results[variant].pop("served_p50_ms", None)  # a figure from another run is not kept
+        _measure_served(name, work, results, variant)
+        results_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        cell = results[variant]
+        print(f"{name} {variant}: served p50 {cell.get('served_p50_ms')} ms", flush=True)
+
+
+def _measure_served(name: str, work: Path, results: dict[str, dict], variant: str) -> None:
+    """Add the served p50 of `variant`, and that of the model's tf artifact (the reference)."""
+    cell = results[variant]
+    if not cell.get("artifact") or not Path(cell["artifact"]).is_dir():
+        return
+    reference_variant = variant_name("tf", "fp32")
+    reference = results.get(reference_variant, {})
+    if reference.get("artifact") and reference.get("served_p50_ms") is None:
+        reference["served_p50_ms"] = served_p50(Path(reference["artifact"]), work, name)
+    if variant != reference_variant:
+        cell["served_p50_ms"] = served_p50(Path(cell["artifact"]), work, name)
+    cell["served_p50_native_ms"] = reference.get("served_p50_ms")
 
 
 def convert_cell(spec: Any, work: Path, out: Path) -> dict[str, Any]:
@@ -172,6 +212,59 @@ def latency_p50(artifact: Path, work: Path, name: str) -> float | None:
         return None
 
 
+def served_p50(artifact: Path, work: Path, name: str) -> float | None:
+    """Median ms of sequential OIP v2 JSON infer requests to `tf2aif serve ARTIFACT`."""
+    import statistics
+
+    import httpx
+
+    from tf2aif.bench.targets import artifact_endpoint
+
+    try:
+        sample = _first_sample(work, name)
+        with artifact_endpoint(
+            artifact, variant=None, ready_timeout_s=SERVED_READY_TIMEOUT_S
+        ) as endpoint:
+            url = f"{endpoint.base_url}/v2/models/{endpoint.model}/infer"
+            body = _infer_json(sample)
+            headers = {"Content-Type": "application/json"}
+            times = []
+            with httpx.Client(timeout=60) as client:
+                for index in range(SERVED_WARMUP + SERVED_RUNS):
+                    started = time.perf_counter()
+                    response = client.post(url, content=body, headers=headers)
+                    elapsed = time.perf_counter() - started
+                    if response.status_code != 200:
+                        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+                    if index >= SERVED_WARMUP:
+                        times.append(elapsed)
+        return round(statistics.median(times) * 1000, 4)
+    except Exception as exc:  # a server that cannot load or answer: no figure, said in the log
+        print(f"{name} {artifact.name}: served p50 not measured: {_first_line(str(exc))}")
+        return None
+
+
+def _infer_json(sample: dict) -> bytes:
+    """The OIP v2 JSON body of one sample (BYTES for string tensors, numbers otherwise)."""
+    import numpy as np
+
+    from tf2aif.bench.payloads import encode_infer
+
+    inputs = []
+    for input_name, value in sample.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "OSU":
+            data = [x.decode() if isinstance(x, bytes) else str(x) for x in array.reshape(-1)]
+            inputs.append(
+                {"name": input_name, "shape": list(array.shape), "datatype": "BYTES", "data": data}
+            )
+        else:
+            body = encode_infer("model", {input_name: array}, binary=False).body
+            inputs += json.loads(body)["inputs"]
+    return json.dumps({"inputs": inputs}).encode()
+
+
+@functools.cache
 def _first_sample(work: Path, name: str) -> dict:
     from zoo_models import by_name
 
@@ -242,14 +335,22 @@ def render(work: Path) -> str:
         "Gate used here: fp32 `max_rel_diff <= 1e-3`, fp16 `max_rel_diff <= 0.05`, int8 "
         "`accuracy_drop <= 0.01` on the two trained models (untrained models: int8 reported, "
         "not gated; top-1 agreement of random-weight networks says little).",
-        "p50: batch 1, in-process runtime API with 2 threads, median of "
-        f"{LATENCY_RUNS} runs after {LATENCY_WARMUP} warm-ups; ratio = converted / native TF "
-        "SavedModel signature. The machine is shared (2 vCPU), so ratios are noisy (±40%).",
+        "Served p50: the artifact served by tf2aif's own server (`python -m tf2aif serve`, the "
+        "image's code and default options: one process, runtime threads left to the runtime, "
+        "127.0.0.1, HTTP); one sample at batch 1 sent as an OIP v2 JSON infer request by an "
+        f"httpx client, {SERVED_RUNS} sequential requests after {SERVED_WARMUP} warm-ups, median "
+        "round trip (JSON encoding, parsing and the network stack included); vs TF = that / the "
+        "same figure for the model's `tf` artifact (native TF SavedModel) served the same way.",
+        "In-process p50: the runtime's own API with 2 threads, median of "
+        f"{LATENCY_RUNS} runs after {LATENCY_WARMUP} warm-ups; vs TF = that / the native TF "
+        "SavedModel signature called in-process. The machine is shared (2 vCPU), so ratios are "
+        "noisy (±40%).",
         "",
         _summary(results),
         "",
-        "| model | variant | result | s | size | max abs diff | top-1 | acc drop | p50 ms | vs TF |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | variant | result | s | size | max abs diff | top-1 | acc drop "
+        "| served p50 ms | served vs TF | in-process p50 ms | in-process vs TF |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model in MODELS:
         cells = results.get(model.name, {})
@@ -324,17 +425,22 @@ def _row(model: str, variant: str, cell: dict[str, Any]) -> str:
     ):
         result += " (earlier f16 hint, which this CPU's plugin runs as bf16)"
     size = f"{cell['size_bytes'] / 1024:.0f} KiB" if cell.get("size_bytes") is not None else ""
-    ratio = ""
-    if cell.get("p50_ms") and cell.get("p50_native_ms"):
-        ratio = f"{cell['p50_ms'] / cell['p50_native_ms']:.2f}"
+    ratio = _ratio(cell, "p50_ms", "p50_native_ms")
+    served_ratio = _ratio(cell, "served_p50_ms", "served_p50_native_ms")
     top1 = num("top1_agreement", ".3f")
     if top1 and cell.get("top1_output"):
         top1 += f" ({cell['top1_output']})"
     return (
         f"| {model} | {variant} | {result} | {num('seconds', '.1f')} | {size} | "
         f"{num('max_abs_diff', '.2g')} | {top1} | {num('accuracy_drop', '+.3f')} | "
-        f"{num('p50_ms', '.3g')} | {ratio} |"
+        f"{num('served_p50_ms', '.3g')} | {served_ratio} | {num('p50_ms', '.3g')} | {ratio} |"
     )
+
+
+def _ratio(cell: dict[str, Any], key: str, reference_key: str) -> str:
+    if cell.get(key) and cell.get(reference_key):
+        return f"{cell[key] / cell[reference_key]:.2f}"
+    return ""
 
 
 # ---- driver -----------------------------------------------------------------------------------
@@ -351,10 +457,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--keep-done", action="store_true", help="skip cells that already have a result"
     )
+    parser.add_argument(
+        "--served-only",
+        action="store_true",
+        help="measure only the served p50 of cells an earlier run converted (no conversion)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: one model
     args = parser.parse_args(argv)
     variants = args.variants.split(",") if args.variants else []
     options = _parse_options(args.option)
+    if args.one and args.served_only:
+        measure_served(args.one, args.work, variants)
+        return 0
     if args.one:
         run_model(args.one, args.work, variants, options, keep_done=args.keep_done)
         return 0
@@ -363,7 +477,8 @@ def main(argv: list[str]) -> int:
         from zoo_models import MODELS
 
         names = args.models.split(",") if args.models else [m.name for m in by_cost(MODELS)]
-        build_zoo(args.work, names)
+        if not args.served_only:
+            build_zoo(args.work, names)
         for name in names:
             _run_child(name, args)
     args.out.write_text(render(args.work))
@@ -373,13 +488,15 @@ def main(argv: list[str]) -> int:
 
 def _run_child(name: str, args: argparse.Namespace) -> None:
     """One model per process, its converter noise in work/logs/<model>.log."""
-    log = args.work / "logs" / f"{name}.log"
+    log = args.work / "logs" / f"{name}{'-served' if args.served_only else ''}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, __file__, "--work", str(args.work), "--one", name]
     if args.variants:
         command += ["--variants", args.variants]
     if args.keep_done:
         command.append("--keep-done")
+    if args.served_only:
+        command.append("--served-only")
     for option in args.option:
         command += ["--option", option]
     started = time.perf_counter()

@@ -10,7 +10,13 @@ import pytest
 
 from tf2aif.image.artifact import ArtifactInfo, TensorSpec
 from tf2aif.image.server.backends import BACKENDS, BackendSettings, backend_class, create_backend
-from tf2aif.image.server.backends.base import bucket_for, bucket_sizes, match_names, zeros_for
+from tf2aif.image.server.backends.base import (
+    _pad_rows,
+    bucket_for,
+    bucket_sizes,
+    match_names,
+    zeros_for,
+)
 from tf2aif.image.server.backends.onnxruntime import choose_providers
 from tf2aif.image.server.backends.openvino import inference_precision, pick_device
 from tf2aif.image.server.backends.tensorrt import EngineKey, engine_paths, load_or_build
@@ -125,6 +131,17 @@ def test_zero_inputs_and_name_matching():
         ServerError, match=r"declares outputs \['y'\] but the model has \['a', 'b'\]"
     ):
         match_names(["y"], ["a", "b"], "outputs")
+
+
+def test_string_inputs_warm_up_and_pad_with_empty_strings():
+    """A string model is warmed up on b"" (an int 0 is no string: TensorFlow refuses it)."""
+    text = TensorSpec(name="text", datatype="BYTES", shape=(-1, 1))
+    blank = zeros_for([text, SPEC_IN], 2)
+    assert blank["text"].dtype == object and blank["text"].tolist() == [[b""], [b""]]
+    assert blank["image"].dtype == np.float32 and not blank["image"].any()
+    padded = _pad_rows(np.array([[b"hello"]], dtype=object), 4)
+    assert padded.tolist() == [[b"hello"], [b""], [b""], [b""]]
+    assert _pad_rows(np.ones((1, 2), np.int64), 3).tolist() == [[1, 1], [0, 0], [0, 0]]
 
 
 def test_batch_buckets():

@@ -113,14 +113,21 @@ def require(package: str, runtime: str) -> ModuleType:
 
 
 def zeros_for(specs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarray]:
-    """Zero inputs: dim 0 = rows, other dynamic dims = 1."""
+    """Zero inputs (empty strings for BYTES): dim 0 = rows, other dynamic dims = 1."""
     from tf2aif.image.server.protocol import numpy_dtype
 
     arrays = {}
     for spec in specs:
         shape = [rows if i == 0 and d == -1 else max(d, 1) for i, d in enumerate(spec.shape)]
-        arrays[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.datatype))
+        arrays[spec.name] = _blank(shape, numpy_dtype(spec.datatype))
     return arrays
+
+
+def _blank(shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+    """Zeros, but b"" in an object (BYTES) array: a runtime takes no int 0 for a string."""
+    if dtype == np.dtype(object):
+        return np.full(shape, b"", dtype=object)
+    return np.zeros(shape, dtype=dtype)
 
 
 def match_names(wanted: Sequence[str], native: Sequence[str], what: str) -> dict[str, str]:
@@ -163,5 +170,5 @@ def bucket_for(rows: int, largest: int) -> int:
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
-    padding = np.zeros((rows - array.shape[0], *array.shape[1:]), dtype=array.dtype)
+    padding = _blank((rows - array.shape[0], *array.shape[1:]), array.dtype)
     return np.concatenate([array, padding])
