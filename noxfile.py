@@ -1,4 +1,4 @@
-"""Sessions: lint, unit, conversion, docker, tests (all), fuzz, bench.
+"""Sessions: lint, unit, conversion, docker, tests (all), fuzz, bench, zoo.
 
 They run in the interpreter nox itself runs in (`.venv/bin/nox`, made by scripts/setup.sh):
 TensorFlow and the runtimes are too large to reinstall per session. `unit` runs every pure test
@@ -76,3 +76,10 @@ def fuzz(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.run(PY, "benchmarks/plan_speed.py", *session.posargs)
+
+
+@nox.session
+def zoo(session: nox.Session) -> None:
+    """The model conformance table docs/models.md: the whole cpu matrix on examples/zoo, each cell
+    converted, gated and served (about 2 hours on 2 cores; `-- --models a,b` for some models)."""
+    session.run(PY, "benchmarks/zoo.py", *session.posargs)
