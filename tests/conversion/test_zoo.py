@@ -106,3 +106,45 @@ def test_openvino_fp16_says_what_it_computes_in(zoo, tmp_path):
     assert info.options["inference_precision_hint"] == "f32"
     assert info.options["compute_precision"] == "f32"  # not bf16, whatever the CPU has
     assert info.fidelity["metrics"]["max_rel_diff"] < 0.01
+
+
+def _zoo_benchmark():
+    """benchmarks/zoo.py as a module, sys.path left as it was (the script extends it)."""
+    import importlib.util
+
+    path = ZOO.parents[1] / "benchmarks" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("zoo_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    before = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = before
+    return module
+
+
+def test_served_latency_is_measured_against_the_served_tf_artifact(zoo, tmp_path, monkeypatch):
+    """The zoo's served p50: tf2aif's own server, for the converted artifact and for the tf one;
+    a string-input model (warmed up on empty strings) is served too."""
+    benchmark = _zoo_benchmark()
+    monkeypatch.syspath_prepend(str(ZOO))  # the zoo's samples.py imports zoo_models
+    results = {}
+    for name, runtime, backend in [
+        ("multi_io", "tf", "tf"),
+        ("multi_io", "onnxruntime", "onnx"),
+        ("string_text", "tf", "tf"),
+    ]:
+        out = tmp_path / name / runtime
+        cell = benchmark.convert_cell(_spec(name, runtime, backend), zoo, out)
+        assert cell["status"] == "ok", cell
+        results.setdefault(name, {})[f"{runtime}-fp32"] = cell
+    for variant in ("tf-fp32", "onnxruntime-fp32"):
+        benchmark._measure_served("multi_io", zoo, results["multi_io"], variant)
+    tf_cell, onnx_cell = results["multi_io"]["tf-fp32"], results["multi_io"]["onnxruntime-fp32"]
+    assert tf_cell["served_p50_ms"] > 0 and onnx_cell["served_p50_ms"] > 0
+    assert onnx_cell["served_p50_native_ms"] == tf_cell["served_p50_ms"]
+    row = benchmark._row("multi_io", "onnxruntime-fp32", onnx_cell)
+    ratio = onnx_cell["served_p50_ms"] / tf_cell["served_p50_ms"]
+    assert f"| {ratio:.2f} |" in row
+    benchmark._measure_served("string_text", zoo, results["string_text"], "tf-fp32")
+    assert results["string_text"]["tf-fp32"]["served_p50_ms"] > 0
