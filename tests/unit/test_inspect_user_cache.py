@@ -186,7 +186,7 @@ json_values = st.recursive(
 @pytest.mark.fuzz
 @given(written=model_facts)
 def test_what_is_written_is_read_back_exactly(tmp_path_factory, written):
-    entry = tmp_path_factory.mktemp("cache") / "entry.json"
+    entry = tmp_path_factory.getbasetemp() / "written-entry.json"  # one file: cheap examples
     write_cached_facts(entry, written)
     assert read_cached_facts(entry, digest=DIGEST) == written
     assert read_cached_facts(entry, digest="sha256:" + "0" * 64) is None  # never another model's
@@ -195,7 +195,7 @@ def test_what_is_written_is_read_back_exactly(tmp_path_factory, written):
 @pytest.mark.fuzz
 @given(content=st.binary(max_size=300))
 def test_garbage_bytes_never_crash_and_never_give_facts(tmp_path_factory, content):
-    entry = tmp_path_factory.mktemp("cache") / "entry.json"
+    entry = tmp_path_factory.getbasetemp() / "garbage-entry.json"
     entry.write_bytes(content)
     assert read_cached_facts(entry, digest=DIGEST) is None
 
@@ -218,7 +218,7 @@ def test_a_damaged_entry_is_ignored_or_still_exactly_the_facts(
         target = target.setdefault(key, {}) if isinstance(target, dict) else target
     if isinstance(target, dict):
         target[path[-1]] = value
-    entry = tmp_path_factory.mktemp("cache") / "entry.json"
+    entry = tmp_path_factory.getbasetemp() / "damaged-entry.json"
     entry.write_text(json.dumps(data))
     found = read_cached_facts(entry, digest=DIGEST)
     if found is not None:
