@@ -175,6 +175,7 @@ model_facts = st.builds(
     inputs=st.lists(tensor_facts, max_size=3).map(tuple),
     outputs=st.lists(tensor_facts, max_size=3).map(tuple),
     ops=st.frozensets(names, max_size=8),
+    xla_functions=st.frozensets(names, max_size=3),
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -222,7 +223,8 @@ def test_a_damaged_entry_is_ignored_or_still_exactly_the_facts(
     entry.write_text(json.dumps(data))
     found = read_cached_facts(entry, digest=DIGEST)
     if found is not None:
-        assert json.loads(found.to_json()) == {**data, "ops": sorted(set(data["ops"]))}
+        listed = {key: sorted(set(data[key])) for key in ("ops", "xla_functions")}
+        assert json.loads(found.to_json()) == data | listed
         assert found.digest == DIGEST
         assert all(type(d) is int for t in found.inputs + found.outputs for d in t.shape)
 

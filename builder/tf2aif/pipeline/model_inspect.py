@@ -64,9 +64,12 @@ class ModelFacts:
     inputs: tuple[TensorFacts, ...]
     outputs: tuple[TensorFacts, ...]
     ops: frozenset[str]
+    # functions the signature calls with XLA required (jit_compile=True): Keras 3 builds a
+    # grouped Conv2D (ConvNeXt's depthwise convolution) this way on TensorFlow
+    xla_functions: frozenset[str] = frozenset()
 
     def to_json(self) -> str:
-        data = asdict(self) | {"ops": sorted(self.ops)}
+        data = asdict(self) | {"ops": sorted(self.ops), "xla_functions": sorted(self.xla_functions)}
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
@@ -77,6 +80,7 @@ class ModelFacts:
             inputs=tuple(_tensor(t) for t in data["inputs"]),
             outputs=tuple(_tensor(t) for t in data["outputs"]),
             ops=frozenset(data["ops"]),
+            xla_functions=frozenset(data.get("xla_functions", ())),
         )
 
 
@@ -185,14 +189,16 @@ def _strict_facts(data: Any, *, digest: str) -> ModelFacts:
         raise ValueError(f"not an inspection entry (keys {sorted(facts_keys)})")
     if data["digest"] != digest:
         raise ValueError(f"entry of another model ({data['digest']!r})")
-    ops = data["ops"]
-    if not (isinstance(ops, list) and all(isinstance(op, str) for op in ops)):
-        raise ValueError("ops are not a list of names")
+    ops, xla_functions = data["ops"], data["xla_functions"]
+    for names in (ops, xla_functions):
+        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+            raise ValueError("ops or xla_functions are not a list of names")
     return ModelFacts(
         digest=digest,
         inputs=tensors(data["inputs"]),
         outputs=tensors(data["outputs"]),
         ops=frozenset(ops),
+        xla_functions=frozenset(xla_functions),
     )
 
 
@@ -210,7 +216,18 @@ def facts_from_saved_model(saved_model: Path, *, digest: str) -> ModelFacts:
         inputs=_signature_tensors(signature.inputs),
         outputs=_signature_tensors(signature.outputs),
         ops=frozenset(_reachable_ops(graph.graph_def, outputs)),
+        xla_functions=frozenset(_xla_compiled_functions(graph.graph_def)),
     )
+
+
+def _xla_compiled_functions(graph_def: Any) -> set[str]:
+    """Functions some node calls with `_XlaMustCompile` set (a tf.function(jit_compile=True))."""
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return {
+        node.attr["f"].func.name
+        for node in nodes
+        if "_XlaMustCompile" in node.attr and node.attr["_XlaMustCompile"].b and "f" in node.attr
+    }
 
 
 def _reachable_ops(graph_def: Any, outputs: list[str]) -> set[str]:
@@ -256,6 +273,8 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
     string_inputs = [t.name for t in facts.inputs if t.dtype == "string"]
     lists = sorted(facts.ops & TENSOR_LIST_OPS)
     for runtime in sorted(set(runtimes)):
+        if runtime == "onnxruntime" and facts.xla_functions:
+            found.append(_xla_prediction(facts, runtime))
         if runtime == "tflite" and lists:
             found.append(
                 Prediction(
@@ -302,6 +321,23 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
                 )
             )
     return tuple(found)
+
+
+def _xla_prediction(facts: ModelFacts, runtime: str) -> Prediction:
+    first = min(facts.xla_functions)
+    return Prediction(
+        cell=f"{runtime}/*",
+        runtime=runtime,
+        reason=(
+            f"{len(facts.xla_functions)} function(s) compiled with XLA (jit_compile, e.g. "
+            f"{first}): Keras 3 builds a grouped Conv2D (such as ConvNeXt's depthwise "
+            "convolution) this way on TensorFlow, and tf2onnx cannot convert the nested call"
+        ),
+        fix=(
+            "serve it with tflite or openvino, or build the layer as DepthwiseConv2D (or a "
+            "Conv2D without groups) so it needs no XLA"
+        ),
+    )
 
 
 def facts_or_why_not(
