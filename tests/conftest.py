@@ -46,12 +46,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in docker_items:
         item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@pytest.fixture(autouse=True, scope="session")
-def private_user_cache(tmp_path_factory):
-    """The per-user caches (`$XDG_CACHE_HOME/tf2aif`) live in the run's temp folder: tests neither
-    read what earlier runs left in the home folder nor write to it."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
-        yield
