@@ -131,7 +131,8 @@ def measure_served(name: str, work: Path, variants: list[str]) -> None:
         _measure_served(name, work, results, variant)
         results_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         cell = results[variant]
-        print(f"{name} {variant}: served p50 {cell.get('served_p50_ms')} ms", flush=True)
+        figure = f"{cell.get('served_p50_ms')} ms" if cell.get("artifact") else "no artifact"
+        print(f"{name} {variant}: served p50 {figure}", flush=True)
 
 
 def _measure_served(name: str, work: Path, results: dict[str, dict], variant: str) -> None:
