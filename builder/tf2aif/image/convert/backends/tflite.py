@@ -3,10 +3,19 @@
 int8 uses the calibration samples as representative dataset and int8 kernels only. Its inputs and
 outputs stay float unless `options["int8_io"]` is true; then the model takes and returns int8
 and `io_quantization` records the scale/zero point the server quantizes and dequantizes with.
+
+int8 fallback candidates (see fallback) keep some ops float with TFLite's QuantizationDebugger
+(`denylisted_nodes`): `float-io` the ops up to the first compute op (FULLY_CONNECTED, CONV_2D,
+...) and from the last one on; `float-sensitive` also every op whose own int8 error, as the
+debugger measures it per layer, is above 0.7 quantization steps (RMSE / scale; uniform rounding
+alone gives 0.29), at least the worst one. fp16 offers no candidate: TFLite stores fp16 weights
+and has no way to keep some of them float.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +26,7 @@ from tf2aif.image.convert.job import ConvertJob, ConvertResult
 from tf2aif.image.convert.runners import tflite_interpreter
 from tf2aif.image.convert.source import DEFAULT_SIGNATURE
 
-__all__ = ["convert"]
+__all__ = ["convert", "float_layer_names"]
 
 OIP_INT_TYPES = {"int8": "INT8", "uint8": "UINT8", "int16": "INT16"}
 
@@ -46,15 +55,90 @@ def convert(job: ConvertJob) -> ConvertResult:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     path = job.model_dir / "model.tflite"
+    float_layers: tuple[str, ...] = ()
+    layers = None
     with warnings.catch_warnings():  # int8 calibration runs TF's own (deprecated) interpreter
         warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
-        path.write_bytes(converter.convert())
+        if job.spec.precision == "int8" and job.candidate != "full":
+            content, float_layers, layers = _int8_with_float_layers(converter, job)
+            path.write_bytes(content)
+        else:
+            path.write_bytes(converter.convert())
     options: dict[str, Any] = {"signature": DEFAULT_SIGNATURE, "int8_io": int8_io}
     if int8_io:
         options["io_quantization"] = io_quantization(path)
     return ConvertResult(
-        model_file="model/model.tflite", options=options, tools=("tensorflow",), check_with="tflite"
+        model_file="model/model.tflite",
+        options=options,
+        tools=("tensorflow",),
+        check_with="tflite",
+        float_layers=float_layers,
+        layers=layers,
     )
+
+
+COMPUTE_OPS = frozenset(
+    {"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"}
+)
+SENSITIVE_STEPS = 0.7  # RMSE over the quantization scale, as TFLite's debugging guide ranks layers
+
+
+def _int8_with_float_layers(converter: Any, job: ConvertJob) -> tuple[bytes, tuple[str, ...], int]:
+    """Run the QuantizationDebugger once to rank layers, then build with some of them float."""
+    import tensorflow as tf
+
+    samples = job.calibration()
+    names = [spec.name for spec in job.inputs]
+
+    def debug_dataset() -> Iterator[list[Any]]:  # the debugger feeds inputs in signature order
+        for sample in samples.inputs:
+            yield [sample[name] for name in names]
+
+    # denylisted ops need float kernels next to the int8 ones
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=debug_dataset
+    )
+    debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
+    chosen = float_layer_names(rows, sensitive=job.candidate == "float-sensitive")
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(chosen))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=debug_dataset, debug_options=options
+    )
+    # a fused op's tensor is named after every op in it ("dense/MatMul;dense/Relu"): the first
+    shown = tuple(dict.fromkeys(name.split(";")[0] for name in chosen))
+    return debugger.get_nondebug_quantized_model(), shown, len(rows)
+
+
+def float_layer_names(rows: list[dict[str, str]], *, sensitive: bool) -> tuple[str, ...]:
+    """Output tensor names of the ops to keep float, in model order (rows: the debugger's dump).
+
+    float-io: every op up to the first compute op and from the last one on; with `sensitive`,
+    also the ops whose own error is above SENSITIVE_STEPS (at least the worst one).
+    """
+    compute = [i for i, row in enumerate(rows) if row["op_name"] in COMPUTE_OPS]
+    keep = set()
+    if compute:
+        keep |= set(range(compute[0] + 1)) | set(range(compute[-1], len(rows)))
+    if sensitive:
+        steps = [_steps(row) for row in rows]
+        keep |= {i for i, value in enumerate(steps) if value > SENSITIVE_STEPS}
+        free = [i for i in range(len(rows)) if i not in keep]
+        if free:
+            keep.add(max(free, key=lambda i: steps[i]))
+    return tuple(dict.fromkeys(rows[i]["tensor_name"] for i in sorted(keep)))
+
+
+def _steps(row: dict[str, str]) -> float:
+    scale = float(row.get("scale") or 0.0)
+    mse = float(row.get("mean_squared_error") or 0.0)
+    return (mse**0.5) / scale if scale > 0 else 0.0
 
 
 def io_quantization(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
