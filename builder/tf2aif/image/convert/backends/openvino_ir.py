@@ -6,6 +6,9 @@ plugin's compute precision, which otherwise follows the CPU (bf16 wherever AVX51
 even for an fp32 model): f32 for fp32, for the layers int8 leaves in float, and for fp16 (whose
 weights are fp16; see INFERENCE_PRECISION). `spec.options` may set another hint, and
 `compute_precision` records what the plugin chose on the converting machine.
+
+The int8 fallback candidate `float-io` (see fallback) leaves the first and the last
+MatMul/Convolution out of NNCF's quantization (`ignored_scope`), so their inputs stay float.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from tf2aif.image.convert.backends._common import require_precision
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
@@ -35,8 +39,10 @@ def convert(job: ConvertJob) -> ConvertResult:
 
         model = ov.convert_model(str(job.saved_model))
         tools = ("openvino",)
+        float_layers: tuple[str, ...] = ()
+        layers = None
         if job.spec.precision == "int8":
-            model = _quantize(model, job)
+            model, float_layers, layers = _quantize(model, job)
             tools = ("openvino", "nncf")
         compress = job.spec.precision == "fp16"
         ov.save_model(model, job.model_dir / "model.xml", compress_to_fp16=compress)
@@ -58,6 +64,8 @@ def convert(job: ConvertJob) -> ConvertResult:
         },
         tools=tools,
         check_with="openvino",
+        float_layers=float_layers,
+        layers=layers,
     )
 
 
@@ -79,10 +87,24 @@ def telemetry_declined() -> Iterator[None]:
             os.environ["CI"] = saved
 
 
-def _quantize(model, job: ConvertJob):
+COMPUTE_TYPES = frozenset({"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData"})
+
+
+def _quantize(model, job: ConvertJob) -> tuple[Any, tuple[str, ...], int | None]:
+    """NNCF int8; returns (model, the compute ops kept float, compute ops) for a candidate."""
     import nncf
 
     nncf.set_log_level(logging.WARNING)
     samples = job.calibration()
     dataset = nncf.Dataset(list(samples.inputs))
-    return nncf.quantize(model, dataset, subset_size=len(samples))
+    if job.candidate == "full":
+        return nncf.quantize(model, dataset, subset_size=len(samples)), (), None
+    compute = [
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in COMPUTE_TYPES
+    ]
+    kept = tuple(dict.fromkeys(compute[:1] + compute[-1:]))
+    ignored = nncf.IgnoredScope(names=list(kept), validate=False)
+    quantized = nncf.quantize(model, dataset, subset_size=len(samples), ignored_scope=ignored)
+    return quantized, kept, len(compute)
