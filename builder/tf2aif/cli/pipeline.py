@@ -235,9 +235,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for cell in plan.skipped:
             skipped.add_row(cell.id, cell.reason, cell.fix)
         console.print(skipped)
-    from tf2aif.pipeline.model_inspect import gated_output_line
+    from tf2aif.pipeline.model_inspect import fallback_line, gated_output_line
 
     console.print(gated_output_line(plan))
+    console.print(fallback_line(plan))
     return 0
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "TensorFacts",
     "facts_from_saved_model",
     "facts_or_why_not",
+    "fallback_line",
     "gated_output_line",
     "inspect_model",
     "predict",
@@ -242,15 +243,51 @@ def facts_or_why_not(
 
 
 def gated_output_line(plan: Any) -> str:
-    """Which output top-1 agreement and accuracy are judged on, as the plan shows it."""
+    """Which output top-1 agreement and accuracy are judged on, and any per-output limits."""
     named = {v.thresholds.class_output for v in plan.variants if v.thresholds.class_output}
     if named:
-        return f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
-    return (
-        "fidelity gate: top-1 and accuracy on the [1, K] output named like "
-        "probabilities/logits/scores, else the one whose rows are probabilities, else the first "
-        "(set fidelity.class_output to choose)"
-    )
+        line = f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
+    else:
+        line = (
+            "fidelity gate: top-1 and accuracy on the [1, K] output named like "
+            "probabilities/logits/scores, else the one whose rows are probabilities, else the "
+            "first (set fidelity.class_output to choose)"
+        )
+    limits = {
+        f"{o.name} "
+        + ", ".join(
+            f"{k} <= {v:g}" for k, v in (("atol", o.atol), ("rtol", o.rtol)) if v is not None
+        )
+        for v in plan.variants
+        for o in v.thresholds.outputs
+    }
+    return line + (f"; per output: {'; '.join(sorted(limits))}" if limits else "")
+
+
+def fallback_line(plan: Any) -> str:
+    """Which quantized variants may publish a more-float fallback candidate (see fallback)."""
+    from tf2aif.image.convert.fallback import candidates_for
+    from tf2aif.image.convert.registry import fallbacks
+
+    allowed, off = [], []
+    for v in plan.variants:
+        offered = fallbacks(v.backend, v.precision)
+        if not offered:
+            continue
+        tried = candidates_for(v.precision, offered, allowed=v.thresholds.fallback_allowed)
+        cell = f"{v.runtime}-{v.precision}"
+        if len(tried) > 1:
+            allowed.append(f"{cell} ({' > '.join(tried)})")
+        else:
+            off.append(cell)
+    parts = []
+    if allowed:
+        parts.append("precision fallback on gate failure: " + ", ".join(dict.fromkeys(allowed)))
+    if off:
+        parts.append("precision fallback off: " + ", ".join(dict.fromkeys(off)))
+    if not parts:
+        return "precision fallback: no variant offers one"
+    return "; ".join(parts) + " (fidelity.fallback: false turns it off)"
 
 
 def _signature_tensors(tensors: Mapping[str, Any]) -> tuple[TensorFacts, ...]:

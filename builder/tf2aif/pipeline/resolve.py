@@ -26,7 +26,15 @@ from tf2aif.pipeline.model_inspect import ModelFacts, Prediction, predict
 from tf2aif.pipeline.recipes import ImageRef, Recipe, RecipeSet
 from tf2aif.pipeline.yamlfile import LoadedYaml, matches, short
 
-__all__ = ["Resolution", "SkippedCell", "Variant", "name_issues", "raw_issues", "resolve"]
+__all__ = [
+    "Resolution",
+    "SkippedCell",
+    "Variant",
+    "name_issues",
+    "output_name_issues",
+    "raw_issues",
+    "resolve",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +102,7 @@ def resolve(
     issues += _needs_calibration(
         manifest.targets, manifest.calibration is not None, cells, manifest.location
     )
+    issues += output_name_issues(manifest, model_facts)
     issues += _tag_issues(manifest, variants.values())
     if not variants and not issues:
         issues.append(_empty(manifest.location))
@@ -260,9 +269,30 @@ def _thresholds_for(manifest: Manifest, cell: tuple[str, str, str]) -> Threshold
     thresholds = manifest.thresholds
     for override in manifest.fidelity_overrides:
         if override.match.matches(*cell):
-            changed = {k: v for k, v in vars(override.thresholds).items() if v is not None}
+            changed = {k: v for k, v in vars(override.thresholds).items() if v not in (None, ())}
             thresholds = replace(thresholds, **changed)
     return thresholds
+
+
+def output_name_issues(manifest: Manifest, facts: ModelFacts | None) -> list[ManifestIssue]:
+    """`fidelity.class_output` and `fidelity.outputs` name outputs the model has."""
+    if facts is None:
+        return []
+    names = [tensor.name for tensor in facts.outputs]
+    named: list[tuple[tuple[str, ...], str]] = [
+        (("fidelity", "outputs", o.name), o.name) for o in manifest.thresholds.outputs
+    ]
+    if manifest.thresholds.class_output is not None:
+        named.insert(0, (("fidelity", "class_output"), manifest.thresholds.class_output))
+    return [
+        ManifestIssue(
+            location=manifest.location(path, key=path[-1] != "class_output"),
+            message=f"{name!r} is not an output of the model{did_you_mean(name, names)}; "
+            f"its outputs are: {', '.join(names)}",
+        )
+        for path, name in named
+        if name not in names
+    ]
 
 
 def _needs_calibration(

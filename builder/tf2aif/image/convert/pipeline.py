@@ -301,6 +301,7 @@ def _fidelity(
                 candidate,
                 samples,
                 class_output=spec.thresholds.class_output,
+                per_output=bool(spec.thresholds.outputs),
             )
     except Tf2aifError:
         raise

@@ -82,8 +82,8 @@ class ConvertSpec:
     def to_json(self) -> str:
         data = asdict(replace(self, options=dict(self.options)))
         # unset: specs (and digests) as before these fields existed
-        for key, unset in (("class_output", None), ("outputs", []), ("fallback", None)):
-            if data["thresholds"][key] == unset:
+        for key in ("class_output", "outputs", "fallback"):
+            if data["thresholds"][key] in (None, ()):
                 del data["thresholds"][key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
