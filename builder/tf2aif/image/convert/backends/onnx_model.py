@@ -5,7 +5,8 @@ quantization (per-channel, int8 weights and activations) calibrated on the calib
 with the nodes in front of the first MatMul/Conv kept in float unless `int8_float_front` is
 false (the artifact records how many as `int8_float_nodes`).
 
-Fallback candidates (see fallback): int8 `float-io` also keeps the first and the last
+Fallback candidates (see fallback): int8 `float-io` keeps the front float (whatever
+`int8_float_front` says) and also the first and the last
 MatMul/Gemm/Conv and everything after the last one float (`nodes_to_exclude`); `float-sensitive`
 then also the compute nodes whose own int8 error is largest: the float-io model and the fp32
 model run the calibration samples with every compute node's output exposed, and a node's own
@@ -204,7 +205,8 @@ def _quantize_static(
 
         # symbolic shape inference needs sympy, which the converter images do not ship
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    excluded = float_front(prepared) if job.spec.options.get("int8_float_front", True) else []
+    front = job.spec.options.get("int8_float_front", True) or job.candidate != "full"
+    excluded = float_front(prepared) if front else []
     compute = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in HEAVY_OPS]
     if job.candidate in ("float-io", "float-sensitive"):
         excluded += [n for n in float_ends(prepared) if n not in excluded]

@@ -120,7 +120,8 @@ def float_layer_names(rows: list[dict[str, str]], *, sensitive: bool) -> tuple[s
     """Output tensor names of the ops to keep float, in model order (rows: the debugger's dump).
 
     float-io: every op up to the first compute op and from the last one on; with `sensitive`,
-    also the ops whose own error is above SENSITIVE_STEPS (at least the worst one).
+    also the ops whose own error is above SENSITIVE_STEPS (at least the worst one). One op at
+    least stays int8 (the last compute op kept float goes first).
     """
     compute = [i for i, row in enumerate(rows) if row["op_name"] in COMPUTE_OPS]
     keep = set()
@@ -132,6 +133,8 @@ def float_layer_names(rows: list[dict[str, str]], *, sensitive: bool) -> tuple[s
         free = [i for i in range(len(rows)) if i not in keep]
         if free:
             keep.add(max(free, key=lambda i: steps[i]))
+    while len(keep) >= len(rows) > 1:  # some op stays int8, else this is the fp32 model
+        keep.discard(max((i for i in keep if i in compute), default=max(keep)))
     return tuple(dict.fromkeys(rows[i]["tensor_name"] for i in sorted(keep)))
 
 
