@@ -164,9 +164,9 @@ def test_tflite_keeps_the_ends_float_and_sensitive_only_adds(rows):
         assert set(io) >= ends - {names[i] for i in compute}
     else:
         assert io == ()
-    for chosen in (io, sensitive):
-        assert list(chosen) == sorted(chosen, key=names.index)
+    for float_names in (io, sensitive):
+        assert list(float_names) == sorted(float_names, key=names.index)
         if len(rows) > 1:
-            assert len(chosen) < len(rows)  # some op stays int8
+            assert len(float_names) < len(rows)  # some op stays int8
     if len(io) < len(rows) - 1:
         assert len(sensitive) > len(io)  # at least the worst remaining layer
