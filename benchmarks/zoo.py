@@ -142,6 +142,9 @@ def convert_cell(spec: Any, work: Path, out: Path) -> dict[str, Any]:
         "accuracy_drop": metrics.get("accuracy_drop"),
         "artifact": str(out),
         "options": {k: v for k, v in artifact.get("options", {}).items() if _scalar(v)},
+        # what a fallback candidate kept float, or every candidate tried when none passed
+        "fallback": fidelity.get("fallback", {}).get("summary"),
+        "fallback_failure": fidelity.get("fallback", {}).get("failure"),
     }
 
 
@@ -316,6 +319,10 @@ def _row(model: str, variant: str, cell: dict[str, Any]) -> str:
     result = {"ok": "ok", "gate": "gate failed", "failed": "**not converted**"}[cell["status"]]
     if cell.get("reason"):
         result += ": " + cell["reason"].replace("|", "\\|")
+    if cell.get("fallback_failure"):
+        result += "; " + cell["fallback_failure"].replace("|", "\\|")
+    elif cell.get("fallback") and not cell["fallback"].endswith("all layers"):
+        result += f" ({cell['fallback']})"
     compute = cell.get("options", {}).get("compute_precision")
     if compute and compute != "f32":
         result += f" (computed in {compute})"

@@ -23,6 +23,7 @@ from tf2aif.image.convert.runners import runner_for, signature_runner
 from tf2aif.image.convert.samples import load_samples
 from tf2aif.image.convert.source import load_source
 from tf2aif.image.convert.spec import ConvertSpec, PluginRef, Thresholds
+from tf2aif.pipeline.build import fidelity_labels
 
 pytestmark = pytest.mark.conversion
 
@@ -136,6 +137,11 @@ def test_full_int8_fails_and_the_published_fallback_passes_the_gate(
     assert detail["float_layers"] and detail["summary"].startswith(f"int8 ({detail['candidate']}),")
     written = json.loads((out / ARTIFACT_FILE).read_text())
     assert written["options"]["precision_fallback"]["summary"] == detail["summary"]
+    # ... in the image labels, and in what `tf2aif convert` prints
+    assert fidelity_labels(out)["io.tf2aif.precision.detail"] == detail["summary"]
+    text = fidelity.format_report(info.fidelity)
+    assert f"candidate full: {tried[0]['figure']}" in text
+    assert f"published: {detail['summary']}" in text
     # the model in the folder is the candidate that passed, not an earlier one
     assert gate_on_disk(raw_mlp, out, GATE)
 

@@ -258,6 +258,13 @@ def format_report(report: Mapping[str, Any]) -> str:
     )
     checks = [(variant, check) for check in checks_of(report)]
     lines.append(format_table(checks) if checks else "no thresholds set")
+    if "fallback" in report:
+        lines += [
+            f"candidate {t['candidate']}: " + ("passed" if t["passed"] else t["figure"])
+            for t in report["fallback"]["tried"]
+        ]
+        if report["passed"]:
+            lines.append(f"published: {report['fallback']['summary']}")
     lines.append("fidelity: " + ("passed" if report["passed"] else "FAILED"))
     return "\n".join(lines)
 
