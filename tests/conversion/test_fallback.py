@@ -156,19 +156,36 @@ def test_with_fallback_off_full_int8_is_built_once_and_fails_the_gate(raw_mlp, t
     assert not report["passed"] and "fallback" not in report
 
 
-def test_no_candidate_passing_means_the_variant_fails_naming_each_candidate(raw_mlp, tmp_path):
-    impossible = Thresholds(atol=0.0)  # int8 never reproduces float outputs exactly
+@pytest.mark.parametrize(
+    ("runtime", "backend", "precision", "candidates"),
+    [
+        ("tflite", "tflite", "int8", ("full", "float-io", "float-sensitive")),
+        ("onnxruntime", "onnx", "int8", ("full", "float-io", "float-sensitive")),
+        ("onnxruntime", "onnx", "fp16", ("full", "float-sensitive")),
+        ("openvino", "openvino", "int8", ("full", "float-io")),
+    ],
+)
+def test_no_candidate_passing_means_the_variant_fails_naming_each_candidate(
+    raw_mlp, tmp_path, runtime, backend, precision, candidates
+):
+    impossible = Thresholds(atol=0.0)  # no quantized model reproduces float outputs exactly
+    out = tmp_path / "none"
     with pytest.raises(FidelityError) as caught:
         run_conversion(
-            spec("tflite", "tflite", thresholds=impossible), root=raw_mlp, out=tmp_path / "none"
+            spec(runtime, backend, precision=precision, thresholds=impossible),
+            root=raw_mlp,
+            out=out,
         )
     first = str(caught.value).splitlines()[0]
     assert first.startswith(
-        "tflite-int8: no candidate passed the fidelity gate (full: max_abs_diff "
+        f"{runtime}-{precision}: no candidate passed the fidelity gate (full: max_abs_diff "
     )
-    for candidate in ("full", "float-io", "float-sensitive"):
+    for candidate in candidates:
         assert f"{candidate}: max_abs_diff " in first
-    report = json.loads((tmp_path / "none" / "fidelity.json").read_text())
+    report = json.loads((out / "fidelity.json").read_text())
     assert report["passed"] is False
-    assert [t["passed"] for t in report["fallback"]["tried"]] == [False, False, False]
+    assert [t["candidate"] for t in report["fallback"]["tried"]] == list(candidates)
+    assert not any(t["passed"] for t in report["fallback"]["tried"])
     assert np.isfinite(report["metrics"]["max_abs_diff"])
+    # every candidate after the first kept something float, and said what
+    assert all(t["float_layers"] for t in report["fallback"]["tried"][1:])
