@@ -163,6 +163,7 @@ def test_with_fallback_off_full_int8_is_built_once_and_fails_the_gate(raw_mlp, t
         ("onnxruntime", "onnx", "int8", ("full", "float-io", "float-sensitive")),
         ("onnxruntime", "onnx", "fp16", ("full", "float-sensitive")),
         ("openvino", "openvino", "int8", ("full", "float-io")),
+        ("openvino", "openvino", "fp16", ("full", "float-sensitive")),
     ],
 )
 def test_no_candidate_passing_means_the_variant_fails_naming_each_candidate(

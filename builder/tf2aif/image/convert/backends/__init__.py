@@ -23,10 +23,9 @@ BUILTIN = {
 }
 
 # backend -> precision -> the fallback candidates it can build beyond "full" (see fallback.ORDER);
-# tflite fp16 stores fp16 weights only and has no way to keep some of them float; openvino fp16
-# computes in f32 over fp16 weights and offers no candidate here yet
+# tflite fp16 stores fp16 weights only and has no way to keep some of them float
 FALLBACKS = {
     "tflite": {"int8": ("float-io", "float-sensitive")},
     "onnx": {"int8": ("float-io", "float-sensitive"), "fp16": ("float-sensitive",)},
-    "openvino": {"int8": ("float-io",)},
+    "openvino": {"int8": ("float-io",), "fp16": ("float-sensitive",)},
 }
