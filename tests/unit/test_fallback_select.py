@@ -170,3 +170,19 @@ def test_tflite_keeps_the_ends_float_and_sensitive_only_adds(rows):
             assert len(float_names) < len(rows)  # some op stays int8
     if len(io) < len(rows) - 1:
         assert len(sensitive) > len(io)  # at least the worst remaining layer
+
+
+def test_the_image_label_says_what_stayed_float_only_after_a_fallback(tmp_path):
+    import json
+
+    from tf2aif.pipeline.build import fidelity_labels
+
+    report = {"variant": "tflite-int8", "passed": True, "checks": []}
+    (tmp_path / "fidelity.json").write_text(json.dumps(report))
+    assert set(fidelity_labels(tmp_path)) == {"io.tf2aif.fidelity"}
+    summary = "int8 (float-io), 2 of 3 layers float: dense, probabilities"
+    report["fallback"] = {"candidate": "float-io", "summary": summary, "tried": []}
+    (tmp_path / "fidelity.json").write_text(json.dumps(report))
+    labels = fidelity_labels(tmp_path)
+    assert labels["io.tf2aif.precision.detail"] == summary
+    assert json.loads(labels["io.tf2aif.fidelity"])["fallback"]["candidate"] == "float-io"
