@@ -190,3 +190,34 @@ def test_no_candidate_passing_means_the_variant_fails_naming_each_candidate(
     assert np.isfinite(report["metrics"]["max_abs_diff"])
     # every candidate after the first kept something float, and said what
     assert all(t["float_layers"] for t in report["fallback"]["tried"][1:])
+
+
+def test_per_output_limits_gate_a_real_conversion_by_output_name(raw_mlp, tmp_path):
+    from tf2aif.errors import ConversionError
+    from tf2aif.image.convert.spec import OutputThresholds
+
+    # a gate-wide rtol no conversion meets, replaced for the model's one output by its own
+    own = OutputThresholds(name="output_0", atol=1e-3, rtol=1e-3)
+    fp32 = spec("tflite", "tflite", precision="fp32", thresholds=Thresholds(rtol=1e-12))
+    with pytest.raises(FidelityError, match="max_rel_diff"):
+        run_conversion(fp32, root=raw_mlp, out=tmp_path / "strict")
+    limits = Thresholds(rtol=1e-12, outputs=(own,))
+    info = run_conversion(
+        spec("tflite", "tflite", precision="fp32", thresholds=limits),
+        root=raw_mlp,
+        out=tmp_path / "fp32",
+    )
+    checks = {c["metric"]: (c["threshold"], c["passed"]) for c in info.fidelity["checks"]}
+    assert checks == {
+        "nonfinite": (0.0, True),
+        "max_abs_diff[output_0]": (1e-3, True),
+        "max_rel_diff[output_0]": (1e-3, True),
+    }
+    assert info.fidelity["metrics"]["outputs"]["output_0"]["max_rel_diff"] > 1e-12
+    unknown = Thresholds(outputs=(OutputThresholds(name="probs", atol=1e-3),))
+    with pytest.raises(ConversionError, match="'probs', which is not an output of the model"):
+        run_conversion(
+            spec("tflite", "tflite", precision="fp32", thresholds=unknown),
+            root=raw_mlp,
+            out=tmp_path / "unknown",
+        )
