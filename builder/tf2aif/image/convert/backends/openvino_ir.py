@@ -10,11 +10,11 @@ weights are fp16; see INFERENCE_PRECISION). `spec.options` may set another hint,
 The int8 fallback candidate `float-io` (see fallback) leaves the first and the last
 MatMul/Convolution out of NNCF's quantization (`ignored_scope`), so their inputs stay float.
 The fp16 candidate `float-sensitive` compresses the weights itself and keeps in f32 every
-constant an elementwise op consumes (scales and shifts: folded normalisation, input rescaling):
-rounding those is the same error on every element of a channel, which no dot product averages
-out. On the zoo's EfficientNetB0 that took the fp16 max abs diff from 0.11 to 0.0014 (ImageNet
-mean/scale constants at the input: 0.04; the per-channel ones in the blocks: 0.07). OpenVINO's
-own `disable_fp16_compression`/`precise` rt_info marks were not honoured by `save_model` here.
+constant an elementwise op consumes (scales, shifts, biases: folded normalisation, input
+rescaling): rounding one of those is the same error on every element of a channel, which no dot
+product averages out. OpenVINO's own `disable_fp16_compression`/`precise` rt_info marks were not
+honoured by `save_model` here. (On the zoo's EfficientNetB0 it lowers the error on most samples
+but not on near-tied softmax outputs; docs/conversion.md has the figures.)
 """
 
 from __future__ import annotations
