@@ -281,7 +281,21 @@ def _shape(raw: Any, name: str) -> tuple[int, ...]:
         raise _bad(
             f"input {name!r}: 'shape' must be a list of non-negative integers, got {_brief(raw)}"
         )
+    if not _fits_numpy(raw):  # [0, 2**62, 2**62] holds nothing, yet numpy cannot shape it
+        raise _bad(f"input {name!r}: shape {_brief(raw)} is larger than any tensor can be")
     return tuple(raw)
+
+
+_MAX_ELEMENTS = 2**63 // 16  # numpy's bound on size x itemsize, for the widest datatype
+
+
+def _fits_numpy(dims: list[int]) -> bool:
+    size = 1
+    for dim in dims:  # stops early: a shape of many huge integers costs no big products
+        size *= dim or 1
+        if size >= _MAX_ELEMENTS:
+            return False
+    return True
 
 
 def _from_binary(
