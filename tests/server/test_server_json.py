@@ -53,17 +53,25 @@ def test_broken_json_gets_the_standard_library_wording():
     assert error.value.message.startswith("request body is not valid JSON: Expecting value")
 
 
-def _encoded(outputs: np.ndarray) -> dict:
+def _encoded(outputs: np.ndarray, spec: TensorSpec = PROBS) -> dict:
+    """The JSON answer for one output, parsed as strict JSON (a bare NaN fails)."""
     request = InferRequest(id="7", inputs={}, outputs=(), binary_output=False)
     body, header_length = encode_infer_response(
         model_name="m",
         model_version="1",
         request=request,
-        outputs={"probs": outputs},
-        specs=[PROBS],
+        outputs={spec.name: outputs},
+        specs=[spec],
     )
     assert header_length is None
-    return json.loads(body)
+    return _strict(body)
+
+
+def _strict(body: bytes) -> dict:
+    def refuse(word):
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
 
 
 def test_float32_outputs_come_back_bit_exact():
@@ -74,26 +82,9 @@ def test_float32_outputs_come_back_bit_exact():
     np.testing.assert_array_equal(decoded, outputs)
 
 
-def _strict(body: bytes) -> dict:
-    """Parse as strict JSON: a bare NaN or Infinity is an error, as in browsers and orjson."""
-
-    def refuse(word):
-        raise ValueError(f"{word} is not JSON")
-
-    return json.loads(body, parse_constant=refuse)
-
-
 def test_nonfinite_outputs_are_written_as_proto3_json_words():
     outputs = np.array([[np.nan, np.inf, -np.inf]], dtype=np.float32)
-    request = InferRequest(id=None, inputs={}, outputs=(), binary_output=False)
-    body, _ = encode_infer_response(
-        model_name="m",
-        model_version="1",
-        request=request,
-        outputs={"probs": outputs},
-        specs=[PROBS],
-    )
-    data = _strict(body)["outputs"][0]["data"]
+    data = _encoded(outputs)["outputs"][0]["data"]
     assert data == ["NaN", "Infinity", "-Infinity"]
     decoded = np.array(data, dtype=np.float32)  # how tritonclient reads a JSON output
     np.testing.assert_array_equal(decoded, outputs.reshape(-1))
@@ -108,11 +99,7 @@ def test_nonfinite_outputs_are_written_as_proto3_json_words():
 )
 def test_every_float_output_is_strict_json_that_reads_back_exactly(values):
     spec = TensorSpec(name="y", datatype=protocol._oip_name(values.dtype), shape=values.shape)
-    request = InferRequest(id=None, inputs={}, outputs=(), binary_output=False)
-    body, _ = encode_infer_response(
-        model_name="m", model_version="1", request=request, outputs={"y": values}, specs=[spec]
-    )
-    entry = _strict(body)["outputs"][0]
+    entry = _encoded(values, spec)["outputs"][0]
     assert entry["shape"] == list(values.shape)
     decoded = np.array(entry["data"], dtype=values.dtype).reshape(values.shape)
     np.testing.assert_array_equal(decoded, values)  # NaN equals NaN here
