@@ -55,8 +55,10 @@ def tflite_interpreter(path: Path, *, flex: bool = False) -> Any:
         return interpreter_class(model_path=str(path), num_threads=THREADS)
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        from tensorflow.lite import Interpreter
+    except (
+        ImportError
+    ):  # the module path: `from tensorflow.lite import` fails on 2.18's lazy module
+        from tensorflow.lite.python.interpreter import Interpreter
 
     return Interpreter(model_path=str(path), num_threads=THREADS)
 

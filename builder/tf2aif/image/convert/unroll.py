@@ -33,14 +33,13 @@ def unrolled_saved_model(job: ConvertJob) -> Path:
     import keras
 
     model = keras.models.load_model(job.keras_model)
-    if not any(set_unroll(layer.get_config()) for layer in model.layers):
+    if not any(_unrolled_config(layer) for layer in model.layers):
         return job.saved_model  # nothing recurrent: the model converts as it is
     _require_fixed_length(model, job.variant)
 
     def clone(layer: Any) -> Any:
-        config = layer.get_config()
-        set_unroll(config)
-        return layer.__class__.from_config(config)
+        config = _unrolled_config(layer)
+        return layer.__class__.from_config(config or layer.get_config())
 
     try:
         rebuilt = keras.models.clone_model(model, clone_function=clone)
@@ -66,6 +65,13 @@ def set_unroll(config: Any) -> bool:
     return found
 
 
+def _unrolled_config(layer: Any) -> dict | None:
+    """The layer's config with `unroll: true` set in it or the layers it wraps; None if none."""
+    config = layer.get_config()
+    found = set_unroll({"class_name": type(layer).__name__, "config": config})
+    return config if found else None
+
+
 def _dicts(value: Any) -> Iterator[dict]:
     if isinstance(value, dict):
         yield value
@@ -78,7 +84,7 @@ def _dicts(value: Any) -> Iterator[dict]:
 
 def _require_fixed_length(model: Any, variant: str) -> None:
     for layer in model.layers:
-        if not set_unroll(layer.get_config()):
+        if _unrolled_config(layer) is None:
             continue
         shape = _input_shape(layer)
         if shape is not None and (len(shape) < 3 or shape[1] is None):
