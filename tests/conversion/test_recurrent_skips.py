@@ -90,7 +90,7 @@ def test_validate_warns_and_plan_table_shows_the_fix(lstm_model, tmp_path, capsy
     assert "warning" in out and "cpu/tflite/fp32" in out and "select_tf_ops" in out
     assert main(["plan", str(file)]) == 0
     out, _ = capsys.readouterr()
-    assert "cpu/tflite/fp16" in out and "select_tf_ops" in out
+    assert "cpu/tflite/fp16" in out and "options.tflite.select_tf_op" in out  # folded by the table
 
 
 def test_an_include_of_the_ruled_out_cell_is_a_located_error(lstm_model, tmp_path, capsys):
