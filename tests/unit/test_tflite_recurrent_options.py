@@ -98,7 +98,7 @@ def test_the_bake_graph_builds_flex_bases_and_labels_the_images(tmp_path):
     assert targets["base-serve-tflite-flex"]["platforms"] == ["linux/amd64", "linux/arm64"]
     serve = targets["serve-cpu-arm-tflite-fp32"]
     assert serve["labels"]["io.tf2aif.tflite.flex"] == "tensorflow-2.18.1"
-    assert "1.9 GiB" in serve["labels"]["io.tf2aif.option.select_tf_ops"]
+    assert "2.0 GB instead of 0.65 GB" in serve["labels"]["io.tf2aif.option.select_tf_ops"]
     spec = json.loads(targets["convert-tflite-fp32"]["args"]["CONVERT_SPEC"])
     assert spec["options"]["select_tf_ops"] is True
     assert targets["convert-tflite-fp32"]["contexts"]["base"] == "target:base-convert-tflite-flex"

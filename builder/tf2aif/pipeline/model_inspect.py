@@ -256,7 +256,7 @@ def _recurrent_handled(
 def _recurrent_fix(facts: ModelFacts, keras_source: bool) -> str:
     fix = (
         f"set options.tflite.{SELECT_TF_OPS}: true (keeps these as TensorFlow ops; the image "
-        "then serves with TensorFlow's Flex delegate, about 1.9 GiB larger than LiteRT)"
+        "then serves with TensorFlow's Flex delegate, about 1.4 GB larger than with LiteRT)"
     )
     if keras_source and not dynamic_lengths(facts):
         fix += (
