@@ -8,8 +8,6 @@ line that names the option and the TensorFlow that has Flex.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -166,49 +164,3 @@ def test_the_server_refuses_a_flex_artifact_where_there_is_no_flex(root, tmp_pat
         create_backend(flex, out, BackendSettings()).load()
     assert f"TensorFlow {FLEX_TENSORFLOW}" in str(error.value)
     assert "serve-tflite-flex" in str(error.value)
-
-
-PLAN = """\
-version: 1
-name: lstm
-model: {{path: {model}}}
-processing: {{module: app/processing.py}}
-targets:
-  platforms: [cpu]
-  runtimes: [tflite]
-  precisions: [fp32, fp16]
-options:
-  tflite: {{{option}: true}}
-"""
-
-
-@pytest.mark.parametrize(
-    ("model", "option", "base"),
-    [
-        ("saved", "select_tf_ops", "serve-tflite-flex"),
-        ("lstm.keras", "unroll_recurrent", "serve-tflite"),
-    ],
-)
-def test_plan_of_a_real_lstm_with_the_option_builds_its_tflite_cells(
-    root, tmp_path, capsys, model, option, base
-):
-    from tf2aif.cli.main import main
-
-    from projects import write_project
-
-    file = write_project(tmp_path, PLAN.format(model=f"models/{model}", option=option))
-    target = tmp_path / "models" / model
-    shutil.rmtree(target, ignore_errors=True)
-    (shutil.copytree if (root / model).is_dir() else shutil.copy)(root / model, target)
-    assert main(["plan", "--json", str(file)]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert not [s for s in data["skipped"] if s["by_model"]]
-    assert {b["folder"] for b in data["bases"]} >= {base}
-    assert sorted(v for i in data["images"] for v in i["variants"]) == [
-        "cpu/tflite/fp16",
-        "cpu/tflite/fp32",
-    ]
-    assert main(["plan", str(file)]) == 0
-    out = capsys.readouterr().out
-    assert f"options {option}=true" in out
-    assert ("serves on base serve-tflite-flex" in out) == (option == "select_tf_ops")
