@@ -265,3 +265,19 @@ def _base(tmp_path_factory, keras_source: bool):
             write_project(root, text, model=model, keras=keras_source), recipes=recipes()
         )
     return _BASES[keras_source]
+
+
+def test_set_unroll_reaches_recurrent_layers_inside_wrappers_and_nothing_else():
+    from tf2aif.image.convert.unroll import set_unroll
+
+    lstm = {"class_name": "LSTM", "config": {"units": 8, "unroll": False}}
+    gru = {"class_name": "GRU", "config": {"units": 4, "unroll": False}}
+    wrapped = {
+        "class_name": "Bidirectional",
+        "config": {"layer": lstm, "backward_layer": gru, "merge_mode": "concat"},
+    }
+    assert set_unroll(wrapped) is True
+    assert lstm["config"]["unroll"] is True and gru["config"]["unroll"] is True
+    dense = {"class_name": "Dense", "config": {"units": 3}}
+    assert set_unroll(dense) is False and "unroll" not in dense["config"]
+    assert set_unroll([{"class_name": "SimpleRNN", "config": {}}]) is True
