@@ -13,7 +13,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "flex"]
 
 PY = sys.executable  # the venv's python, whatever PATH says
 # Folders holding pure tests: no Docker, no conversion, no TensorFlow (tests/conversion,
