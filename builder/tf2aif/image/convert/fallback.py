@@ -9,8 +9,9 @@ every candidate tried and its figure.
          float-io        + the first and last compute layers (and what feeds the first) in float
          float-sensitive + the layers a per-layer error measurement ranks worst, in float
   fp16   full            every layer fp16
-         float-sensitive + the precision-sensitive ops (sigmoid, softmax, exp, reductions,
-                           normalisation) in fp32
+         float-sensitive + what rounds worst in fp16 kept fp32: the precision-sensitive ops
+                           (onnxruntime: sigmoid, softmax, exp, reductions, normalisation) or
+                           the constants of elementwise ops (openvino: scales, shifts, biases)
 
 Which candidates a backend offers is its own table (`backends.FALLBACKS`); a backend that offers
 none for a precision is tried once, as before. `fidelity.fallback: false` turns the loop off.
