@@ -16,7 +16,12 @@ from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import make_plan
 from tf2aif.pipeline.recipes import load_recipes
 from tf2aif.pipeline.resolve import resolve
-from tf2aif.shards.bake import build_shard_bake, convert_shard_bake
+from tf2aif.shards.bake import (
+    base_ref,
+    build_shard_bake,
+    build_shard_bases_bake,
+    convert_shard_bake,
+)
 from tf2aif.shards.matrix import (
     artifact_ref,
     content_digest,
@@ -117,27 +122,58 @@ def _record(plan, shards, shard, stage, **items) -> ShardRecord:
 # -- bake files ------------------------------------------------------------------------------
 
 
+def _bases(plan, shard) -> dict[str, str]:
+    return {
+        s.base: f"{REPO}-bases@sha256:{'c' * 64}" for s in plan.serves if s.name in shard.serves
+    }
+
+
 def test_build_shard_builds_one_platform_from_registry_artifacts(project):
     plan, shards = project
     shard = find_shard(shards, "build-arm64")
     artifacts = {c: f"{REPO}-artifacts@sha256:{'a' * 64}" for c in shard.converts}
     staging = {s: f"{REPO}:staging-{s}" for s in shard.serves}
     bake = build_shard_bake(
-        plan, shard, artifacts=artifacts, staging=staging, fidelity={}, cache=True
+        plan,
+        shard,
+        artifacts=artifacts,
+        bases=_bases(plan, shard),
+        staging=staging,
+        fidelity={},
+        cache=True,
     )
     assert bake["group"] == {"default": {"targets": list(shard.serves)}}
-    assert not [t for t in bake["target"] if t.startswith("convert-")]  # never rebuilt here
+    assert set(bake["target"]) == set(shard.serves)  # no conversion, no base rebuilt here
     serve = bake["target"]["serve-cpu-arm-tflite-fp32"]
     assert serve["platforms"] == ["linux/arm64"]
     assert serve["contexts"]["artifact"] == f"docker-image://{REPO}-artifacts@sha256:{'a' * 64}"
+    assert serve["contexts"]["base"] == f"docker-image://{REPO}-bases@sha256:{'c' * 64}"
     assert serve["tags"] == [f"{REPO}:staging-serve-cpu-arm-tflite-fp32"]
     assert serve["output"] == ["type=image,push=true"]
-    assert serve["cache-to"] == [
-        f"type=registry,ref={REPO}-cache:serve-cpu-arm-tflite-fp32-arm64,mode=max"
-    ]
-    base = bake["target"][serve["contexts"]["base"].removeprefix("target:")]
-    assert base["platforms"] == ["linux/arm64"]
-    assert base["cache-from"] == [f"type=registry,ref={REPO}-cache:base-serve-tflite-arm64"]
+    own = f"{REPO}-cache:serve-cpu-arm-tflite-fp32-arm64"
+    assert serve["cache-to"] == [f"type=registry,ref={own},mode=max"]
+    # its own cache first, then every other image's of the shard
+    others = sorted(
+        f"{REPO}-cache:{s}-arm64" for s in shard.serves if s != "serve-cpu-arm-tflite-fp32"
+    )
+    assert serve["cache-from"] == [f"type=registry,ref={r}" for r in [own, *others]]
+    assert len(serve["cache-from"]) == len(shard.serves) > 1
+
+
+def test_build_shard_pushes_its_runtime_bases_first_without_provenance(project):
+    plan, shards = project
+    shard = find_shard(shards, "build-arm64")
+    refs = {b: base_ref(plan, b, "run1-arm64") for b in _bases(plan, shard)}
+    bake = build_shard_bases_bake(plan, shard, refs=refs, cache=True)
+    assert list(bake["target"]) == list(refs) == bake["group"]["default"]["targets"]
+    assert "base-serve-tflite" in refs and len(refs) > 1
+    assert refs["base-serve-tflite"] == f"{REPO}-bases:base-serve-tflite-run1-arm64"
+    for name, base in bake["target"].items():
+        assert base["platforms"] == ["linux/arm64"]
+        assert base["output"] == [f"type=image,name={refs[name]},push=true"]
+        assert base["attest"] == ["type=provenance,disabled=true"]
+        assert base["cache-from"][0] == f"type=registry,ref={REPO}-cache:{name}-arm64"
+        assert base["cache-to"] == [f"type=registry,ref={REPO}-cache:{name}-arm64,mode=max"]
 
 
 def test_build_shard_pushes_by_digest_without_tags_on_other_drivers(project):
@@ -145,12 +181,19 @@ def test_build_shard_pushes_by_digest_without_tags_on_other_drivers(project):
     shard = find_shard(shards, "build-amd64")
     artifacts = {c: f"{REPO}-artifacts@sha256:{'b' * 64}" for c in shard.converts}
     bake = build_shard_bake(
-        plan, shard, artifacts=artifacts, by_digest=True, fidelity={"convert-tflite-fp32": "{}"}
+        plan,
+        shard,
+        artifacts=artifacts,
+        bases=_bases(plan, shard),
+        by_digest=True,
+        fidelity={"convert-tflite-fp32": "{}"},
+        output_suffix=",rewrite-timestamp=true",
     )
     serve = bake["target"]["serve-cpu-arm-tflite-fp32"]
     assert "tags" not in serve
     assert serve["output"] == [
         f"type=image,name={REPO},push-by-digest=true,name-canonical=true,push=true"
+        ",rewrite-timestamp=true"
     ]
     assert serve["labels"]["io.tf2aif.fidelity"] == "{}"
     assert "cache-from" not in serve

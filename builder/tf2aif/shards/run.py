@@ -4,9 +4,9 @@ Convert shard: a conversion whose content address is already in the registry is 
 the others run once (local phase: artifact folder + fidelity gate), then the same targets, all
 cache hits, are pushed as one image per conversion under its content address.
 Build shard: every artifact it needs must already be in the registry (else the shard fails
-before building anything); the server targets are built for the shard's platform only and
-pushed by digest (builders that can) or under a staging tag (the docker driver), never under a
-final tag.
+before building anything); its runtime bases are built and pushed first, then the server targets
+take base and artifact by digest, are built for the shard's platform only and pushed by digest
+(builders that can) or under a staging tag (the docker driver), never under a final tag.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tf2aif import __version__
 from tf2aif.pipeline.bake import ARTIFACTS_DIR, bake_json, write_build_dir
 from tf2aif.pipeline.build import (
     BuildOptions,
+    Buildx,
     Result,
     Status,
     check_tools,
@@ -32,7 +33,14 @@ from tf2aif.pipeline.build import (
 from tf2aif.pipeline.imagetools import inspect_config_argv, inspect_raw_argv, raw_digest
 from tf2aif.pipeline.plan import BUILD_DIR, Plan
 from tf2aif.pipeline.publish import PublishTarget, staging_tag
-from tf2aif.shards.bake import FIDELITY_LABEL, build_shard_bake, convert_shard_bake, fidelity_label
+from tf2aif.shards.bake import (
+    FIDELITY_LABEL,
+    base_ref,
+    build_shard_bake,
+    build_shard_bases_bake,
+    convert_shard_bake,
+    fidelity_label,
+)
 from tf2aif.shards.matrix import (
     ARTIFACT_LABEL,
     BuildShard,
@@ -248,6 +256,41 @@ def _overall(statuses) -> str:
     return Status.SUCCESS.value if all(s == Status.SUCCESS.value for s in statuses) else "failed"
 
 
+def _push_bases(
+    plan: Plan,
+    shard: BuildShard,
+    options: BuildOptions,
+    run_id: str,
+    *,
+    cache: bool,
+    sink: LineSink,
+    buildx: Buildx,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Phase `bases`: (base -> `repo@sha256:…` pushed, base -> why it failed)."""
+    names = list(dict.fromkeys(s.base for s in plan.serves if s.name in shard.serves))
+    refs = {name: base_ref(plan, name, run_id) for name in names}
+    bake = build_shard_bases_bake(
+        plan, shard, refs=refs, cache=cache, output_suffix=_suffix(options)
+    )
+    # buildx arguments after `--` are meant for the server targets, which this phase lacks
+    phase_options = replace(options, push=True, load=False, set_values=(), extra_args=())
+    pushed, failed = {}, {}
+    for result in run_phase(
+        Path(plan.root),
+        names,
+        phase_options,
+        sink=sink,
+        label=f"{shard.name}-bases",
+        bake_file=_write_bake(Path(plan.root), f"{shard.name}-bases", bake),
+        buildx=buildx,
+    ):
+        if result and result.digest:
+            pushed[result.target] = f"{refs[result.target].rsplit(':', 1)[0]}@{result.digest}"
+        else:
+            failed[result.target] = result.reason or "no digest reported"
+    return pushed, failed
+
+
 def run_build_shard(
     plan: Plan,
     shards: Shards,
@@ -299,28 +342,39 @@ def run_build_shard(
                 )
                 for n in shard.serves
             }
-        bake = build_shard_bake(
-            plan,
-            shard,
-            artifacts=artifacts,
-            staging=staging,
-            fidelity=fidelity,
-            cache=cache,
-            by_digest=by_digest,
-            output_suffix=_suffix(options),
-        )
-        bake_file = _write_bake(root, shard.name, bake)
         started = time.monotonic()
-        for result in run_phase(
-            root,
-            shard.serves,
-            replace(options, push=True, load=False),
-            sink=sink,
-            label=shard.name,
-            bake_file=bake_file,
-            buildx=buildx,
-        ):
-            results[result.target] = result
+        bases, failed = _push_bases(
+            plan, shard, options, run_id, cache=cache, sink=sink, buildx=buildx
+        )
+        for name in shard.serves:
+            if serves[name].base in failed:
+                base = serves[name].base
+                reason = f"its runtime base {base} failed: {failed[base]}"
+                results[name] = Result(target=name, status=Status.FAILED, reason=reason)
+        todo = [n for n in shard.serves if n not in results]
+        if todo:
+            bake = build_shard_bake(
+                plan,
+                replace(shard, serves=tuple(todo)),
+                artifacts=artifacts,
+                bases=bases,
+                staging=staging,
+                fidelity=fidelity,
+                cache=cache,
+                by_digest=by_digest,
+                output_suffix=_suffix(options),
+            )
+            bake_file = _write_bake(root, shard.name, bake)
+            for result in run_phase(
+                root,
+                todo,
+                replace(options, push=True, load=False),
+                sink=sink,
+                label=shard.name,
+                bake_file=bake_file,
+                buildx=buildx,
+            ):
+                results[result.target] = result
         sink(f"{shard.name}: built in {time.monotonic() - started:.1f} s")
     images = []
     for name in shard.serves:
