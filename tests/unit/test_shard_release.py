@@ -22,6 +22,7 @@ from tf2aif.shards.bake import (
     build_shard_bases_bake,
     convert_shard_bake,
 )
+from tf2aif.shards.bases import base_addresses
 from tf2aif.shards.matrix import (
     artifact_ref,
     content_digest,
@@ -163,17 +164,52 @@ def test_build_shard_builds_one_platform_from_registry_artifacts(project):
 def test_build_shard_pushes_its_runtime_bases_first_without_provenance(project):
     plan, shards = project
     shard = find_shard(shards, "build-arm64")
-    refs = {b: base_ref(plan, b, "run1-arm64") for b in _bases(plan, shard)}
+    names = list(_bases(plan, shard))
+    addresses = base_addresses(plan, names)
+    assert base_addresses(plan, names) == addresses  # a content address: stable
+    refs = {b: base_ref(plan, b, shard.platform, addresses[b]) for b in names}
+    hexdigest = addresses["base-serve-tflite"].removeprefix("sha256:")
+    assert refs["base-serve-tflite"] == f"{REPO}-bases:base-serve-tflite-arm64-{hexdigest}"
+    amd64 = base_ref(plan, "base-serve-tflite", "linux/amd64", addresses["base-serve-tflite"])
+    assert amd64 != refs["base-serve-tflite"]  # one image per platform
     bake = build_shard_bases_bake(plan, shard, refs=refs, cache=True)
     assert list(bake["target"]) == list(refs) == bake["group"]["default"]["targets"]
-    assert "base-serve-tflite" in refs and len(refs) > 1
-    assert refs["base-serve-tflite"] == f"{REPO}-bases:base-serve-tflite-run1-arm64"
+    assert len(refs) > 1
     for name, base in bake["target"].items():
+        assert len(refs[name].rsplit(":", 1)[1]) <= 128
         assert base["platforms"] == ["linux/arm64"]
         assert base["output"] == [f"type=image,name={refs[name]},push=true"]
         assert base["attest"] == ["type=provenance,disabled=true"]
         assert base["cache-from"][0] == f"type=registry,ref={REPO}-cache:{name}-arm64"
         assert base["cache-to"] == [f"type=registry,ref={REPO}-cache:{name}-arm64,mode=max"]
+
+
+@pytest.mark.fuzz
+@given(
+    names=st.lists(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=160),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    platforms=st.lists(
+        st.sampled_from(["linux/amd64", "linux/arm64", "linux/arm/v7"]), min_size=1, unique=True
+    ),
+    address=st.binary(min_size=32, max_size=32).map(lambda b: f"sha256:{b.hex()}"),
+)
+def test_base_refs_are_valid_tags_that_keep_the_whole_content_address(
+    project, names, platforms, address
+):
+    plan, _ = project
+    refs = [base_ref(plan, n, p, address) for n in names for p in platforms]
+    for ref in refs:
+        repository, tag = ref.rsplit(":", 1)
+        assert repository == f"{REPO}-bases"
+        assert len(tag) <= 128 and tag.endswith(address.removeprefix("sha256:"))
+    short = [(n, p) for n in names for p in platforms if len(n) + len(p) < 50]
+    # names short enough to be kept whole never collide
+    kept = [base_ref(plan, n, p, address) for n, p in short]
+    assert len(set(kept)) == len(kept)
 
 
 def test_build_shard_pushes_by_digest_without_tags_on_other_drivers(project):

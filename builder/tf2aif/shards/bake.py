@@ -33,7 +33,7 @@ from typing import Any
 
 from tf2aif.pipeline.bake import EmitOptions, bake_dict
 from tf2aif.pipeline.plan import Plan
-from tf2aif.shards.matrix import BuildShard, ConvertShard, arch_of
+from tf2aif.shards.matrix import MAX_TAG, BuildShard, ConvertShard, arch_of
 
 __all__ = [
     "FIDELITY_LABEL",
@@ -55,11 +55,15 @@ def _cache_repository(plan: Plan) -> str:
     return f"{plan.registry}/{plan.name}-cache" if plan.registry else f"{plan.name}-cache"
 
 
-def base_ref(plan: Plan, base: str, run_id: str) -> str:
-    """Where a build shard pushes its runtime base for the serve phase (tagged per plan and
-    arch: the docker driver cannot push by digest alone; the serve phase pins the digest)."""
+def base_ref(plan: Plan, base: str, platform: str, address: str) -> str:
+    """The tag a build shard pushes a runtime base under for one platform: its content address
+    (the base target's content digest), never moved, so a runner finds a base another runner
+    already pushed and does not build it again (the docker driver cannot push by digest alone;
+    the serve phase pins the digest)."""
     repository = f"{plan.registry}/{plan.name}-bases" if plan.registry else f"{plan.name}-bases"
-    return f"{repository}:{base}-{run_id}"
+    hexdigest = address.removeprefix("sha256:")
+    name = f"{base}-{arch_of(platform)}"
+    return f"{repository}:{name[: MAX_TAG - len(hexdigest) - 1]}-{hexdigest}"
 
 
 def _cache_ref(plan: Plan, name: str, platform: str | None) -> str:
@@ -124,11 +128,11 @@ def build_shard_bases_bake(
     cache: bool = False,
     output_suffix: str = "",
 ) -> dict[str, Any]:
-    """Phase `bases`: `refs` maps each runtime base the shard's images use -> the tag to push it
-    under, for the shard's platform only."""
+    """Phase `bases`: `refs` maps each runtime base to build -> the tag to push it under, for the
+    shard's platform only."""
     full = bake_dict(plan, EmitOptions())
     targets: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(s.base for s in plan.serves if s.name in shard.serves):
+    for name in refs:
         base = copy.deepcopy(full["target"][name])
         base["platforms"] = [shard.platform]
         base["output"] = [f"type=image,name={refs[name]},push=true{output_suffix}"]
