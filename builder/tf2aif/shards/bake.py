@@ -14,10 +14,10 @@
 Why the base is an image here rather than a `target:` context: with `target:` the serve build
 solves the base's steps again as an input, and on a fresh runner BuildKit then often found no
 cache record for the steps after the base (`COPY --from=artifact`, `COPY lib-serve`) although the
-registry cache held them under the same keys: it decided "no cache match possible" from the
-base's keys and ran the steps, whose layers then carry that runner's directory times. A base
-taken by digest is a plain image source whose cache key is its layers' chain ID, the same on
-every runner, and those steps are found.
+registry cache held them under the same keys: its scheduler logged "no cache match possible"
+after looking them up with the base's keys and ran the steps, whose layers then carry that
+runner's directory times (docs/gitops.md, section 7). A base taken by digest is a plain image
+source, keyed by the image alone, the same on every runner, and those steps are found.
 
 Registry cache refs carry the platform, so runners of different arches never overwrite each
 other's cache of the same target. Every target exports to its own ref and imports the refs of
