@@ -90,7 +90,8 @@ def _ci(project: Path, host: str, vendor_map: Path, *args: str, record: Path | N
     path = record or project / ".tf2aif" / "shards" / f"{args[0]}.json"
     logs = STATE / "runner-logs"  # kept for reading after the run: timings, CACHED steps
     logs.mkdir(parents=True, exist_ok=True)
-    (logs / f"{path.stem}-{args[0]}-r{host.split('/r')[-1][0]}.log").write_text(
+    label = path.relative_to(project).with_suffix("").as_posix().replace("/", "-")
+    (logs / f"{label.lstrip('.')}-r{host.split('/r')[-1][0]}.log").write_text(
         proc.stdout + proc.stderr
     )
     return Run(proc=proc, seconds=seconds, record=json.loads(path.read_text()))
