@@ -14,16 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tf2aif.image.convert.source import source_digest
-from tf2aif.pipeline import model_inspect
+from tf2aif.pipeline import inspect_cache, model_inspect
+from tf2aif.pipeline.inspect_cache import read_cached_facts, user_cache_dir, write_cached_facts
 from tf2aif.pipeline.model_inspect import (
     CACHE_DIR,
     ModelFacts,
     TensorFacts,
     facts_or_why_not,
     inspect_model,
-    read_cached_facts,
-    user_cache_dir,
-    write_cached_facts,
 )
 
 DIGEST = "sha256:" + "a" * 64
@@ -125,7 +123,7 @@ def test_an_unwritable_user_cache_costs_nothing_but_the_cache(tmp_path, monkeypa
     blocked.write_text("a file where the cache folder would go")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     monkeypatch.setattr(model_inspect, "facts_from_saved_model", lambda path, digest: facts(digest))
-    with caplog.at_level(logging.INFO, logger=model_inspect.__name__):
+    with caplog.at_level(logging.INFO, logger=inspect_cache.__name__):
         assert inspect_model(stand_in_model(tmp_path), digest=DIGEST, cache_root=tmp_path) == (
             facts()
         )
@@ -149,13 +147,13 @@ def test_an_unwritable_user_cache_costs_nothing_but_the_cache(tmp_path, monkeypa
 def test_an_unreadable_entry_is_ignored_with_a_log_line(tmp_path, caplog, content):
     entry = tmp_path / "entry.json"
     entry.write_bytes(content)
-    with caplog.at_level(logging.INFO, logger=model_inspect.__name__):
+    with caplog.at_level(logging.INFO, logger=inspect_cache.__name__):
         assert read_cached_facts(entry, digest=DIGEST) is None
     assert f"ignoring unreadable inspection cache {entry}" in caplog.text
 
 
 def test_a_missing_entry_is_a_plain_miss(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger=model_inspect.__name__):
+    with caplog.at_level(logging.INFO, logger=inspect_cache.__name__):
         assert read_cached_facts(tmp_path / "absent.json", digest=DIGEST) is None
     assert caplog.text == ""
 

@@ -4,36 +4,42 @@
 set of TensorFlow ops in its graph and functions. The facts are cached as JSON under
 `<root>/.tf2aif/inspect/<digest>.json`, keyed by the model's content digest, and in a per-user
 cache (`$XDG_CACHE_HOME/tf2aif/inspect`, else `~/.cache/tf2aif/inspect`) consulted after it, so
-`plan` and `validate` pay for TensorFlow once per model version, not once per checkout. `predict` turns the facts into the cells a
-runtime cannot serve, each with the reason and the fix, from what the converters are known to
-reject (measured on the conformance zoo, docs/models.md).
+`plan` and `validate` pay for TensorFlow once per model version, not once per checkout
+(tf2aif.pipeline.inspect_cache). `predict` turns the facts into the cells a runtime cannot serve,
+each with the reason and the fix, from what the converters are known to reject (measured on the
+conformance zoo, docs/models.md). A fix names the recipe option that makes the cell convert where
+there is one (e.g. `options.tflite.select_tf_ops: true`); with that option set the cell is no
+longer predicted, and `option_issues` refuses an option the model cannot use (e.g. unrolling a
+SavedModel, or a sequence without a fixed length).
+
+One module, over 400 lines on purpose: each fact is read from the graph next to the prediction
+and option checks that use it, so a new converter limit is one change in one place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "CACHE_DIR",
     "ModelFacts",
+    "OptionIssue",
     "Prediction",
     "TensorFacts",
     "facts_from_saved_model",
     "facts_or_why_not",
+    "fallback_line",
     "gated_output_line",
+    "dynamic_lengths",
     "inspect_model",
+    "option_issues",
     "predict",
-    "read_cached_facts",
-    "user_cache_dir",
-    "write_cached_facts",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,11 +98,27 @@ class Prediction:
     fix: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class OptionIssue:
+    """An option set in the manifest that this model cannot use: options.<runtime>.<option>."""
+
+    runtime: str
+    option: str
+    message: str
+
+
+# the recipe options that make a recurrent model convert on TFLite (recipes/tflite/recipe.yaml)
+SELECT_TF_OPS = "select_tf_ops"
+UNROLL_RECURRENT = "unroll_recurrent"
+
+
 def inspect_model(
     model: Path, *, digest: str, cache_root: Path, remember: bool = True
 ) -> ModelFacts:
     """The model's facts, from the cache when this digest was inspected before (and written to
     it unless `remember` is false: `bake --print` writes nothing)."""
+    from tf2aif.pipeline.inspect_cache import read_cached_facts, user_cache_dir, write_cached_facts
+
     cache = cache_root / CACHE_DIR / f"{digest.replace(':', '-')}.json"
     user_cache = user_cache_dir() / cache.name
     for path in (cache, user_cache):
@@ -117,89 +139,6 @@ def inspect_model(
         write_cached_facts(cache, facts)
         write_cached_facts(user_cache, facts)
     return facts
-
-
-def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The per-user inspection cache: `$XDG_CACHE_HOME/tf2aif/inspect`, else `~/.cache/...`
-    (a relative XDG_CACHE_HOME is ignored, as the XDG spec says)."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path(env.get("HOME") or Path.home()) / ".cache"
-    return root / "tf2aif" / "inspect"
-
-
-def read_cached_facts(path: Path, *, digest: str) -> ModelFacts | None:
-    """The facts cached at `path` for this digest, or None: a missing entry, or one that is not
-    exactly what `write_cached_facts` writes for this digest (logged and ignored; never trusted)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        log.info("ignoring unreadable inspection cache %s: %s", path, exc)
-        return None
-    try:
-        return _strict_facts(json.loads(text), digest=digest)
-    except (ValueError, RecursionError) as exc:
-        log.info("ignoring unreadable inspection cache %s: %s", path, exc)
-        return None
-
-
-def write_cached_facts(path: Path, facts: ModelFacts) -> None:
-    """Write atomically (a reader sees the old entry or the new one, never half of it); a cache
-    that cannot be written (read-only home, full disk) costs a later inspection, not the run."""
-    partial = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
-        ) as handle:
-            partial = handle.name
-            handle.write(facts.to_json() + "\n")
-        os.replace(partial, path)
-    except OSError as exc:
-        log.info("inspection cache %s not written: %s", path, exc)
-        if partial is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(partial)
-
-
-def _strict_facts(data: Any, *, digest: str) -> ModelFacts:
-    """ModelFacts from parsed JSON with every field and type checked (ValueError otherwise), so
-    an entry of another digest, another format or a damaged file is never taken for facts."""
-    facts_keys = {f.name for f in fields(ModelFacts)}
-    tensor_keys = {f.name for f in fields(TensorFacts)}
-
-    def tensors(items: Any) -> tuple[TensorFacts, ...]:
-        if not isinstance(items, list):
-            raise ValueError("tensors are not a list")
-        found = []
-        for item in items:
-            if not (isinstance(item, dict) and set(item) == tensor_keys):
-                raise ValueError(f"a tensor is not {sorted(tensor_keys)}")
-            name, dtype, shape = item["name"], item["dtype"], item["shape"]
-            if not (isinstance(name, str) and isinstance(dtype, str) and isinstance(shape, list)):
-                raise ValueError("a tensor's name, dtype or shape has the wrong type")
-            if not all(type(d) is int and d >= -1 for d in shape):
-                raise ValueError("a shape holds something other than sizes and -1")
-            found.append(TensorFacts(name=name, dtype=dtype, shape=tuple(shape)))
-        return tuple(found)
-
-    if not (isinstance(data, dict) and set(data) == facts_keys):
-        raise ValueError(f"not an inspection entry (keys {sorted(facts_keys)})")
-    if data["digest"] != digest:
-        raise ValueError(f"entry of another model ({data['digest']!r})")
-    ops, xla_functions = data["ops"], data["xla_functions"]
-    for names in (ops, xla_functions):
-        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
-            raise ValueError("ops or xla_functions are not a list of names")
-    return ModelFacts(
-        digest=digest,
-        inputs=tensors(data["inputs"]),
-        outputs=tensors(data["outputs"]),
-        ops=frozenset(ops),
-        xla_functions=frozenset(xla_functions),
-    )
 
 
 def facts_from_saved_model(saved_model: Path, *, digest: str) -> ModelFacts:
@@ -266,8 +205,19 @@ def _add_called(node: Any, functions: Mapping[str, Any], ops: set[str], seen: se
                 _add_called(inner, functions, ops, seen)
 
 
-def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...]:
-    """The runtimes (of those planned) that cannot serve this model, with reason and fix."""
+def predict(
+    facts: ModelFacts,
+    runtimes: Iterable[str],
+    *,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    keras_source: bool = False,
+) -> tuple[Prediction, ...]:
+    """The runtimes (of those planned) that cannot serve this model, with reason and fix.
+
+    `options` are the manifest's `options` by runtime; `keras_source` says the model is a .keras
+    file (its layers can be rebuilt, e.g. unrolled).
+    """
+    options = options or {}
     found = []
     strings = sorted(op for op in facts.ops if op.startswith(STRING_OP_PREFIXES))
     string_inputs = [t.name for t in facts.inputs if t.dtype == "string"]
@@ -275,20 +225,18 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
     for runtime in sorted(set(runtimes)):
         if runtime == "onnxruntime" and facts.xla_functions:
             found.append(_xla_prediction(facts, runtime))
-        if runtime == "tflite" and lists:
+        if runtime == "tflite" and lists and not _recurrent_handled(facts, options, keras_source):
             found.append(
                 Prediction(
                     cell="tflite/*",
                     runtime=runtime,
                     reason=(
                         f"a recurrent layer (While loop over {', '.join(lists)}): the TFLite "
-                        "converter lowers it only with a static element shape, else it needs "
-                        "Select TF ops (Flex), which the LiteRT interpreter does not carry"
+                        "converter lowers it to builtin ops only with a static element shape, "
+                        "else it needs Select TF ops (Flex), which the LiteRT interpreter does "
+                        "not carry"
                     ),
-                    fix=(
-                        "serve it with onnxruntime or openvino, or build the layer with "
-                        "unroll=True and a fixed sequence length"
-                    ),
+                    fix=_recurrent_fix(facts, keras_source),
                 )
             )
         if strings and runtime in ("tflite", "onnxruntime", "openvino"):
@@ -340,6 +288,67 @@ def _xla_prediction(facts: ModelFacts, runtime: str) -> Prediction:
     )
 
 
+def _recurrent_handled(
+    facts: ModelFacts, options: Mapping[str, Mapping[str, Any]], keras_source: bool
+) -> bool:
+    tflite = options.get("tflite", {})
+    if tflite.get(SELECT_TF_OPS) is True:
+        return True
+    return tflite.get(UNROLL_RECURRENT) is True and keras_source and not dynamic_lengths(facts)
+
+
+def _recurrent_fix(facts: ModelFacts, keras_source: bool) -> str:
+    fix = (
+        f"set options.tflite.{SELECT_TF_OPS}: true (keeps these as TensorFlow ops; the image "
+        "then serves with TensorFlow's Flex delegate, about 1.4 GB larger than with LiteRT)"
+    )
+    if keras_source and not dynamic_lengths(facts):
+        fix += (
+            f", or options.tflite.{UNROLL_RECURRENT}: true (rebuilds the recurrent layers "
+            "with unroll=True: builtin ops on plain LiteRT)"
+        )
+    elif keras_source:
+        fix += (
+            f"; options.tflite.{UNROLL_RECURRENT}: true needs a fixed sequence length "
+            f"(dynamic: {', '.join(dynamic_lengths(facts))})"
+        )
+    return fix + "; or serve it with runtime onnxruntime or openvino"
+
+
+def dynamic_lengths(facts: ModelFacts) -> tuple[str, ...]:
+    """The inputs whose length is not fixed (a dynamic dimension past the batch): unrolling a
+    recurrent layer needs every one fixed. Empty when all are."""
+    return tuple(t.name for t in facts.inputs if any(d < 0 for d in t.shape[1:]))
+
+
+def option_issues(
+    facts: ModelFacts | None, options: Mapping[str, Mapping[str, Any]], *, keras_source: bool
+) -> tuple[OptionIssue, ...]:
+    """Options set true that this model cannot use, each with what to do instead."""
+    tflite = options.get("tflite", {})
+    if tflite.get(UNROLL_RECURRENT) is not True:
+        return ()
+    if not keras_source:
+        message = (
+            f"{UNROLL_RECURRENT} rebuilds the model from its Keras layer config, which a "
+            "SavedModel does not keep: point model.path at the .keras file, or set "
+            f"options.tflite.{SELECT_TF_OPS}: true instead"
+        )
+        return (OptionIssue(runtime="tflite", option=UNROLL_RECURRENT, message=message),)
+    dynamic = dynamic_lengths(facts) if facts else ()
+    if facts and facts.ops & TENSOR_LIST_OPS and dynamic:
+        shapes = ", ".join(
+            f"{t.name} {list(t.shape)}" for t in facts.inputs if t.name in set(dynamic)
+        )
+        message = (
+            f"{UNROLL_RECURRENT} needs a fixed sequence length, and the model's input is "
+            f"dynamic ({shapes}; -1 = any): give keras.Input a fixed length, or set "
+            f"options.tflite.{SELECT_TF_OPS}: true instead"
+        )
+        return (OptionIssue(runtime="tflite", option=UNROLL_RECURRENT, message=message),)
+    return ()
+
+
 def facts_or_why_not(
     model: Path, *, digest: str, cache_root: Path, remember: bool = True
 ) -> tuple[ModelFacts | None, str]:
@@ -367,15 +376,51 @@ def facts_or_why_not(
 
 
 def gated_output_line(plan: Any) -> str:
-    """Which output top-1 agreement and accuracy are judged on, as the plan shows it."""
+    """Which output top-1 agreement and accuracy are judged on, and any per-output limits."""
     named = {v.thresholds.class_output for v in plan.variants if v.thresholds.class_output}
     if named:
-        return f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
-    return (
-        "fidelity gate: top-1 and accuracy on the [1, K] output named like "
-        "probabilities/logits/scores, else the one whose rows are probabilities, else the first "
-        "(set fidelity.class_output to choose)"
-    )
+        line = f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
+    else:
+        line = (
+            "fidelity gate: top-1 and accuracy on the [1, K] output named like "
+            "probabilities/logits/scores, else the one whose rows are probabilities, else the "
+            "first (set fidelity.class_output to choose)"
+        )
+    limits = {
+        f"{o.name} "
+        + ", ".join(
+            f"{k} <= {v:g}" for k, v in (("atol", o.atol), ("rtol", o.rtol)) if v is not None
+        )
+        for v in plan.variants
+        for o in v.thresholds.outputs
+    }
+    return line + (f"; per output: {'; '.join(sorted(limits))}" if limits else "")
+
+
+def fallback_line(plan: Any) -> str:
+    """Which quantized variants may publish a more-float fallback candidate (see fallback)."""
+    from tf2aif.image.convert.fallback import candidates_for
+    from tf2aif.image.convert.registry import fallbacks
+
+    allowed, off = [], []
+    for v in plan.variants:
+        offered = fallbacks(v.backend, v.precision)
+        if not offered:
+            continue
+        tried = candidates_for(v.precision, offered, allowed=v.thresholds.fallback_allowed)
+        cell = f"{v.runtime}-{v.precision}"
+        if len(tried) > 1:
+            allowed.append(f"{cell} ({' > '.join(tried)})")
+        else:
+            off.append(cell)
+    parts = []
+    if allowed:
+        parts.append("precision fallback on gate failure: " + ", ".join(dict.fromkeys(allowed)))
+    if off:
+        parts.append("precision fallback off: " + ", ".join(dict.fromkeys(off)))
+    if not parts:
+        return "precision fallback: no variant offers one"
+    return "; ".join(parts) + " (fidelity.fallback: false turns it off)"
 
 
 def _signature_tensors(tensors: Mapping[str, Any]) -> tuple[TensorFacts, ...]:
