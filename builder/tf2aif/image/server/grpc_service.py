@@ -29,11 +29,12 @@ from tf2aif.image.server.grpc_codec import (
     requested_outputs,
 )
 from tf2aif.image.server.grpc_messages import generic_handler, message
+from tf2aif.image.server.grpc_readiness import Readiness
 from tf2aif.image.server.model import ModelServer
 from tf2aif.image.server.options import ServerOptions
 from tf2aif.image.server.protocol import check_inputs, check_outputs
 
-__all__ = ["InferenceServicer", "start_server"]
+__all__ = ["GrpcEndpoint", "InferenceServicer", "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,31 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server:
-    """Listen on options.grpc_port in the running event loop; raise ServerError if it is taken."""
+class GrpcEndpoint:
+    """The running gRPC server and its health service."""
+
+    def __init__(self, server: aio.Server, readiness: Readiness) -> None:
+        self.server = server
+        self.readiness = readiness
+        self._loop = asyncio.get_running_loop()
+        self._draining: asyncio.Task | None = None
+
+    def begin_draining(self) -> None:
+        """Health turns NOT_SERVING now, while in-flight requests still finish. Safe to call
+        from a signal handler: the work is handed to the event loop."""
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._draining = self._loop.create_task(self.readiness.drain())
+
+    async def stop(self, grace: float) -> None:
+        await self.readiness.drain()
+        await self.server.stop(grace)
+
+
+async def start_server(model: ModelServer, options: ServerOptions) -> GrpcEndpoint:
+    """Listen on options.grpc_port in the running event loop; raise ServerError if it is taken.
+    Health says NOT_SERVING until `endpoint.readiness.follow(model)` sees the model ready."""
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", options.max_body_bytes),
@@ -224,6 +248,8 @@ async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server
             ),
         )
     )
+    readiness = Readiness()
+    await readiness.register(server)
     address = _address(options.host, options.grpc_port)
     try:
         server.add_insecure_port(address)
@@ -231,4 +257,4 @@ async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server
         raise ServerError(f"gRPC cannot listen on {address}: {exc}") from None
     await server.start()
     log.info("gRPC (Open Inference Protocol) on %s", address)
-    return server
+    return GrpcEndpoint(server, readiness)
