@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +22,8 @@ from grpc import aio
 
 from tf2aif import __version__
 from tf2aif.image.artifact import TensorSpec
+from tf2aif.image.server.app import _infer_batch, _require_ready  # the HTTP path's own rules
+from tf2aif.image.server.batching import InferenceFailed
 from tf2aif.image.server.errors import ApiError, ServerError
 from tf2aif.image.server.grpc_codec import (
     decode_infer_request,
@@ -110,15 +112,10 @@ class InferenceServicer:
             metrics.inflight.dec()
 
     async def _infer(self, request: Any) -> Any:
-        from tf2aif.image.server.app import (  # the HTTP path's own rules
-            _infer_batch,
-            _require_ready,
-        )
-
         model = self._model(request.model_name, request.model_version)
         _require_ready(model)
         inputs, raw = await _off_loop_if(_is_large(request), self._decode_and_check, model, request)
-        outputs = await _infer_batch(model, inputs)
+        outputs = await _run(model, inputs)
         values = sum(array.size for array in outputs.values())
         return await _off_loop_if(
             not raw and values > DECODE_IN_THREAD_VALUES,
@@ -176,13 +173,29 @@ class InferenceServicer:
         return result
 
 
+async def _run(model: ModelServer, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """On this thread when the call is cheap and the batcher idle, else through the batcher."""
+    first = next(iter(inputs.values()))
+    if model.inline_rows and first.ndim and first.shape[0] <= model.inline_rows:
+        assert model.batcher is not None
+        try:
+            outputs = model.batcher.try_inline(inputs)
+        except InferenceFailed as exc:
+            raise ApiError(500, str(exc)) from None
+        if outputs is not None:
+            return outputs
+    return await _infer_batch(model, inputs)
+
+
 def _tensor_metadata(spec: TensorSpec) -> Any:
     return TensorMetadata(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
 
 
 def _is_large(request: Any) -> bool:
-    raw = sum(len(chunk) for chunk in request.raw_input_contents)
-    return raw > DECODE_IN_THREAD_BYTES or request.ByteSize() > DECODE_IN_THREAD_BYTES // 4
+    raw = request.raw_input_contents
+    if raw:  # raw bytes are only viewed: their size is what the NaN scan costs
+        return sum(len(chunk) for chunk in raw) > DECODE_IN_THREAD_BYTES
+    return request.ByteSize() > DECODE_IN_THREAD_BYTES // 4
 
 
 async def _off_loop_if(slow: bool, function: Callable[..., T], *args: Any) -> T:
