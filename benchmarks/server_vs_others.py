@@ -544,7 +544,7 @@ def main() -> int:
     cpus = bench.Cpus.split(args.pin)
     _, notes = starters(args)
     print(
-        f"{cpus.describe()}; load client: {bench.load_client()} (JSON), grpc.aio (gRPC); "
+        f"{cpus.describe()}; load client: {bench.load_client()} (JSON), grpc channel futures (gRPC); "
         f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         *notes,
         sep="\n",

@@ -163,7 +163,8 @@ def encode_infer_response(
     response = response_type(model_name=model_name, model_version=model_version, id=request_id)
     for name in names:
         datatype = datatypes[name]
-        array = np.ascontiguousarray(outputs[name], dtype=DATATYPES[datatype])
+        # np.asarray, not np.ascontiguousarray: that one makes a 0-d output 1-d ([1])
+        array = np.asarray(outputs[name], dtype=DATATYPES[datatype], order="C")
         tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
         if raw:
             response.raw_output_contents.append(_raw_bytes(array))
