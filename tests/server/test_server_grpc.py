@@ -291,3 +291,24 @@ def test_cheap_requests_run_inline_when_idle_and_larger_ones_through_the_batcher
 
     for index, answer in enumerate(asyncio.run(fire(256))):
         np.testing.assert_allclose(answer, tf_reference[index % len(images)], atol=1e-5)
+
+
+def test_tflite_runs_inline_with_its_own_interpreter_on_the_event_loop(
+    digits_artifacts, held_out, tf_reference
+):
+    """TFLite interpreters are per thread: the event loop's own one is made before health says
+    SERVING, and requests that run there answer like those through the batcher."""
+    import httpx
+
+    images, _ = held_out
+    with running_server(digits_artifacts["tflite"]) as server:
+        batching = httpx.get(f"{server.url}/v2/models/{MODEL}").json()["parameters"]["batching"]
+        assert batching["inline_rows"] >= 1
+        client = triton.InferenceServerClient(server.grpc_address)
+        for index in range(8):
+            np.testing.assert_allclose(
+                _triton_infer(client, images[index : index + 1]),
+                tf_reference[index : index + 1],
+                atol=1e-5,
+            )
+        np.testing.assert_allclose(_triton_infer(client, images), tf_reference, atol=1e-5)

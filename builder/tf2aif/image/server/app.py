@@ -529,7 +529,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         grpc_endpoint = None
         if serve_grpc and options.grpc_port:
-            from tf2aif.image.server.grpc_service import start_server  # grpcio only when serving it
+            from tf2aif.image.server.grpc_service import (  # grpcio only when serving it
+                start_server,
+                warm_inline,
+            )
 
             try:
                 grpc_endpoint = await start_server(model, options)
@@ -540,7 +543,7 @@ def create_app(
             app.state.begin_draining = grpc_endpoint.begin_draining
         model.start(on_failure=on_failure)
         if grpc_endpoint is not None:
-            grpc_endpoint.readiness.follow(model)
+            grpc_endpoint.readiness.follow(model, then=lambda: warm_inline(model))
         yield
         if grpc_endpoint is not None:
             await grpc_endpoint.stop(options.graceful_timeout_s)

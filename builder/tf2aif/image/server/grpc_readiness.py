@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,12 +40,14 @@ class Readiness:
             await self.servicer.set(service, NOT_SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
 
-    def follow(self, model: ModelServer) -> None:
-        """Turn SERVING when the model's loading ends ready (NOT_SERVING if it failed). A thread
-        waits for the loading thread, so nothing polls and the event loop never blocks."""
+    def follow(self, model: ModelServer, then: Callable[[], None] = lambda: None) -> None:
+        """Turn SERVING when the model's loading ends ready (NOT_SERVING if it failed), after
+        running `then()` on the event loop. A thread waits for the loading thread, so nothing
+        polls and the event loop never blocks on it."""
         loop = asyncio.get_running_loop()
 
         def loaded() -> None:
+            then()
             task = loop.create_task(self._set(SERVING if model.ready else NOT_SERVING))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

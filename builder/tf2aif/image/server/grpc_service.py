@@ -23,6 +23,7 @@ from grpc import aio
 from tf2aif import __version__
 from tf2aif.image.artifact import TensorSpec
 from tf2aif.image.server.app import _infer_batch, _require_ready  # the HTTP path's own rules
+from tf2aif.image.server.backends.base import zeros_for
 from tf2aif.image.server.batching import InferenceFailed
 from tf2aif.image.server.errors import ApiError, ServerError
 from tf2aif.image.server.grpc_codec import (
@@ -36,7 +37,7 @@ from tf2aif.image.server.model import ModelServer
 from tf2aif.image.server.options import ServerOptions
 from tf2aif.image.server.protocol import check_inputs, check_outputs
 
-__all__ = ["GrpcEndpoint", "InferenceServicer", "start_server"]
+__all__ = ["GrpcEndpoint", "InferenceServicer", "start_server", "warm_inline"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,19 @@ class InferenceServicer:
         if status != 200:
             await context.abort(STATUS_CODES.get(status, grpc.StatusCode.INTERNAL), message)
         return result
+
+
+def warm_inline(model: ModelServer) -> None:
+    """Make the backend's per-thread runtime objects (TFLite interpreters, OpenVINO infer
+    requests) for the event loop's thread now, before health says SERVING, rather than on the
+    first request that runs inline; if that fails, requests go through the batcher."""
+    if not (model.ready and model.inline_rows and model.backend is not None):
+        return
+    try:
+        model.backend.run(zeros_for(model.info.inputs, 1))
+    except Exception:
+        log.exception("running on the event loop failed; every request goes to the batcher")
+        model.inline_rows = 0
 
 
 async def _run(model: ModelServer, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
