@@ -29,7 +29,10 @@ per call than 32 grpc.aio coroutines). The request bytes are serialized once, so
 does the same work for every server. "client %" is the share of its core the client process
 used during the throughput runs (wrk's, for JSON): well under 100%, the client was not what
 capped the rate. The onnxruntime row is the runtime called in-process on the server's CPU (same
-session settings): the floor a served request cannot go below. "server CPU us/req" is the
+session settings): the floor a served request cannot go below. Before every measurement the
+script waits until no server is busy (a server still answering the previous run's backlog
+would take CPU from the next one on the shared core), and each throughput round starts with
+another server. "server CPU us/req" is the
 CPU time the server's processes and threads used per request during the throughput runs
 (scheduler nanoseconds): on a shared machine it moves far less than wall-clock figures.
 
@@ -53,7 +56,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -449,15 +452,21 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
                 for name, server in servers.items():
                     key = (protocol, name)
                     runs[key], cpu[key], client[key] = [], [], []
+                    wait_idle(servers.values())
                     if protocol == "json":
                         latency[key] = bench.sequential_latency(server, body, headers, count)
                         bench.throughput(server, body, headers, 1, bench.CONCURRENCY)  # warm
                     else:
                         latency[key] = grpc_latency(grpc_ports[name], grpc_body, count)
                         grpc_throughput(grpc_ports[name], grpc_body, 1, bench.CONCURRENCY)
-            for _ in range(args.rounds):
+            names = list(servers)
+            for round_index in range(args.rounds):
+                # each round starts with another server, so none is always measured first
+                turn = round_index % len(names)
                 for protocol in protocols:
-                    for name, server in servers.items():
+                    for name in names[turn:] + names[:turn]:
+                        server = servers[name]
+                        wait_idle(servers.values())
                         cpu_before = process_tree_cpu(server.process.pid) or 0.0
                         client_before = client_cpu()
                         started = time.perf_counter()
@@ -493,6 +502,21 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
         for protocol in protocols
         for name in servers
     ]
+
+
+def wait_idle(servers: Iterable[bench.Process], timeout: float = 10) -> None:
+    """Wait until no server uses more than 5% of a core: one still working through the backlog
+    of the previous measurement (MLServer's queued JSON requests take seconds) would otherwise
+    take CPU from the next server measured on the same core."""
+    pids = [server.process.pid for server in servers]
+    deadline = time.monotonic() + timeout
+    before = sum(process_tree_cpu(pid) or 0.0 for pid in pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = sum(process_tree_cpu(pid) or 0.0 for pid in pids)
+        if now - before < 0.01:
+            return
+        before = now
 
 
 def _wait_grpc(port: int, body: bytes, timeout: float = 60) -> None:
