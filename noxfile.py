@@ -1,4 +1,4 @@
-"""Sessions: lint, unit, conversion, docker, tests (all), fuzz, bench.
+"""Sessions: lint, unit, conversion, flex, docker, tests (all), fuzz, bench.
 
 They run in the interpreter nox itself runs in (`.venv/bin/nox`, made by scripts/setup.sh):
 TensorFlow and the runtimes are too large to reinstall per session. `unit` runs every pure test
@@ -13,7 +13,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "flex"]
 
 PY = sys.executable  # the venv's python, whatever PATH says
 # Folders holding pure tests: no Docker, no conversion, no TensorFlow (tests/conversion,
@@ -52,6 +52,20 @@ def unit(session: nox.Session) -> None:
 @nox.session
 def conversion(session: nox.Session) -> None:
     session.run(PY, "-m", "pytest", "-q", "-m", "conversion", *session.posargs)
+
+
+@nox.session(venv_backend="venv")
+def flex(session: nox.Session) -> None:
+    """Select TF ops (Flex) conversions, checks and serving, on the TensorFlow that still links
+    the Flex delegate (2.18.1), in a venv of its own with the convert-tflite-flex image's pins
+    (about 2.8 GiB): the shared venv's newer TensorFlow cannot run these models."""
+    session.install(
+        "-r", "base_images/convert-tflite-flex/requirements.txt", "pytest", "hypothesis"
+    )
+    session.run(
+        "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        "tests/conversion/test_tflite_recurrent.py", *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session

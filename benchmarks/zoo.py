@@ -2,6 +2,7 @@
 
     PYTHONPATH=builder python benchmarks/zoo.py [--models a,b] [--variants tflite-int8,...]
                                                 [--work DIR] [--out docs/models.md]
+                                                [--option RUNTIME.KEY=JSON] [--python PY]
 
 Builds the zoo (examples/zoo) under --work, then for every model and every cpu variant
 (tf fp32; tflite, openvino, onnxruntime x fp32, fp16, int8) runs tf2aif's own conversion and
@@ -14,6 +15,12 @@ Per cell: converted or not (the one-line reason), conversion seconds, artifact s
 and top-1 agreement vs native TF, the int8 accuracy drop on the trained models, and the p50 of
 the converted model run in-process (batch 1, the runtime's own API with 2 threads) divided by the
 p50 of the native TF signature on the same input.
+
+`--option tflite.select_tf_ops=true` runs those cells with a recipe option set: their results are
+kept beside the default cells under `<variant>+<option>` (e.g. `tflite-fp32+select_tf_ops`), so
+the table shows both the default row (say, the predicted skip) and the option row (the fix,
+measured). `--python` runs the per-model processes with another interpreter, e.g. a venv with the
+TensorFlow that option needs (Select TF ops run only where the Flex delegate is: TF 2.18.1).
 
 One module, over 400 lines on purpose: one experiment (convert the zoo, measure, render
 the table), read top to bottom; the variants come from the recipes (cpu_variants.py) and the
@@ -60,6 +67,18 @@ def variant_name(runtime: str, precision: str) -> str:
     return f"{runtime}-{precision}"
 
 
+def option_label(values: dict[str, Any]) -> str:
+    """How a cell run with options is keyed: `+name` for a true flag, `+name=value` otherwise."""
+    parts = [k if v is True else f"{k}={json.dumps(v)}" for k, v in sorted(values.items())]
+    return "".join(f"+{p}" for p in parts)
+
+
+def cell_keys(cells: dict[str, Any], variant: str) -> list[str]:
+    """The result keys of one variant: the default cell first, then its option runs."""
+    extra = sorted(k for k in cells if k.startswith(variant + "+"))
+    return ([variant] if variant in cells else []) + extra
+
+
 # ---- one model, in a child process ------------------------------------------------------------
 
 
@@ -86,7 +105,8 @@ def run_model(
     reference = None
     for runtime, backend, precision in VARIANTS:
         variant = variant_name(runtime, precision)
-        if (variants and variant not in variants) or (keep_done and variant in results):
+        key = variant + option_label(options.get(runtime, {}))
+        if (variants and variant not in variants) or (keep_done and key in results):
             continue
         spec = replace(
             base,
@@ -96,16 +116,18 @@ def run_model(
             thresholds=gate(precision, model.trained),
             options=cpu_variants.recipe_options(runtime) | options.get(runtime, {}),
         )
-        cell = convert_cell(spec, work, work / "artifacts" / name / variant)
+        cell = convert_cell(spec, work, work / "artifacts" / name / key)
         if cell.get("artifact") and reference is None:
             reference = native_p50(work / model.path, work, name)
         if cell.get("artifact") and reference:
             cell["p50_ms"] = latency_p50(Path(cell["artifact"]), work, name)
             cell["p50_native_ms"] = reference
-        results[variant] = cell
+        if options.get(runtime):
+            cell["with_options"] = options[runtime]
+        results[key] = cell
         results_file.parent.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-        print(f"{name} {variant}: {cell['status']} {cell.get('reason', '')}", flush=True)
+        print(f"{name} {key}: {cell['status']} {cell.get('reason', '')}", flush=True)
 
 
 def convert_cell(spec: Any, work: Path, out: Path) -> dict[str, Any]:
@@ -142,6 +164,9 @@ def convert_cell(spec: Any, work: Path, out: Path) -> dict[str, Any]:
         "accuracy_drop": metrics.get("accuracy_drop"),
         "artifact": str(out),
         "options": {k: v for k, v in artifact.get("options", {}).items() if _scalar(v)},
+        # what a fallback candidate kept float, or every candidate tried when none passed
+        "fallback": fidelity.get("fallback", {}).get("summary"),
+        "fallback_failure": fidelity.get("fallback", {}).get("failure"),
     }
 
 
@@ -254,9 +279,8 @@ def render(work: Path) -> str:
     for model in MODELS:
         cells = results.get(model.name, {})
         for runtime, _, precision in VARIANTS:
-            variant = variant_name(runtime, precision)
-            if variant in cells:
-                lines.append(_row(model.name, variant, cells[variant]))
+            for key in cell_keys(cells, variant_name(runtime, precision)):
+                lines.append(_row(model.name, key, cells[key]))
     missing = [m.name for m in MODELS if m.name not in results]
     if missing:
         lines += ["", f"Not measured in this run: {', '.join(missing)}."]
@@ -283,28 +307,44 @@ def _unconverted(work: Path, results: dict[str, dict]) -> list[str]:
     for name, cells in results.items():
         model = work / by_name(name).path
         facts = inspect_model(model, digest=source_digest(model), cache_root=work)
-        predictions = {p.runtime: p for p in predict(facts, [v[0] for v in VARIANTS])}
+        keras_source = model.is_file()
         for runtime, _, precision in VARIANTS:
-            cell = cells.get(variant_name(runtime, precision))
-            if cell is None or cell["status"] == "ok":
-                continue
-            hit = predictions.get(runtime)
-            text = f"{hit.reason}; fix: {hit.fix}" if hit else cell.get("reason", "")
-            lines.append(
-                f"| {name} | {variant_name(runtime, precision)} | {'yes' if hit else 'no'} | "
-                f"{text.replace('|', '/')} |"
-            )
+            for key in cell_keys(cells, variant_name(runtime, precision)):
+                cell = cells[key]
+                if cell["status"] == "ok":
+                    continue
+                options = {runtime: cell.get("with_options", {})}
+                found = predict(facts, [runtime], options=options, keras_source=keras_source)
+                hit = found[0] if found else None
+                text = f"{hit.reason}; fix: {hit.fix}" if hit else cell.get("reason", "")
+                lines.append(
+                    f"| {name} | {key} | {'yes' if hit else 'no'} | {text.replace('|', '/')} |"
+                )
     return lines
 
 
 def _summary(results: dict[str, dict]) -> str:
-    cells = [cell for model in results.values() for cell in model.values()]
-    ok = sum(cell["status"] == "ok" for cell in cells)
-    gate = sum(cell["status"] == "gate" for cell in cells)
-    failed = sum(cell["status"] == "failed" for cell in cells)
+    """Default cells as the recipes build them; a cell that an option row fixes counts as fixed."""
+    cells = {(m, k): c for m, model in results.items() for k, c in model.items() if "+" not in k}
+    ok = sum(cell["status"] == "ok" for cell in cells.values())
+    gate = sum(cell["status"] == "gate" for cell in cells.values())
+    failed = sum(cell["status"] == "failed" for cell in cells.values())
+    fixed = {
+        (m, k.split("+")[0])
+        for m, model in results.items()
+        for k, c in model.items()
+        if "+" in k and c["status"] == "ok" and cells.get((m, k.split("+")[0]), c)["status"] != "ok"
+    }
+    with_options = (
+        f" With a recipe option set (rows `<variant>+<option>`), {len(fixed)} more cells pass, "
+        f"so {ok + len(fixed)} of {len(cells)} cells have a passing build."
+        if fixed
+        else ""
+    )
     return (
-        f"**{ok} of {len(cells)} cells converted and passed the gate**; {gate} converted but "
-        f"failed the gate; {failed} did not convert ({len(results)} models)."
+        f"**{ok} of {len(cells)} cells converted and passed the gate** with default options; "
+        f"{gate} converted but failed the gate; {failed} did not convert ({len(results)} "
+        f"models).{with_options}"
     )
 
 
@@ -316,6 +356,10 @@ def _row(model: str, variant: str, cell: dict[str, Any]) -> str:
     result = {"ok": "ok", "gate": "gate failed", "failed": "**not converted**"}[cell["status"]]
     if cell.get("reason"):
         result += ": " + cell["reason"].replace("|", "\\|")
+    if cell.get("fallback_failure"):
+        result += "; " + cell["fallback_failure"].replace("|", "\\|")
+    elif cell.get("fallback") and not cell["fallback"].endswith("all layers"):
+        result += f" ({cell['fallback']})"
     compute = cell.get("options", {}).get("compute_precision")
     if compute and compute != "f32":
         result += f" (computed in {compute})"
@@ -345,6 +389,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--models", help="comma-separated zoo models (default: all)")
     parser.add_argument("--variants", help="comma-separated variants, e.g. tflite-int8")
     parser.add_argument("--option", action="append", default=[], metavar="RUNTIME.KEY=JSON")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter of the per-model processes (e.g. a venv with TensorFlow 2.18.1 for "
+        "tflite.select_tf_ops, whose Flex delegate newer TensorFlow lacks)",
+    )
     parser.add_argument("--work", type=Path, default=REPO / ".zoo")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "models.md")
     parser.add_argument("--render-only", action="store_true")
@@ -375,7 +425,7 @@ def _run_child(name: str, args: argparse.Namespace) -> None:
     """One model per process, its converter noise in work/logs/<model>.log."""
     log = args.work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, __file__, "--work", str(args.work), "--one", name]
+    command = [args.python, __file__, "--work", str(args.work), "--one", name]
     if args.variants:
         command += ["--variants", args.variants]
     if args.keep_done:

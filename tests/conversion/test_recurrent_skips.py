@@ -71,7 +71,7 @@ def test_plan_json_skips_every_tflite_cell_with_reason_and_fix(lstm_model, tmp_p
     for cell in ("cpu/tflite/fp32", "cpu/tflite/fp16"):
         assert skipped[cell]["by_model"]
         assert "TensorListReserve" in skipped[cell]["reason"]
-        assert "unroll=True" in skipped[cell]["fix"]
+        assert "options.tflite.select_tf_ops: true" in skipped[cell]["fix"]
     images = data["images"]
     assert images and not [i for i in images if "tflite" in i["target"]]
     assert not [v for i in images for v in i["variants"] if "/tflite/" in v]
@@ -87,10 +87,10 @@ def test_validate_warns_and_plan_table_shows_the_fix(lstm_model, tmp_path, capsy
     file = project(tmp_path, MANIFEST, lstm_model)
     assert main(["validate", str(file)]) == 0
     out, _ = capsys.readouterr()
-    assert "warning" in out and "cpu/tflite/fp32" in out and "unroll=True" in out
+    assert "warning" in out and "cpu/tflite/fp32" in out and "select_tf_ops" in out
     assert main(["plan", str(file)]) == 0
     out, _ = capsys.readouterr()
-    assert "cpu/tflite/fp16" in out and "unroll" in out
+    assert "cpu/tflite/fp16" in out and "options.tflite.select_tf_op" in out  # folded by the table
 
 
 def test_an_include_of_the_ruled_out_cell_is_a_located_error(lstm_model, tmp_path, capsys):

@@ -4,7 +4,9 @@ own dockerd, BuildKit and cache) sharing only the registry on 127.0.0.1:5000.
 The demo's tflite images (fp32 + int8, each amd64 + arm64) are built as shards from
 `tf2aif ci matrix`: the convert shard and the amd64 shard on runner 1, the arm64 shard on
 runner 2, then `tf2aif release` merges them. A fresh runner 3 rebuilds the arm64 shard from the
-registry cache; a shard made to fail leaves every final tag where it was.
+registry cache (every step CACHED, the same image digests; the cold/warm ratio is recorded in
+runner-timings.json for docs/gitops.md, not asserted beyond "clearly faster": the machine's load
+decides the figure); a shard made to fail leaves every final tag where it was.
 
     flock /tmp/tf2aif-docker.lock pytest tests/integration/test_runners.py --run-docker
 """
@@ -89,7 +91,8 @@ def _ci(project: Path, host: str, vendor_map: Path, *args: str, record: Path | N
     path = record or project / ".tf2aif" / "shards" / f"{args[0]}.json"
     logs = STATE / "runner-logs"  # kept for reading after the run: timings, CACHED steps
     logs.mkdir(parents=True, exist_ok=True)
-    (logs / f"{path.stem}-{args[0]}-r{host.split('/r')[-1][0]}.log").write_text(
+    label = path.relative_to(project).with_suffix("").as_posix().replace("/", "-")
+    (logs / f"{label.lstrip('.')}-r{host.split('/r')[-1][0]}.log").write_text(
         proc.stdout + proc.stderr
     )
     return Run(proc=proc, seconds=seconds, record=json.loads(path.read_text()))
@@ -323,14 +326,25 @@ def test_a_fresh_runner_rebuilds_an_unchanged_shard_from_the_registry_cache(warm
     assert warm.proc.returncode == 0, warm.log[-4000:]
     cold = shards["build-arm64"]
     speedup = cold.seconds / warm.seconds
-    _save_timing(
-        "arm64 shard", {"cold_s": round(cold.seconds, 1), "warm_s": round(warm.seconds, 1)}
-    )
-    runs = re.findall(r"(?m)^#(\d+) \[[^\]]*\] RUN ", warm.log)
+    # the runtime base the cold shard pushed under its content address is taken as it is
+    assert "base-serve-tflite: " in warm.log and "not built again" in warm.log
+    assert "#1 [internal] load local bake definitions" in warm.log  # the server phase ran
+    steps = re.findall(r"(?m)^#(\d+) \[[^\]]*\] (?:RUN|COPY|ADD|WORKDIR) ", warm.log)
     cached = set(re.findall(r"(?m)^#(\d+) CACHED$", warm.log))
-    assert runs and set(runs) <= cached, "a RUN step executed on the fresh runner"
+    _save_timing(
+        "arm64 shard",
+        {
+            "cold_s": round(cold.seconds, 1),
+            "warm_s": round(warm.seconds, 1),
+            "ratio": round(speedup, 1),
+            "steps": len(set(steps)),
+            "cached": len(set(steps) & cached),
+        },
+    )
     assert "importing cache manifest from" in warm.log
-    assert speedup >= 5, f"cold {cold.seconds:.1f} s, warm {warm.seconds:.1f} s"
+    assert steps and set(steps) <= cached, "a build step executed on the fresh runner"
+    # no step ran, so only fixed costs remain; 3x holds on any load, the figure is the record's
+    assert speedup >= 3, f"cold {cold.seconds:.1f} s, warm {warm.seconds:.1f} s"
 
 
 def _blob(repository: str, digest: str) -> bytes:
@@ -365,7 +379,8 @@ def _files(layer: bytes) -> dict[str, tuple]:
 
 
 def test_two_engines_give_the_same_per_platform_digests(warm, shards):
-    """Identical image manifests, or every differing layer differs in file times only."""
+    """The fresh runner's images are byte for byte the cold runner's: same manifest digests.
+    Should they differ, the layers that do are named with what differs in them."""
     cold = {i["target"]: i for i in shards["build-arm64"].record["images"]}
     report = {}
     for image in warm.record["images"]:
@@ -374,11 +389,18 @@ def test_two_engines_give_the_same_per_platform_digests(warm, shards):
             report[image["target"]] = "identical"
             continue
         ma, mb = _manifest(IMAGE, a), _manifest(IMAGE, b)
-        assert len(ma["layers"]) == len(mb["layers"])
-        differing = []
-        for i, (la, lb) in enumerate(zip(ma["layers"], mb["layers"], strict=True)):
-            if la["digest"] != lb["digest"]:
-                assert _files(_blob(IMAGE, la["digest"])) == _files(_blob(IMAGE, lb["digest"]))
-                differing.append(i)
-        report[image["target"]] = f"layers {differing} differ in file times only"
+        differing = [
+            i
+            for i, (la, lb) in enumerate(zip(ma["layers"], mb["layers"], strict=True))
+            if la["digest"] != lb["digest"]
+        ]
+        same_files = all(
+            _files(_blob(IMAGE, ma["layers"][i]["digest"]))
+            == _files(_blob(IMAGE, mb["layers"][i]["digest"]))
+            for i in differing
+        )
+        report[image["target"]] = f"layers {differing} differ" + (
+            " in file times only" if same_files else " in content"
+        )
     _save_timing("arm64 digests, runner 2 vs runner 3", report)
+    assert set(report.values()) == {"identical"}, report

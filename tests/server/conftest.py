@@ -13,6 +13,18 @@ import pytest
 from tf2aif.image.artifact import ARTIFACT_FILE
 
 from .artifacts import RUNTIMES, make_artifacts
+from .serving import LIVE
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """A failing test's report carries the log of every server the tests still hold (the traceback a
+    500 or a hang left there)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in list(LIVE):
+            report.sections.append((f"server log {server.url} (last 20 kB)", server.logs(20_000)))
 
 
 @pytest.fixture(scope="session")

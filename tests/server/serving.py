@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tf2aif.bench.targets import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+# servers the tests still hold, so a failing test's report can carry their logs (see conftest.py)
+LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
 class ServerProcess:
@@ -49,6 +52,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [*prefix, *argv], env=env, stdout=self.output, stderr=subprocess.STDOUT, text=True
         )
+        LIVE.add(self)
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -66,11 +70,13 @@ class ServerProcess:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
-    def logs(self) -> str:
-        if self.process.poll() is None:
-            return "(still running)"
-        self.output.seek(0)
-        return self.output.read()
+    def logs(self, tail: int | None = None) -> str:
+        """What the server wrote so far (the last `tail` bytes), read without moving the file
+        offset the running server writes at."""
+        fd = self.output.fileno()
+        size = os.fstat(fd).st_size
+        start = 0 if tail is None else max(0, size - tail)
+        return os.pread(fd, size - start, start).decode(errors="replace")
 
     def metrics(self) -> dict[str, list]:
         """Samples by metric family name."""

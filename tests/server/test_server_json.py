@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given
 
 from tf2aif.image.artifact import TensorSpec
 from tf2aif.image.server import protocol
@@ -14,6 +17,7 @@ from tf2aif.image.server.errors import ApiError
 from tf2aif.image.server.protocol import InferRequest, encode_infer_response, parse_infer_request
 
 PROBS = TensorSpec(name="probs", datatype="FP32", shape=(-1, 3))
+PROBS_IN = TensorSpec(name="x", datatype="FP32", shape=(-1, 2))
 
 
 @pytest.fixture(params=["orjson", "json"], autouse=True)
@@ -49,17 +53,25 @@ def test_broken_json_gets_the_standard_library_wording():
     assert error.value.message.startswith("request body is not valid JSON: Expecting value")
 
 
-def _encoded(outputs: np.ndarray) -> dict:
+def _encoded(outputs: np.ndarray, spec: TensorSpec = PROBS) -> dict:
+    """The JSON answer for one output, parsed as strict JSON (a bare NaN fails)."""
     request = InferRequest(id="7", inputs={}, outputs=(), binary_output=False)
     body, header_length = encode_infer_response(
         model_name="m",
         model_version="1",
         request=request,
-        outputs={"probs": outputs},
-        specs=[PROBS],
+        outputs={spec.name: outputs},
+        specs=[spec],
     )
     assert header_length is None
-    return json.loads(body)
+    return _strict(body)
+
+
+def _strict(body: bytes) -> dict:
+    def refuse(word):
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
 
 
 def test_float32_outputs_come_back_bit_exact():
@@ -70,10 +82,42 @@ def test_float32_outputs_come_back_bit_exact():
     np.testing.assert_array_equal(decoded, outputs)
 
 
-def test_nonfinite_outputs_are_written_as_nan_and_infinity_not_null():
-    outputs = np.array([[np.nan, np.inf, 1.0]], dtype=np.float32)
+def test_nonfinite_outputs_are_written_as_proto3_json_words():
+    outputs = np.array([[np.nan, np.inf, -np.inf]], dtype=np.float32)
     data = _encoded(outputs)["outputs"][0]["data"]
-    assert np.isnan(data[0]) and data[1] == float("inf") and data[2] == 1.0
+    assert data == ["NaN", "Infinity", "-Infinity"]
+    decoded = np.array(data, dtype=np.float32)  # how tritonclient reads a JSON output
+    np.testing.assert_array_equal(decoded, outputs.reshape(-1))
+
+
+@pytest.mark.fuzz
+@given(
+    values=hnp.arrays(
+        dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4),
+    )
+)
+def test_every_float_output_is_strict_json_that_reads_back_exactly(values):
+    spec = TensorSpec(name="y", datatype=protocol._oip_name(values.dtype), shape=values.shape)
+    entry = _encoded(values, spec)["outputs"][0]
+    assert entry["shape"] == list(values.shape)
+    decoded = np.array(entry["data"], dtype=values.dtype).reshape(values.shape)
+    np.testing.assert_array_equal(decoded, values)  # NaN equals NaN here
+
+
+@pytest.mark.parametrize("words", ['["NaN", 1.0]', '["Infinity", "-Infinity"]'])
+def test_nonfinite_words_in_requests_meet_the_nonfinite_check(words):
+    parsed = parse_infer_request(_request(words))
+    with pytest.raises(ApiError) as error:
+        protocol.check_inputs(parsed.inputs, [PROBS_IN], allow_nonfinite=False)
+    assert "NaN or Inf" in error.value.message
+    protocol.check_inputs(parsed.inputs, [PROBS_IN], allow_nonfinite=True)
+
+
+def test_other_strings_in_float_data_are_still_refused():
+    with pytest.raises(ApiError) as error:
+        parse_infer_request(_request('["nan", 1.0]'))
+    assert "does not hold float32 values" in error.value.message
 
 
 def test_dumps_writes_numpy_values_either_way():
@@ -102,3 +146,19 @@ def test_only_slow_parsing_and_encoding_leave_the_event_loop():
         RequestedOutput(name="big", binary=True),
     )
     assert _json_values(request(False, *only_big_in_json), outputs) == 1000
+
+
+def test_plugin_answers_with_nan_become_strict_json():
+    answer = {
+        "label": "cat",
+        "score": np.float32("nan"),
+        "top": [np.inf, 1.5],
+        "x": np.array([[-np.inf]]),
+    }
+    safe = protocol.json_safe(answer)
+    assert _strict(json.dumps(safe, allow_nan=False).encode()) == {
+        "label": "cat",
+        "score": "NaN",
+        "top": ["Infinity", 1.5],
+        "x": [["-Infinity"]],
+    }

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from hypothesis import given
 
 from tf2aif.image.artifact import TensorSpec
 from tf2aif.image.server.errors import ApiError
 from tf2aif.image.server.protocol import (
+    DATATYPES,
     InferRequest,
     RequestedOutput,
     check_inputs,
@@ -215,3 +218,24 @@ def test_check_outputs_names_the_choices():
     check_outputs([RequestedOutput(name="probs", binary=True)], [PROBS])
     with pytest.raises(ApiError, match=r"unknown output 'prob' \(did you mean \"probs\"\?\)"):
         check_outputs([RequestedOutput(name="prob", binary=True)], [PROBS])
+
+
+@pytest.mark.fuzz
+@given(
+    shape=st.lists(
+        st.one_of(st.integers(0, 4), st.integers(0, 2**70), st.just(0)), min_size=0, max_size=6
+    ),
+    datatype=st.sampled_from(sorted(DATATYPES)),
+    values=st.integers(0, 3),
+)
+def test_any_declared_shape_parses_or_gets_a_400(shape, datatype, values):
+    """Zero-size shapes escape the value-count check; numpy must still be able to shape them."""
+    document = {
+        "inputs": [{"name": "x", "shape": shape, "datatype": datatype, "data": [1] * values}]
+    }
+    try:
+        request = parse_infer_request(json.dumps(document).encode())
+    except ApiError as error:
+        assert error.status == 400 and error.message.startswith("input 'x'")
+    else:
+        assert request.inputs["x"].shape == tuple(shape)

@@ -45,7 +45,7 @@ def test_dockerfile_follows_the_base_contract(folder):
 def test_the_common_folder_is_shared_not_a_base():
     assert COMMON_FOLDER == "common" and COMMON_FOLDER not in FOLDERS
     assert (ROOT / COMMON_FOLDER / "install.sh").read_text().startswith("#!/bin/sh\n")
-    assert len(FOLDERS) == 10
+    assert len(FOLDERS) == 12
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -89,8 +89,15 @@ def test_every_emitted_base_target_gets_the_common_context(tmp_path):
     plan = make_plan(resolve(load_manifest(file)[0], load_recipes(env={})), env={})
     targets = bake_dict(plan)["target"]
     bases = {name: t for name, t in targets.items() if name.startswith("base-")}
+    recipes = load_recipes(env={}).recipes
+    option_only = {  # bases a recipe option switches to (the full case sets none)
+        ref.base
+        for r in recipes
+        for images in r.option_images.values()
+        for ref in (images.converter, *images.platforms.values())
+    }
     assert {t["context"].rsplit("/", 1)[1] for t in bases.values()} == {
-        f for f in FOLDERS if f != "sbom-scanner"
+        f for f in FOLDERS if f != "sbom-scanner" and f not in option_only
     }  # every base the plan can use, the bench client's included
     for target in bases.values():
         assert target["contexts"] == {COMMON_CONTEXT: ".tf2aif/base_images/common"}

@@ -125,12 +125,14 @@ def test_base_folders_lists_every_shipped_base_with_its_vendor_default():
     assert folders == {
         "bench-client": "python:3.11-slim-bookworm",
         "convert-tf": "tensorflow/tensorflow:2.21.0",
+        "convert-tflite-flex": "python:3.11-slim-bookworm",
         "convert-vitis-ai": "xilinx/vitis-ai-tensorflow2-cpu:3.5.0",
         "serve-onnxruntime": "python:3.11-slim-bookworm",
         "serve-openvino": "openvino/ubuntu22_runtime:2025.3.0",
         "serve-tensorrt": "nvcr.io/nvidia/tensorrt:24.12-py3",
         "serve-tf": "tensorflow/tensorflow:2.21.0",
         "serve-tflite": "python:3.11-slim-bookworm",
+        "serve-tflite-flex": "python:3.11-slim-bookworm",
         "serve-vitis-ai": "xilinx/vitis-ai-runtime:3.5.0",
         "sbom-scanner": "python:3.11-slim-bookworm",
     }

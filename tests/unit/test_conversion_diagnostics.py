@@ -220,7 +220,7 @@ def test_recurrent_models_are_predicted_to_fail_on_tflite_only():
     predicted = predict(facts, ["tf", "tflite", "onnxruntime", "openvino"])
     assert [p.cell for p in predicted] == ["tflite/*"]
     assert "TensorListReserve" in predicted[0].reason
-    assert "unroll=True" in predicted[0].fix
+    assert "options.tflite.select_tf_ops: true" in predicted[0].fix
 
 
 def test_string_ops_rule_out_every_converted_runtime_but_tf():

@@ -69,7 +69,7 @@ def test_recurrent_facts_skip_every_tflite_cell_with_reason_and_fix(manifest):
         cell = skipped[f"cpu/tflite/{precision}"]
         assert cell.by_model
         assert "TensorListReserve" in cell.reason
-        assert "unroll=True" in cell.fix
+        assert "options.tflite.select_tf_ops: true" in cell.fix
     assert {v.runtime for v in resolution.variants} == {"tf", "onnxruntime", "openvino"}
 
 
@@ -89,7 +89,7 @@ def test_an_include_of_a_ruled_out_cell_is_a_located_error_with_reason_and_fix(m
     text = str(error.value)
     assert "targets.include[0]" in text
     assert "cpu/tflite/fp32 cannot be built" in text
-    assert "TensorListReserve" in text and "fix:" in text and "unroll=True" in text
+    assert "TensorListReserve" in text and "fix:" in text and "select_tf_ops" in text
 
 
 def test_stand_in_model_is_not_inspected_and_says_why(tmp_path):

@@ -16,7 +16,13 @@ from tf2aif.pipeline.manifest import load_manifest
 from tf2aif.pipeline.plan import make_plan
 from tf2aif.pipeline.recipes import load_recipes
 from tf2aif.pipeline.resolve import resolve
-from tf2aif.shards.bake import build_shard_bake, convert_shard_bake
+from tf2aif.shards.bake import (
+    base_ref,
+    build_shard_bake,
+    build_shard_bases_bake,
+    convert_shard_bake,
+)
+from tf2aif.shards.bases import base_addresses
 from tf2aif.shards.matrix import (
     artifact_ref,
     content_digest,
@@ -117,27 +123,93 @@ def _record(plan, shards, shard, stage, **items) -> ShardRecord:
 # -- bake files ------------------------------------------------------------------------------
 
 
+def _bases(plan, shard) -> dict[str, str]:
+    return {
+        s.base: f"{REPO}-bases@sha256:{'c' * 64}" for s in plan.serves if s.name in shard.serves
+    }
+
+
 def test_build_shard_builds_one_platform_from_registry_artifacts(project):
     plan, shards = project
     shard = find_shard(shards, "build-arm64")
     artifacts = {c: f"{REPO}-artifacts@sha256:{'a' * 64}" for c in shard.converts}
     staging = {s: f"{REPO}:staging-{s}" for s in shard.serves}
     bake = build_shard_bake(
-        plan, shard, artifacts=artifacts, staging=staging, fidelity={}, cache=True
+        plan,
+        shard,
+        artifacts=artifacts,
+        bases=_bases(plan, shard),
+        staging=staging,
+        fidelity={},
+        cache=True,
     )
     assert bake["group"] == {"default": {"targets": list(shard.serves)}}
-    assert not [t for t in bake["target"] if t.startswith("convert-")]  # never rebuilt here
+    assert set(bake["target"]) == set(shard.serves)  # no conversion, no base rebuilt here
     serve = bake["target"]["serve-cpu-arm-tflite-fp32"]
     assert serve["platforms"] == ["linux/arm64"]
     assert serve["contexts"]["artifact"] == f"docker-image://{REPO}-artifacts@sha256:{'a' * 64}"
+    assert serve["contexts"]["base"] == f"docker-image://{REPO}-bases@sha256:{'c' * 64}"
     assert serve["tags"] == [f"{REPO}:staging-serve-cpu-arm-tflite-fp32"]
     assert serve["output"] == ["type=image,push=true"]
-    assert serve["cache-to"] == [
-        f"type=registry,ref={REPO}-cache:serve-cpu-arm-tflite-fp32-arm64,mode=max"
-    ]
-    base = bake["target"][serve["contexts"]["base"].removeprefix("target:")]
-    assert base["platforms"] == ["linux/arm64"]
-    assert base["cache-from"] == [f"type=registry,ref={REPO}-cache:base-serve-tflite-arm64"]
+    own = f"{REPO}-cache:serve-cpu-arm-tflite-fp32-arm64"
+    assert serve["cache-to"] == [f"type=registry,ref={own},mode=max"]
+    # its own cache first, then every other image's of the shard
+    others = sorted(
+        f"{REPO}-cache:{s}-arm64" for s in shard.serves if s != "serve-cpu-arm-tflite-fp32"
+    )
+    assert serve["cache-from"] == [f"type=registry,ref={r}" for r in [own, *others]]
+    assert len(serve["cache-from"]) == len(shard.serves) > 1
+
+
+def test_build_shard_pushes_its_runtime_bases_first_without_provenance(project):
+    plan, shards = project
+    shard = find_shard(shards, "build-arm64")
+    names = list(_bases(plan, shard))
+    addresses = base_addresses(plan, names)
+    assert base_addresses(plan, names) == addresses  # a content address: stable
+    refs = {b: base_ref(plan, b, shard.platform, addresses[b]) for b in names}
+    hexdigest = addresses["base-serve-tflite"].removeprefix("sha256:")
+    assert refs["base-serve-tflite"] == f"{REPO}-bases:base-serve-tflite-arm64-{hexdigest}"
+    amd64 = base_ref(plan, "base-serve-tflite", "linux/amd64", addresses["base-serve-tflite"])
+    assert amd64 != refs["base-serve-tflite"]  # one image per platform
+    bake = build_shard_bases_bake(plan, shard, refs=refs, cache=True)
+    assert list(bake["target"]) == list(refs) == bake["group"]["default"]["targets"]
+    assert len(refs) > 1
+    for name, base in bake["target"].items():
+        assert len(refs[name].rsplit(":", 1)[1]) <= 128
+        assert base["platforms"] == ["linux/arm64"]
+        assert base["output"] == [f"type=image,name={refs[name]},push=true"]
+        assert base["attest"] == ["type=provenance,disabled=true"]
+        assert base["cache-from"][0] == f"type=registry,ref={REPO}-cache:{name}-arm64"
+        assert base["cache-to"] == [f"type=registry,ref={REPO}-cache:{name}-arm64,mode=max"]
+
+
+@pytest.mark.fuzz
+@given(
+    names=st.lists(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=160),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    platforms=st.lists(
+        st.sampled_from(["linux/amd64", "linux/arm64", "linux/arm/v7"]), min_size=1, unique=True
+    ),
+    address=st.binary(min_size=32, max_size=32).map(lambda b: f"sha256:{b.hex()}"),
+)
+def test_base_refs_are_valid_tags_that_keep_the_whole_content_address(
+    project, names, platforms, address
+):
+    plan, _ = project
+    refs = [base_ref(plan, n, p, address) for n in names for p in platforms]
+    for ref in refs:
+        repository, tag = ref.rsplit(":", 1)
+        assert repository == f"{REPO}-bases"
+        assert len(tag) <= 128 and tag.endswith(address.removeprefix("sha256:"))
+    short = [(n, p) for n in names for p in platforms if len(n) + len(p) < 50]
+    # names short enough to be kept whole never collide
+    kept = [base_ref(plan, n, p, address) for n, p in short]
+    assert len(set(kept)) == len(kept)
 
 
 def test_build_shard_pushes_by_digest_without_tags_on_other_drivers(project):
@@ -145,12 +217,19 @@ def test_build_shard_pushes_by_digest_without_tags_on_other_drivers(project):
     shard = find_shard(shards, "build-amd64")
     artifacts = {c: f"{REPO}-artifacts@sha256:{'b' * 64}" for c in shard.converts}
     bake = build_shard_bake(
-        plan, shard, artifacts=artifacts, by_digest=True, fidelity={"convert-tflite-fp32": "{}"}
+        plan,
+        shard,
+        artifacts=artifacts,
+        bases=_bases(plan, shard),
+        by_digest=True,
+        fidelity={"convert-tflite-fp32": "{}"},
+        output_suffix=",rewrite-timestamp=true",
     )
     serve = bake["target"]["serve-cpu-arm-tflite-fp32"]
     assert "tags" not in serve
     assert serve["output"] == [
         f"type=image,name={REPO},push-by-digest=true,name-canonical=true,push=true"
+        ",rewrite-timestamp=true"
     ]
     assert serve["labels"]["io.tf2aif.fidelity"] == "{}"
     assert "cache-from" not in serve

@@ -228,6 +228,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
         table.add_row(*rows)
     console.print(table)
+    for line in option_lines(plan):
+        console.print(line, markup=False, highlight=False)
     if plan.skipped:
         skipped = Table(title="skipped cells", title_justify="left")
         for column in ("cell", "reason", "fix"):
@@ -235,10 +237,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for cell in plan.skipped:
             skipped.add_row(cell.id, cell.reason, cell.fix)
         console.print(skipped)
-    from tf2aif.pipeline.model_inspect import gated_output_line
+    from tf2aif.pipeline.model_inspect import fallback_line, gated_output_line
 
     console.print(gated_output_line(plan))
+    console.print(fallback_line(plan))
     return 0
+
+
+def option_lines(plan) -> list[str]:
+    """Per image, the options its conversion runs with and the base images an option chose (why)."""
+    lines = []
+    for serve in plan.serves:
+        variant = next(v for v in plan.variants if v.id == serve.variants[0])
+        chosen = {
+            k: v for k, v in variant.options.items() if v is not False and v is not None and v != ""
+        }
+        if chosen:
+            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in chosen.items())
+            lines.append(f"{serve.name}: options {shown}")
+        base = next(b for b in plan.bases if b.name == serve.base)
+        prefix = "io.tf2aif.option."
+        for label, reason in serve.labels.items():
+            if label.startswith(prefix):
+                lines.append(
+                    f"{serve.name}: options.{serve.runtime}.{label[len(prefix) :]} serves on "
+                    f"base {base.folder}: {reason}"
+                )
+    return lines
 
 
 def plan_json(plan) -> dict[str, Any]:

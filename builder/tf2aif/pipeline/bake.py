@@ -199,6 +199,7 @@ _IMAGE_COMMON = (
     "errors.py",
     "image/__init__.py",
     "image/artifact.py",
+    "image/flex.py",
     "image/plugins.py",
 )
 STAGE_LIBS: Mapping[str, tuple[str, ...] | None] = {

@@ -244,7 +244,10 @@ def fidelity_labels(artifact_dir: Path) -> dict[str, str]:
     if not report.is_file():
         return {}
     data = json.loads(report.read_text())
-    return {"io.tf2aif.fidelity": json.dumps(data, sort_keys=True, separators=(",", ":"))}
+    labels = {"io.tf2aif.fidelity": json.dumps(data, sort_keys=True, separators=(",", ":"))}
+    if "fallback" in data:  # what a precision-fallback candidate kept float
+        labels["io.tf2aif.precision.detail"] = data["fallback"]["summary"]
+    return labels
 
 
 def run_build(

@@ -34,7 +34,6 @@ from tf2aif.errors import DigestError
 __all__ = [
     "CONTENT_DIGEST_LABEL",
     "NOT_INPUT_LABELS",
-    "DigestError",
     "context_files",
     "image_digest",
     "image_digests",

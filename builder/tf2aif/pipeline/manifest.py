@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
-from tf2aif.image.convert.spec import PluginRef, Thresholds
+from tf2aif.image.convert.spec import OutputThresholds, PluginRef, Thresholds
 from tf2aif.pipeline.digests import tree_digest
 from tf2aif.pipeline.recipes import RecipeSet
 from tf2aif.pipeline.yamlfile import (
@@ -39,6 +39,7 @@ __all__ = [
     "ServeSettings",
     "Targets",
     "load_manifest",
+    "output_thresholds",
     "schema_default",
 ]
 
@@ -414,7 +415,23 @@ def _deref(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, A
 def _thresholds(block: Mapping[str, Any]) -> Thresholds:
     keys = ("atol", "rtol", "min_top1_agreement", "max_accuracy_drop")
     named = {"class_output": str(block["class_output"])} if "class_output" in block else {}
-    return Thresholds(**{k: float(block[k]) for k in keys if k in block}, **named)
+    if "fallback" in block:
+        named["fallback"] = bool(block["fallback"])
+    return Thresholds(
+        **{k: float(block[k]) for k in keys if k in block},
+        **named,
+        outputs=output_thresholds(block.get("outputs", {})),
+    )
+
+
+def output_thresholds(block: Mapping[str, Mapping[str, Any]]) -> tuple[OutputThresholds, ...]:
+    """`fidelity.outputs` (name -> {atol, rtol}), sorted by output name."""
+    return tuple(
+        OutputThresholds(
+            name=str(name), **{k: float(limits[k]) for k in ("atol", "rtol") if k in limits}
+        )
+        for name, limits in sorted(block.items())
+    )
 
 
 def _pattern(block: Mapping[str, Any], path: str) -> CellPattern:

@@ -5,7 +5,10 @@ set of TensorFlow ops in its graph and functions. The facts are cached as JSON u
 `<root>/.tf2aif/inspect/<digest>.json`, keyed by the model's content digest, so `plan` and
 `validate` pay for TensorFlow once per model version. `predict` turns the facts into the cells a
 runtime cannot serve, each with the reason and the fix, from what the converters are known to
-reject (measured on the conformance zoo, docs/models.md).
+reject (measured on the conformance zoo, docs/models.md). A fix names the recipe option that
+makes the cell convert where there is one (e.g. `options.tflite.select_tf_ops: true`); with that
+option set the cell is no longer predicted, and `option_issues` refuses an option the model
+cannot use (e.g. unrolling a SavedModel, or a sequence without a fixed length).
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from typing import Any
 __all__ = [
     "CACHE_DIR",
     "ModelFacts",
+    "OptionIssue",
     "Prediction",
     "TensorFacts",
     "facts_from_saved_model",
     "facts_or_why_not",
+    "fallback_line",
     "gated_output_line",
+    "dynamic_lengths",
     "inspect_model",
+    "option_issues",
     "predict",
 ]
 
@@ -80,6 +87,20 @@ class Prediction:
     runtime: str
     reason: str
     fix: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptionIssue:
+    """An option set in the manifest that this model cannot use: options.<runtime>.<option>."""
+
+    runtime: str
+    option: str
+    message: str
+
+
+# the recipe options that make a recurrent model convert on TFLite (recipes/tflite/recipe.yaml)
+SELECT_TF_OPS = "select_tf_ops"
+UNROLL_RECURRENT = "unroll_recurrent"
 
 
 def inspect_model(
@@ -160,27 +181,36 @@ def _add_called(node: Any, functions: Mapping[str, Any], ops: set[str], seen: se
                 _add_called(inner, functions, ops, seen)
 
 
-def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...]:
-    """The runtimes (of those planned) that cannot serve this model, with reason and fix."""
+def predict(
+    facts: ModelFacts,
+    runtimes: Iterable[str],
+    *,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    keras_source: bool = False,
+) -> tuple[Prediction, ...]:
+    """The runtimes (of those planned) that cannot serve this model, with reason and fix.
+
+    `options` are the manifest's `options` by runtime; `keras_source` says the model is a .keras
+    file (its layers can be rebuilt, e.g. unrolled).
+    """
+    options = options or {}
     found = []
     strings = sorted(op for op in facts.ops if op.startswith(STRING_OP_PREFIXES))
     string_inputs = [t.name for t in facts.inputs if t.dtype == "string"]
     lists = sorted(facts.ops & TENSOR_LIST_OPS)
     for runtime in sorted(set(runtimes)):
-        if runtime == "tflite" and lists:
+        if runtime == "tflite" and lists and not _recurrent_handled(facts, options, keras_source):
             found.append(
                 Prediction(
                     cell="tflite/*",
                     runtime=runtime,
                     reason=(
                         f"a recurrent layer (While loop over {', '.join(lists)}): the TFLite "
-                        "converter lowers it only with a static element shape, else it needs "
-                        "Select TF ops (Flex), which the LiteRT interpreter does not carry"
+                        "converter lowers it to builtin ops only with a static element shape, "
+                        "else it needs Select TF ops (Flex), which the LiteRT interpreter does "
+                        "not carry"
                     ),
-                    fix=(
-                        "serve it with onnxruntime or openvino, or build the layer with "
-                        "unroll=True and a fixed sequence length"
-                    ),
+                    fix=_recurrent_fix(facts, keras_source),
                 )
             )
         if strings and runtime in ("tflite", "onnxruntime", "openvino"):
@@ -215,6 +245,67 @@ def predict(facts: ModelFacts, runtimes: Iterable[str]) -> tuple[Prediction, ...
     return tuple(found)
 
 
+def _recurrent_handled(
+    facts: ModelFacts, options: Mapping[str, Mapping[str, Any]], keras_source: bool
+) -> bool:
+    tflite = options.get("tflite", {})
+    if tflite.get(SELECT_TF_OPS) is True:
+        return True
+    return tflite.get(UNROLL_RECURRENT) is True and keras_source and not dynamic_lengths(facts)
+
+
+def _recurrent_fix(facts: ModelFacts, keras_source: bool) -> str:
+    fix = (
+        f"set options.tflite.{SELECT_TF_OPS}: true (keeps these as TensorFlow ops; the image "
+        "then serves with TensorFlow's Flex delegate, about 1.4 GB larger than with LiteRT)"
+    )
+    if keras_source and not dynamic_lengths(facts):
+        fix += (
+            f", or options.tflite.{UNROLL_RECURRENT}: true (rebuilds the recurrent layers "
+            "with unroll=True: builtin ops on plain LiteRT)"
+        )
+    elif keras_source:
+        fix += (
+            f"; options.tflite.{UNROLL_RECURRENT}: true needs a fixed sequence length "
+            f"(dynamic: {', '.join(dynamic_lengths(facts))})"
+        )
+    return fix + "; or serve it with runtime onnxruntime or openvino"
+
+
+def dynamic_lengths(facts: ModelFacts) -> tuple[str, ...]:
+    """The inputs whose length is not fixed (a dynamic dimension past the batch): unrolling a
+    recurrent layer needs every one fixed. Empty when all are."""
+    return tuple(t.name for t in facts.inputs if any(d < 0 for d in t.shape[1:]))
+
+
+def option_issues(
+    facts: ModelFacts | None, options: Mapping[str, Mapping[str, Any]], *, keras_source: bool
+) -> tuple[OptionIssue, ...]:
+    """Options set true that this model cannot use, each with what to do instead."""
+    tflite = options.get("tflite", {})
+    if tflite.get(UNROLL_RECURRENT) is not True:
+        return ()
+    if not keras_source:
+        message = (
+            f"{UNROLL_RECURRENT} rebuilds the model from its Keras layer config, which a "
+            "SavedModel does not keep: point model.path at the .keras file, or set "
+            f"options.tflite.{SELECT_TF_OPS}: true instead"
+        )
+        return (OptionIssue(runtime="tflite", option=UNROLL_RECURRENT, message=message),)
+    dynamic = dynamic_lengths(facts) if facts else ()
+    if facts and facts.ops & TENSOR_LIST_OPS and dynamic:
+        shapes = ", ".join(
+            f"{t.name} {list(t.shape)}" for t in facts.inputs if t.name in set(dynamic)
+        )
+        message = (
+            f"{UNROLL_RECURRENT} needs a fixed sequence length, and the model's input is "
+            f"dynamic ({shapes}; -1 = any): give keras.Input a fixed length, or set "
+            f"options.tflite.{SELECT_TF_OPS}: true instead"
+        )
+        return (OptionIssue(runtime="tflite", option=UNROLL_RECURRENT, message=message),)
+    return ()
+
+
 def facts_or_why_not(
     model: Path, *, digest: str, cache_root: Path, remember: bool = True
 ) -> tuple[ModelFacts | None, str]:
@@ -242,15 +333,51 @@ def facts_or_why_not(
 
 
 def gated_output_line(plan: Any) -> str:
-    """Which output top-1 agreement and accuracy are judged on, as the plan shows it."""
+    """Which output top-1 agreement and accuracy are judged on, and any per-output limits."""
     named = {v.thresholds.class_output for v in plan.variants if v.thresholds.class_output}
     if named:
-        return f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
-    return (
-        "fidelity gate: top-1 and accuracy on the [1, K] output named like "
-        "probabilities/logits/scores, else the one whose rows are probabilities, else the first "
-        "(set fidelity.class_output to choose)"
-    )
+        line = f"fidelity gate: top-1 and accuracy on output {', '.join(sorted(named))}"
+    else:
+        line = (
+            "fidelity gate: top-1 and accuracy on the [1, K] output named like "
+            "probabilities/logits/scores, else the one whose rows are probabilities, else the "
+            "first (set fidelity.class_output to choose)"
+        )
+    limits = {
+        f"{o.name} "
+        + ", ".join(
+            f"{k} <= {v:g}" for k, v in (("atol", o.atol), ("rtol", o.rtol)) if v is not None
+        )
+        for v in plan.variants
+        for o in v.thresholds.outputs
+    }
+    return line + (f"; per output: {'; '.join(sorted(limits))}" if limits else "")
+
+
+def fallback_line(plan: Any) -> str:
+    """Which quantized variants may publish a more-float fallback candidate (see fallback)."""
+    from tf2aif.image.convert.fallback import candidates_for
+    from tf2aif.image.convert.registry import fallbacks
+
+    allowed, off = [], []
+    for v in plan.variants:
+        offered = fallbacks(v.backend, v.precision)
+        if not offered:
+            continue
+        tried = candidates_for(v.precision, offered, allowed=v.thresholds.fallback_allowed)
+        cell = f"{v.runtime}-{v.precision}"
+        if len(tried) > 1:
+            allowed.append(f"{cell} ({' > '.join(tried)})")
+        else:
+            off.append(cell)
+    parts = []
+    if allowed:
+        parts.append("precision fallback on gate failure: " + ", ".join(dict.fromkeys(allowed)))
+    if off:
+        parts.append("precision fallback off: " + ", ".join(dict.fromkeys(off)))
+    if not parts:
+        return "precision fallback: no variant offers one"
+    return "; ".join(parts) + " (fidelity.fallback: false turns it off)"
 
 
 def _signature_tensors(tensors: Mapping[str, Any]) -> tuple[TensorFacts, ...]:

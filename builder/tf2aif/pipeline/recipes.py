@@ -21,7 +21,9 @@ from tf2aif.pipeline.yamlfile import load_file, load_schema, schema_issues
 from tf2aif.resources import data_dir
 
 __all__ = [
+    "BACKEND_FLAGS",
     "ImageRef",
+    "OptionImages",
     "Platform",
     "Recipe",
     "RecipeSet",
@@ -54,6 +56,16 @@ class ImageRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OptionImages:
+    """The base images a variant converts and serves on when a manifest sets this option true."""
+
+    reason: str  # why: shown by plan and in the image labels (e.g. a bigger runtime)
+    converter: ImageRef
+    platforms: Mapping[str, ImageRef]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
     name: str
     runtime: str
@@ -66,6 +78,7 @@ class Recipe:
     options: Mapping[str, Any] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    option_images: Mapping[str, OptionImages] = field(default_factory=dict)
 
 
 # Options a converter backend reads that no recipe gives a default for (see tf2aif.image.convert.backends).
@@ -77,6 +90,11 @@ BACKEND_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "tflite": ("int8_io",),
         "vitis-ai": ("arch_json", "card", "dpu_arch"),
     }
+)
+# Backend options that are true/false and off unless a manifest sets them (left out of the
+# conversion spec when unset, so adding one changes no existing image).
+BACKEND_FLAGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"tflite": ("select_tf_ops", "unroll_recurrent")}
 )
 
 
@@ -102,9 +120,21 @@ class RecipeSet:
             name
             for r in self.recipes
             if r.runtime == runtime
-            for name in (*r.options, *BACKEND_OPTIONS.get(r.backend, ()))
+            for name in (
+                *r.options,
+                *BACKEND_OPTIONS.get(r.backend, ()),
+                *BACKEND_FLAGS.get(r.backend, ()),
+            )
         }
         return tuple(sorted(names))
+
+    def option_defaults(self, runtime: str) -> dict[str, Any]:
+        """The defaults `runtime`'s recipes give their options (their type is the option's type)."""
+        defaults: dict[str, Any] = {}
+        for r in self.recipes:
+            if r.runtime == runtime:
+                defaults |= dict.fromkeys(BACKEND_FLAGS.get(r.backend, ()), False) | dict(r.options)
+        return defaults
 
     def platforms_of(self, runtime: str) -> tuple[str, ...]:
         return tuple(sorted({p for r in self.recipes if r.runtime == runtime for p in r.platforms}))
@@ -192,6 +222,19 @@ def _load_recipe(file: Path) -> Recipe:
         options=MappingProxyType(dict(data.get("options", {}))),
         reasons=MappingProxyType(dict(data.get("reasons", {}))),
         labels=MappingProxyType(dict(data.get("labels", {}))),
+        option_images=MappingProxyType(
+            {
+                name: OptionImages(
+                    reason=spec["reason"],
+                    converter=ImageRef(**spec["converter"]),
+                    platforms=MappingProxyType(
+                        {p: ImageRef(**ref) for p, ref in sorted(spec["platforms"].items())}
+                    ),
+                    labels=MappingProxyType(dict(spec.get("labels", {}))),
+                )
+                for name, spec in sorted(data.get("option_images", {}).items())
+            }
+        ),
     )
 
 
@@ -211,6 +254,21 @@ def _check(recipe_set: RecipeSet) -> None:
                 )
             problems += _missing_base(recipe, ref.base, recipe_set.base_images)
         problems += _missing_base(recipe, recipe.converter.base, recipe_set.base_images)
+        for option, images in recipe.option_images.items():
+            flags = {*BACKEND_FLAGS.get(recipe.backend, ()), *recipe.options}
+            if option not in flags:
+                problems.append(
+                    f"recipe {recipe.name!r}: option_images.{option} is not an option of backend "
+                    f"{recipe.backend!r} ({', '.join(sorted(flags)) or 'none'})"
+                )
+            missing = sorted(set(recipe.platforms) - set(images.platforms))
+            if missing:
+                problems.append(
+                    f"recipe {recipe.name!r}: option_images.{option} has no image for "
+                    f"{', '.join(missing)}"
+                )
+            for ref in (images.converter, *images.platforms.values()):
+                problems += _missing_base(recipe, ref.base, recipe_set.base_images)
     if problems:
         raise RecipeError("invalid recipes:\n" + "\n".join(f"  {p}" for p in problems))
 

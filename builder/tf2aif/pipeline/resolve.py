@@ -22,11 +22,19 @@ from typing import Any
 from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
 from tf2aif.image.convert.spec import Thresholds
 from tf2aif.pipeline.manifest import TAG_MAX, CellPattern, Manifest, Targets, _targets
-from tf2aif.pipeline.model_inspect import ModelFacts, Prediction, predict
+from tf2aif.pipeline.model_inspect import ModelFacts, Prediction, option_issues, predict
 from tf2aif.pipeline.recipes import ImageRef, Recipe, RecipeSet
 from tf2aif.pipeline.yamlfile import LoadedYaml, matches, short
 
-__all__ = ["Resolution", "SkippedCell", "Variant", "name_issues", "raw_issues", "resolve"]
+__all__ = [
+    "Resolution",
+    "SkippedCell",
+    "Variant",
+    "name_issues",
+    "output_name_issues",
+    "raw_issues",
+    "resolve",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,12 +96,25 @@ def resolve(
         raise ManifestError(issues, file=str(manifest.file))
     t = manifest.targets
     runtimes = {*t.runtimes, *(p.runtime for p in t.include)}
-    predictions = predict(model_facts, runtimes) if model_facts else ()
+    keras_source = manifest.model.kind == "keras"
+    predictions = (
+        predict(model_facts, runtimes, options=manifest.options, keras_source=keras_source)
+        if model_facts
+        else ()
+    )
     cells, skipped, issues = _cells(t, recipes, manifest.location, predictions)
+    issues += [
+        ManifestIssue(
+            location=manifest.location(("options", i.runtime, i.option)), message=i.message
+        )
+        for i in option_issues(model_facts, manifest.options, keras_source=keras_source)
+        if i.runtime in runtimes
+    ]
     variants = {cell: _variant(manifest, recipes, cell, vendor_map) for cell in cells}
     issues += _needs_calibration(
         manifest.targets, manifest.calibration is not None, cells, manifest.location
     )
+    issues += output_name_issues(manifest, model_facts)
     issues += _tag_issues(manifest, variants.values())
     if not variants and not issues:
         issues.append(_empty(manifest.location))
@@ -235,6 +256,12 @@ def _variant(
     recipe: Recipe = recipes.serving(runtime, platform)  # type: ignore[assignment]
     info = recipes.platforms[platform]
     options = {**recipe.options, **manifest.options.get(runtime, {})}
+    converter_image, runtime_image = recipe.converter, recipe.platforms[platform]
+    labels = dict(recipe.labels)
+    for option, images in recipe.option_images.items():
+        if options.get(option) is True:  # later options in name order win a clash
+            converter_image, runtime_image = images.converter, images.platforms[platform]
+            labels |= {**images.labels, f"io.tf2aif.option.{option}": images.reason}
     return Variant(
         platform=platform,
         runtime=runtime,
@@ -244,11 +271,11 @@ def _variant(
         accelerator=info.accelerator,
         backend=recipe.backend,
         converter_input=recipe.converter_input,
-        converter_image=_mapped(recipe.converter, vendor_map),
-        runtime_image=_mapped(recipe.platforms[platform], vendor_map),
+        converter_image=_mapped(converter_image, vendor_map),
+        runtime_image=_mapped(runtime_image, vendor_map),
         options=MappingProxyType(dict(sorted(options.items()))),
         thresholds=_thresholds_for(manifest, cell),
-        labels=recipe.labels,
+        labels=MappingProxyType(dict(sorted(labels.items()))),
     )
 
 
@@ -260,9 +287,30 @@ def _thresholds_for(manifest: Manifest, cell: tuple[str, str, str]) -> Threshold
     thresholds = manifest.thresholds
     for override in manifest.fidelity_overrides:
         if override.match.matches(*cell):
-            changed = {k: v for k, v in vars(override.thresholds).items() if v is not None}
+            changed = {k: v for k, v in vars(override.thresholds).items() if v not in (None, ())}
             thresholds = replace(thresholds, **changed)
     return thresholds
+
+
+def output_name_issues(manifest: Manifest, facts: ModelFacts | None) -> list[ManifestIssue]:
+    """`fidelity.class_output` and `fidelity.outputs` name outputs the model has."""
+    if facts is None:
+        return []
+    names = [tensor.name for tensor in facts.outputs]
+    named: list[tuple[tuple[str, ...], str]] = [
+        (("fidelity", "outputs", o.name), o.name) for o in manifest.thresholds.outputs
+    ]
+    if manifest.thresholds.class_output is not None:
+        named.insert(0, (("fidelity", "class_output"), manifest.thresholds.class_output))
+    return [
+        ManifestIssue(
+            location=manifest.location(path, key=path[-1] != "class_output"),
+            message=f"{name!r} is not an output of the model{did_you_mean(name, names)}; "
+            f"its outputs are: {', '.join(names)}",
+        )
+        for path, name in named
+        if name not in names
+    ]
 
 
 def _needs_calibration(
@@ -390,7 +438,15 @@ def name_issues(data: Any, recipes: RecipeSet, locate: Locate) -> list[ManifestI
             )
         elif isinstance(values, Mapping):
             accepted = recipes.option_names(runtime)
-            for name in values:
+            defaults = recipes.option_defaults(runtime)
+            for name, value in values.items():
+                if isinstance(defaults.get(name), bool) and not isinstance(value, bool):
+                    issues.append(
+                        ManifestIssue(
+                            location=locate(("options", runtime, name)),
+                            message=f"options.{runtime}.{name} is true or false, not {short(value)}",
+                        )
+                    )
                 if name not in accepted:
                     where = locate(("options", runtime, name), key=True)
                     choices = (

@@ -56,7 +56,7 @@ ACCELERATOR_RUNNERS: Mapping[str, str] = MappingProxyType(
     {"nvidia-gpu": "gpu", "nvidia-jetson": "jetson", "xilinx-alveo": "alveo"}
 )
 CONVERT_RUNNER = "amd64"  # conversions run on $BUILDPLATFORM: any amd64 runner
-_MAX_TAG = 128
+MAX_TAG = 128
 
 
 class Split(str, enum.Enum):
@@ -228,8 +228,8 @@ def artifact_ref(plan: Plan, convert: ConvertTarget, address: str | None = None)
     """The tag a conversion's artifact is pushed under: its content address, never moved."""
     hexdigest = (address or conversion_address(plan, convert)).removeprefix("sha256:")
     tag = f"{convert.name}-{hexdigest}"
-    if len(tag) > _MAX_TAG:
-        tag = f"{convert.name[: _MAX_TAG - 65]}-{hexdigest}"
+    if len(tag) > MAX_TAG:
+        tag = f"{convert.name[: MAX_TAG - 65]}-{hexdigest}"
     return f"{artifact_repository(plan)}:{tag}"
 
 

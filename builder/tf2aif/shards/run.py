@@ -4,9 +4,9 @@ Convert shard: a conversion whose content address is already in the registry is 
 the others run once (local phase: artifact folder + fidelity gate), then the same targets, all
 cache hits, are pushed as one image per conversion under its content address.
 Build shard: every artifact it needs must already be in the registry (else the shard fails
-before building anything); the server targets are built for the shard's platform only and
-pushed by digest (builders that can) or under a staging tag (the docker driver), never under a
-final tag.
+before building anything); its runtime bases are built and pushed first, then the server targets
+take base and artifact by digest, are built for the shard's platform only and pushed by digest
+(builders that can) or under a staging tag (the docker driver), never under a final tag.
 """
 
 from __future__ import annotations
@@ -15,12 +15,17 @@ import json
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tf2aif import __version__
-from tf2aif.pipeline.bake import ARTIFACTS_DIR, bake_json, write_build_dir
+from tf2aif.pipeline.bake import (
+    ARTIFACTS_DIR,
+    bake_json,
+    write_build_dir,
+)
 from tf2aif.pipeline.build import (
     BuildOptions,
     Result,
@@ -29,10 +34,16 @@ from tf2aif.pipeline.build import (
     probe_buildx,
     run_phase,
 )
-from tf2aif.pipeline.imagetools import inspect_config_argv, inspect_raw_argv, raw_digest
+from tf2aif.pipeline.imagetools import raw_digest
 from tf2aif.pipeline.plan import BUILD_DIR, Plan
 from tf2aif.pipeline.publish import PublishTarget, staging_tag
-from tf2aif.shards.bake import FIDELITY_LABEL, build_shard_bake, convert_shard_bake, fidelity_label
+from tf2aif.shards.bake import (
+    FIDELITY_LABEL,
+    build_shard_bake,
+    convert_shard_bake,
+    fidelity_label,
+)
+from tf2aif.shards.bases import push_bases
 from tf2aif.shards.matrix import (
     ARTIFACT_LABEL,
     BuildShard,
@@ -44,56 +55,13 @@ from tf2aif.shards.matrix import (
     conversion_address,
 )
 from tf2aif.shards.record import ShardConversion, ShardImage, ShardRecord, now_utc
+from tf2aif.shards.registry import artifact_fidelity, pinned_artifact, platform_manifest
 
-__all__ = ["artifact_fidelity", "platform_manifest", "run_build_shard", "run_convert_shard"]
+__all__ = ["run_build_shard", "run_convert_shard"]
 
 LineSink = Callable[[str], None]
 Lookup = Callable[[str], str | None]
-
-
-def _inspect_raw(reference: str) -> dict[str, Any] | None:
-    proc = subprocess.run(inspect_raw_argv(reference), capture_output=True, timeout=120)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
-
-
-def platform_manifest(repository: str, digest: str, platform: str) -> str | None:
-    """The image manifest of `platform` in what was pushed (an index with attestations, or a
-    plain manifest)."""
-    data = _inspect_raw(f"{repository}@{digest}")
-    if data is None:
-        return None
-    if "manifests" not in data:
-        return digest
-    os_name, arch, *variant = platform.split("/")
-    for item in data["manifests"]:
-        spec = item.get("platform") or {}
-        annotations = item.get("annotations") or {}
-        if "vnd.docker.reference.type" in annotations:
-            continue  # an attestation manifest
-        if (spec.get("os"), spec.get("architecture")) == (os_name, arch) and (
-            not variant or spec.get("variant") == variant[0]
-        ):
-            return item["digest"]
-    return None
-
-
-def artifact_fidelity(reference: str) -> dict[str, Any]:
-    """The fidelity report a conversion artifact carries as a label (any platform: all equal)."""
-    proc = subprocess.run(
-        inspect_config_argv(reference),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if proc.returncode != 0:
-        return {}
-    data = json.loads(proc.stdout or "{}")
-    configs = data.values() if "config" not in data else [data]
-    for config in configs:
-        labels = (config.get("config") or {}).get("Labels") or {}
-        if FIDELITY_LABEL in labels:
-            return json.loads(labels[FIDELITY_LABEL])
-    return {}
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tf2aif-shard")
 
 
 def tool_versions() -> dict[str, str]:
@@ -262,15 +230,18 @@ def run_build_shard(
     serves = {s.name: s for s in plan.serves}
     converts = {c.name: c for c in plan.converts}
     refs = {n: artifact_ref(plan, converts[n]) for n in shard.converts}
+    # registry and tool probes overlap: on a warm runner they are most of the shard's time
+    tools = _POOL.submit(tool_versions)
     artifacts, fidelity, missing = {}, {}, []
-    for name in shard.converts:
-        digest = lookup(refs[name])
+    for name, (digest, report) in zip(
+        shard.converts,
+        _POOL.map(lambda n: pinned_artifact(refs[n], lookup), shard.converts),
+        strict=True,
+    ):
         if digest is None:
             missing.append(name)
             continue
-        repository = refs[name].rsplit(":", 1)[0]
-        artifacts[name] = f"{repository}@{digest}"
-        report = artifact_fidelity(artifacts[name])
+        artifacts[name] = digest
         if report:
             fidelity[name] = fidelity_label(report)
     results: dict[str, Result] = {}
@@ -299,35 +270,59 @@ def run_build_shard(
                 )
                 for n in shard.serves
             }
-        bake = build_shard_bake(
+        started = time.monotonic()
+        bases, failed = push_bases(
             plan,
             shard,
-            artifacts=artifacts,
-            staging=staging,
-            fidelity=fidelity,
+            options,
             cache=cache,
-            by_digest=by_digest,
+            sink=sink,
+            lookup=lookup,
+            buildx=buildx,
+            write_bake=lambda name, bake: _write_bake(root, name, bake),
             output_suffix=_suffix(options),
         )
-        bake_file = _write_bake(root, shard.name, bake)
-        started = time.monotonic()
-        for result in run_phase(
-            root,
-            shard.serves,
-            replace(options, push=True, load=False),
-            sink=sink,
-            label=shard.name,
-            bake_file=bake_file,
-            buildx=buildx,
-        ):
-            results[result.target] = result
+        for name in shard.serves:
+            if serves[name].base in failed:
+                base = serves[name].base
+                reason = f"its runtime base {base} failed: {failed[base]}"
+                results[name] = Result(target=name, status=Status.FAILED, reason=reason)
+        todo = [n for n in shard.serves if n not in results]
+        if todo:
+            bake = build_shard_bake(
+                plan,
+                replace(shard, serves=tuple(todo)),
+                artifacts=artifacts,
+                bases=bases,
+                staging=staging,
+                fidelity=fidelity,
+                cache=cache,
+                by_digest=by_digest,
+                output_suffix=_suffix(options),
+            )
+            bake_file = _write_bake(root, shard.name, bake)
+            for result in run_phase(
+                root,
+                todo,
+                replace(options, push=True, load=False),
+                sink=sink,
+                label=shard.name,
+                bake_file=bake_file,
+                buildx=buildx,
+            ):
+                results[result.target] = result
         sink(f"{shard.name}: built in {time.monotonic() - started:.1f} s")
     images = []
-    for name in shard.serves:
+    manifests = _POOL.map(
+        lambda n: (
+            platform_manifest(serves[n].image, results[n].digest, shard.platform)
+            if results[n] and results[n].digest
+            else None
+        ),
+        shard.serves,
+    )
+    for name, manifest in zip(shard.serves, manifests, strict=True):
         serve, result = serves[name], results[name]
-        manifest = None
-        if result and result.digest:
-            manifest = platform_manifest(serve.image, result.digest, shard.platform)
         images.append(
             ShardImage(
                 target=name,
@@ -351,7 +346,7 @@ def run_build_shard(
         platform=shard.platform,
         status=_overall(i.status for i in images),
         created=now_utc(),
-        tools=tool_versions(),
+        tools=tools.result(),
         source_date_epoch=options.source_date_epoch,
         images=tuple(images),
     )

@@ -5,6 +5,10 @@ Metrics (over every sample, batch of one at a time):
   max_rel_diff     per output, max_abs_diff divided by the largest |reference| value, then the max
                    (relative to the output's range, so near-zero softmax entries do not explode it)
   nonfinite        samples whose converted outputs hold NaN or Inf (always gated at 0)
+  outputs          per output name, its own max_abs_diff and max_rel_diff (models with several
+                   outputs, or a gate with per-output limits); with per-output limits
+                   (`fidelity.outputs`), every output is gated on its own figures as
+                   `max_abs_diff[name]` / `max_rel_diff[name]`, with its own limit or the gate's
   top1_agreement   share of samples with the same argmax, on the class output: the one the
                    manifest names, else the classification-shaped output (shape [1, K], K > 1)
                    whose name says so (probabilities, logits, scores, class...), else the one
@@ -54,14 +58,19 @@ class Check:
 
 
 def measure(
-    reference: Runner, candidate: Runner, samples: Samples, *, class_output: str | None = None
+    reference: Runner,
+    candidate: Runner,
+    samples: Samples,
+    *,
+    class_output: str | None = None,
+    per_output: bool = False,
 ) -> dict[str, Any]:
     # one runtime after the other: interleaving lets one's idle worker threads starve the other
     references = [reference(inputs) for inputs in samples.inputs]
     pairs = list(zip(references, (candidate(inputs) for inputs in samples.inputs), strict=True))
     names = sorted(pairs[0][0])
     metrics: dict[str, Any] = {"samples": len(samples)}
-    metrics |= _differences(pairs, names)
+    metrics |= _differences(pairs, names, per_output=per_output or len(names) > 1)
     top1 = class_output_of([ref for ref, _ in pairs], names, class_output)
     if top1 is not None:
         ref_top = np.array([int(np.argmax(ref[top1])) for ref, _ in pairs])
@@ -77,18 +86,46 @@ def measure(
 
 
 def checks_for(metrics: Mapping[str, Any], thresholds: Thresholds) -> tuple[Check, ...]:
-    wanted = [
-        ("nonfinite", "<=", 0.0),
-        ("max_abs_diff", "<=", thresholds.atol),
-        ("max_rel_diff", "<=", thresholds.rtol),
-        ("top1_agreement", ">=", thresholds.min_top1_agreement),
-        ("accuracy_drop", "<=", thresholds.max_accuracy_drop),
+    wanted: list[tuple[str, float | None, str, float | None]] = [
+        ("nonfinite", metrics.get("nonfinite"), "<=", 0.0)
+    ]
+    if thresholds.outputs:
+        wanted += _per_output(metrics, thresholds)
+    else:
+        wanted += [
+            ("max_abs_diff", metrics.get("max_abs_diff"), "<=", thresholds.atol),
+            ("max_rel_diff", metrics.get("max_rel_diff"), "<=", thresholds.rtol),
+        ]
+    wanted += [
+        ("top1_agreement", metrics.get("top1_agreement"), ">=", thresholds.min_top1_agreement),
+        ("accuracy_drop", metrics.get("accuracy_drop"), "<=", thresholds.max_accuracy_drop),
     ]
     return tuple(
-        Check(metric=name, measured=metrics.get(name), op=op, threshold=float(limit))
-        for name, op, limit in wanted
+        Check(metric=name, measured=measured, op=op, threshold=float(limit))
+        for name, measured, op, limit in wanted
         if limit is not None
     )
+
+
+def _per_output(
+    metrics: Mapping[str, Any], thresholds: Thresholds
+) -> list[tuple[str, float | None, str, float | None]]:
+    """Every output's own difference checks, each with its own limit or the gate-wide one."""
+    measured = metrics.get("outputs", {})
+    unknown = [o.name for o in thresholds.outputs if o.name not in measured]
+    if unknown:
+        raise ConversionError(
+            f"fidelity.outputs names {unknown[0]!r}, which is not an output of the model; "
+            f"its outputs are: {', '.join(sorted(measured))}"
+        )
+    wanted = []
+    for name in sorted(measured):
+        atol, rtol = thresholds.limits_for(name)
+        wanted += [
+            (f"max_abs_diff[{name}]", measured[name]["max_abs_diff"], "<=", atol),
+            (f"max_rel_diff[{name}]", measured[name]["max_rel_diff"], "<=", rtol),
+        ]
+    return wanted
 
 
 def report(
@@ -137,8 +174,11 @@ def format_table(rows: Sequence[tuple[str, Check]]) -> str:
     )
 
 
-def _differences(pairs: Sequence[tuple[dict, dict]], names: Sequence[str]) -> dict[str, Any]:
+def _differences(
+    pairs: Sequence[tuple[dict, dict]], names: Sequence[str], *, per_output: bool
+) -> dict[str, Any]:
     max_abs, max_rel, nonfinite = 0.0, 0.0, 0
+    outputs: dict[str, dict[str, float]] = {}
     for name in names:
         ref = np.stack([np.asarray(r[name], dtype=np.float64) for r, _ in pairs])
         got = np.stack([np.asarray(g[name], dtype=np.float64) for _, g in pairs])
@@ -152,9 +192,11 @@ def _differences(pairs: Sequence[tuple[dict, dict]], names: Sequence[str]) -> di
         diff = np.abs(np.where(finite, got, ref) - ref)
         output_abs = float(diff.max()) if diff.size else 0.0
         scale = float(np.abs(ref).max()) if ref.size else 0.0
-        max_abs = max(max_abs, output_abs)
-        max_rel = max(max_rel, output_abs / scale if scale > 0 else 0.0)
-    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "nonfinite": nonfinite}
+        output_rel = output_abs / scale if scale > 0 else 0.0
+        max_abs, max_rel = max(max_abs, output_abs), max(max_rel, output_rel)
+        outputs[name] = {"max_abs_diff": output_abs, "max_rel_diff": output_rel}
+    found = {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "nonfinite": nonfinite}
+    return found | ({"outputs": outputs} if per_output else {})
 
 
 CLASS_NAME_HINTS = ("prob", "logit", "class", "score", "softmax", "label", "pred")
@@ -216,6 +258,13 @@ def format_report(report: Mapping[str, Any]) -> str:
     )
     checks = [(variant, check) for check in checks_of(report)]
     lines.append(format_table(checks) if checks else "no thresholds set")
+    if "fallback" in report:
+        lines += [
+            f"candidate {t['candidate']}: " + ("passed" if t["passed"] else t["figure"])
+            for t in report["fallback"]["tried"]
+        ]
+        if report["passed"]:
+            lines.append(f"published: {report['fallback']['summary']}")
     lines.append("fidelity: " + ("passed" if report["passed"] else "FAILED"))
     return "\n".join(lines)
 

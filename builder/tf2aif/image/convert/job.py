@@ -24,6 +24,8 @@ class ConvertJob:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     calibration: Callable[[], Samples]  # loads the user's samples on first call, then cached
+    # the precision-fallback candidate to build (fallback.ORDER): "full" quantizes everything
+    candidate: str = "full"
 
     @property
     def variant(self) -> str:
@@ -37,3 +39,5 @@ class ConvertResult:
     tools: tuple[str, ...] = ()  # distributions whose versions are recorded in the artifact
     check_with: str | None = None  # runner that checks fidelity here; None: not runnable here
     check_note: str = ""  # what the fidelity check covers when it is not the full runtime
+    float_layers: tuple[str, ...] = ()  # layers a fallback candidate kept in float
+    layers: int | None = None  # compute layers in the converted model, when counted

@@ -21,7 +21,7 @@ from typing import Any
 
 from tf2aif.errors import ConversionError, FidelityError, PluginError, Tf2aifError
 from tf2aif.image.artifact import ARTIFACT_FILE, ArtifactInfo, write_artifact
-from tf2aif.image.convert import fidelity, registry
+from tf2aif.image.convert import fallback, fidelity, registry
 from tf2aif.image.convert.converter_log import LOG_FILE, captured
 from tf2aif.image.convert.failure import failure_line
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
@@ -63,8 +63,10 @@ def run_conversion(spec: ConvertSpec, *, root: Path, out: Path) -> ArtifactInfo:
     if not info.fidelity["passed"]:
         rows = [(variant_of(spec), check) for check in fidelity.checks_of(info.fidelity)]
         samples = info.fidelity["samples"]
+        tried = info.fidelity.get("fallback", {}).get("failure")
         raise FidelityError(
-            f"fidelity gate failed ({samples['count']} samples from {samples['source']}):\n"
+            (f"{tried}\n" if tried else "")
+            + f"fidelity gate failed ({samples['count']} samples from {samples['source']}):\n"
             f"{fidelity.format_table(rows)}",
             variant=variant_of(spec),
         )
@@ -74,26 +76,75 @@ def run_conversion(spec: ConvertSpec, *, root: Path, out: Path) -> ArtifactInfo:
 def _convert(
     spec: ConvertSpec, backend: registry.Backend, *, root: Path, out: Path
 ) -> ArtifactInfo:
+    """Build each fallback candidate in order until one passes the gate (see `fallback`)."""
     started = time.perf_counter()
+    processing = _copy_plugins(spec, root, out)
+    candidates = fallback.candidates_for(
+        spec.precision,
+        registry.fallbacks(spec.backend, spec.precision),
+        allowed=spec.thresholds.fallback_allowed,
+    )
+    attempts: list[fallback.Attempt] = []
     with tempfile.TemporaryDirectory(prefix="tf2aif-convert-") as scratch:
         workdir = Path(scratch)
         source = load_source(root / spec.model, signature=spec.signature, workdir=workdir)
         calibration = functools.cache(lambda: _calibration_samples(spec, root, source))
-        job = ConvertJob(
-            spec=spec,
-            saved_model=source.saved_model,
-            keras_model=source.keras_model,
-            model_dir=out / "model",
-            workdir=workdir,
-            inputs=source.inputs,
-            outputs=source.outputs,
-            calibration=calibration,
-        )
-        result = _run_backend(backend, job)
-        seconds = time.perf_counter() - started
-        info = _artifact_info(spec, root, out, source, result, seconds)
-        report = _fidelity(spec, root, out, info, result, source, calibration)
+        for candidate in candidates:
+            if attempts:
+                log.info("%s: trying fallback candidate %s", variant_of(spec), candidate)
+                shutil.rmtree(out / "model")
+                (out / "model").mkdir()
+            job = ConvertJob(
+                spec=spec,
+                saved_model=source.saved_model,
+                keras_model=source.keras_model,
+                model_dir=out / "model",
+                workdir=workdir,
+                inputs=source.inputs,
+                outputs=source.outputs,
+                calibration=calibration,
+                candidate=candidate,
+            )
+            result = _run_backend(backend, job)
+            seconds = time.perf_counter() - started
+            info = _artifact_info(spec, source, result, seconds, processing)
+            report = _fidelity(spec, root, out, info, result, source, calibration)
+            attempts.append(
+                fallback.Attempt(
+                    candidate=candidate,
+                    passed=bool(report["passed"]),
+                    figure="" if report["passed"] else fallback.figure_of(report),
+                    float_layers=result.float_layers,
+                    layers=result.layers,
+                )
+            )
+            if report["passed"]:
+                break
+    if len(candidates) > 1:
+        info, report = _with_fallback(spec, info, report, attempts)
     return replace(info, fidelity=report)
+
+
+def _with_fallback(
+    spec: ConvertSpec,
+    info: ArtifactInfo,
+    report: dict[str, Any],
+    attempts: list[fallback.Attempt],
+) -> tuple[ArtifactInfo, dict[str, Any]]:
+    """Record which candidate the artifact is and what stayed float (metadata, labels, record)."""
+    published = fallback.chosen(attempts)
+    last = published or attempts[-1]
+    detail = {
+        "candidate": last.candidate,
+        "float_layers": list(last.float_layers),
+        "layers": last.layers,
+        "summary": fallback.float_summary(spec.precision, last),
+        "tried": fallback.to_record(attempts),
+    }
+    report = dict(report) | {"fallback": detail}
+    if published is None:
+        report["fallback"]["failure"] = fallback.failure_line(attempts)
+    return replace(info, options=dict(info.options) | {"precision_fallback": detail}), report
 
 
 def _append_traceback(log_file: Path, exc: BaseException) -> None:
@@ -160,11 +211,10 @@ def _run_backend(backend: registry.Backend, job: ConvertJob) -> ConvertResult:
 
 def _artifact_info(
     spec: ConvertSpec,
-    root: Path,
-    out: Path,
     source: SourceModel,
     result: ConvertResult,
     seconds: float,
+    processing: str | None,
 ) -> ArtifactInfo:
     return ArtifactInfo(
         name=spec.name,
@@ -174,7 +224,7 @@ def _artifact_info(
         inputs=source.inputs,
         outputs=source.outputs,
         source_digest=source.digest,
-        processing=_copy_plugins(spec, root, out),
+        processing=processing,
         options=dict(result.options) | {"conversion_seconds": round(seconds, 3)},
         tools=tool_versions((*ALWAYS_RECORDED, *result.tools)),
     )
@@ -251,6 +301,7 @@ def _fidelity(
                 candidate,
                 samples,
                 class_output=spec.thresholds.class_output,
+                per_output=bool(spec.thresholds.outputs),
             )
     except Tf2aifError:
         raise

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tf2aif.errors import ConversionError, did_you_mean
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
 
-__all__ = ["Backend", "get", "lookup", "register", "reset"]
+__all__ = ["Backend", "fallbacks", "get", "lookup", "register", "reset"]
 
 Backend = Callable[[ConvertJob], ConvertResult]
 
@@ -56,6 +56,13 @@ def lookup(name: str) -> Backend:
             f"known backends: {', '.join(sorted(backends))}"
         )
     return backends[name]
+
+
+def fallbacks(name: str, precision: str) -> tuple[str, ...]:
+    """The fallback candidates the built-in backend `name` offers for `precision` (see fallback)."""
+    from tf2aif.image.convert.backends import FALLBACKS
+
+    return FALLBACKS.get(name, {}).get(precision, ())
 
 
 def reset() -> None:

@@ -43,18 +43,28 @@ def tf_runner(path: Path, info: ArtifactInfo) -> Runner:
     return run
 
 
-def tflite_interpreter(path: Path) -> Any:
-    """LiteRT's interpreter; TensorFlow's deprecated copy where ai-edge-litert is missing."""
+def tflite_interpreter(path: Path, *, flex: bool = False) -> Any:
+    """LiteRT's interpreter; TensorFlow's deprecated copy where ai-edge-litert is missing, or
+    where the model holds Select TF ops (`flex`): only that one applies the Flex delegate."""
+    if flex:
+        from tf2aif.image.flex import flex_interpreter_class, no_flex_reason
+
+        interpreter_class = flex_interpreter_class()
+        if interpreter_class is None:
+            raise ConversionError(no_flex_reason())
+        return interpreter_class(model_path=str(path), num_threads=THREADS)
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        from tensorflow.lite import Interpreter
+    except (
+        ImportError
+    ):  # the module path: `from tensorflow.lite import` fails on 2.18's lazy module
+        from tensorflow.lite.python.interpreter import Interpreter
 
     return Interpreter(model_path=str(path), num_threads=THREADS)
 
 
 def tflite_runner(path: Path, info: ArtifactInfo) -> Runner:
-    interpreter = tflite_interpreter(path)
+    interpreter = tflite_interpreter(path, flex=bool(info.options.get("select_tf_ops")))
     runner = interpreter.get_signature_runner(info.options.get("signature", "serving_default"))
     quantization = info.options.get("io_quantization", {})
     in_q, out_q = quantization.get("inputs", {}), quantization.get("outputs", {})

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["ConvertSpec", "PluginRef", "Thresholds"]
+__all__ = ["ConvertSpec", "OutputThresholds", "PluginRef", "Thresholds"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +25,15 @@ class PluginRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OutputThresholds:
+    """The difference limits of one named output; None: the gate-wide limit applies to it."""
+
+    name: str
+    atol: float | None = None
+    rtol: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Thresholds:
     """Fidelity gate; None means 'not checked'."""
 
@@ -34,6 +43,25 @@ class Thresholds:
     max_accuracy_drop: float | None = None
     # the output top-1 and accuracy are judged on; None: picked by `fidelity.class_output_of`
     class_output: str | None = None
+    # per-output difference limits (sorted by name); other outputs keep atol/rtol
+    outputs: tuple[OutputThresholds, ...] = ()
+    # a quantized variant failing the gate may try the converter's more-float candidates;
+    # None: on (the default), False: off
+    fallback: bool | None = None
+
+    def limits_for(self, output: str) -> tuple[float | None, float | None]:
+        """(atol, rtol) that gate `output`."""
+        own = next((o for o in self.outputs if o.name == output), None)
+        if own is None:
+            return self.atol, self.rtol
+        return (
+            own.atol if own.atol is not None else self.atol,
+            own.rtol if own.rtol is not None else self.rtol,
+        )
+
+    @property
+    def fallback_allowed(self) -> bool:
+        return self.fallback is not False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +81,10 @@ class ConvertSpec:
 
     def to_json(self) -> str:
         data = asdict(replace(self, options=dict(self.options)))
-        if data["thresholds"]["class_output"] is None:  # unset: specs (and digests) as before
-            del data["thresholds"]["class_output"]
+        # unset: specs (and digests) as before these fields existed
+        for key in ("class_output", "outputs", "fallback"):
+            if data["thresholds"][key] in (None, ()):
+                del data["thresholds"][key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -63,5 +93,7 @@ class ConvertSpec:
         for key in ("calibration", "fidelity_samples"):
             if data.get(key) is not None:
                 data[key] = PluginRef(**data[key])
-        data["thresholds"] = Thresholds(**data.get("thresholds", {}))
+        thresholds = dict(data.get("thresholds", {}))
+        thresholds["outputs"] = tuple(OutputThresholds(**o) for o in thresholds.get("outputs", ()))
+        data["thresholds"] = Thresholds(**thresholds)
         return cls(**data)

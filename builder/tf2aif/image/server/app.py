@@ -39,6 +39,7 @@ from tf2aif.image.server.protocol import (
     check_inputs,
     check_outputs,
     encode_infer_response,
+    json_safe,
     numpy_dtype,
     parse_infer_request,
 )
@@ -337,15 +338,8 @@ def _as_model_inputs(model: ModelServer, raw: Any) -> dict[str, np.ndarray]:
 def _postprocess_to_json(
     postprocess: Callable[[Any], Any], outputs: Mapping[str, np.ndarray]
 ) -> bytes:
-    return json.dumps(postprocess(dict(outputs)), default=_json_default).encode()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    answer = json_safe(postprocess(dict(outputs)))
+    return json.dumps(answer, separators=(",", ":"), allow_nan=False).encode()
 
 
 async def metrics_endpoint(request: Request) -> Response:

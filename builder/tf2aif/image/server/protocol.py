@@ -45,6 +45,7 @@ __all__ = [
     "check_outputs",
     "dumps",
     "encode_infer_response",
+    "json_safe",
     "numpy_dtype",
     "parse_infer_request",
 ]
@@ -193,15 +194,31 @@ def _flag(parameters: Mapping[str, Any], key: str, where: str, *, default: bool)
     return value
 
 
-def dumps(document: Any, *, nonfinite: bool = False) -> bytes:
-    """Compact JSON; numpy arrays are written as (nested) lists. orjson would write NaN and
-    Infinity as null: `nonfinite=True` keeps them as the standard library writes them."""
-    if orjson is not None and not nonfinite:
+def dumps(document: Any) -> bytes:
+    """Compact JSON; numpy arrays are written as (nested) lists. Callers hand over no NaN/Inf
+    (see _listed_with_words): orjson would write null, the standard library a bare NaN."""
+    if orjson is not None:
         try:
             return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError:
             pass  # a dtype orjson does not write (float16, non-contiguous): the slow path
     return json.dumps(document, separators=(",", ":"), default=_listed).encode()
+
+
+def json_safe(value: Any) -> Any:
+    """A processing plug-in's answer as plain JSON values: numpy arrays and scalars as Python
+    ones, NaN/Inf as their proto3 JSON words; other types are left for json.dumps to refuse."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _listed(value: Any) -> Any:
@@ -264,7 +281,21 @@ def _shape(raw: Any, name: str) -> tuple[int, ...]:
         raise _bad(
             f"input {name!r}: 'shape' must be a list of non-negative integers, got {_brief(raw)}"
         )
+    if not _fits_numpy(raw):  # [0, 2**62, 2**62] holds nothing, yet numpy cannot shape it
+        raise _bad(f"input {name!r}: shape {_brief(raw)} is larger than any tensor can be")
     return tuple(raw)
+
+
+_MAX_ELEMENTS = 2**63 // 16  # numpy's bound on size x itemsize, for the widest datatype
+
+
+def _fits_numpy(dims: list[int]) -> bool:
+    size = 1
+    for dim in dims:  # stops early: a shape of many huge integers costs no big products
+        size *= dim or 1
+        if size >= _MAX_ELEMENTS:
+            return False
+    return True
 
 
 def _from_binary(
@@ -313,7 +344,10 @@ def _from_json(
             if dtype == np.object_:
                 array = np.array([_as_bytes(name, x) for x in _flatten(data)], dtype=np.object_)
             else:
-                array = _numbers(np.array(data), dtype)
+                array = np.array(data)
+                if dtype.kind == "f" and array.dtype.kind in "UO":
+                    array = np.array(_words_as_floats(data))
+                array = _numbers(array, dtype)
         except (ValueError, TypeError, OverflowError) as exc:
             raise _bad(f"input {name!r}: 'data' does not hold {dtype.name} values: {exc}") from None
         except RecursionError:
@@ -481,6 +515,22 @@ def _numbers(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return array.astype(dtype, copy=False)
 
 
+# proto3's JSON mapping writes non-finite floats as these strings, and so do tf2aif's answers;
+# they are read back as the values (and then refused like NaN literals, unless allowed).
+_NONFINITE_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _words_as_floats(data: list[Any]) -> list[Any]:
+    return [
+        _words_as_floats(x)
+        if type(x) is list
+        else _NONFINITE_WORDS.get(x, x)
+        if type(x) is str
+        else x
+        for x in data
+    ]
+
+
 def _past_64_bits(array: np.ndarray) -> np.ndarray:
     """A JSON integer past 64 bits is still a number: as a float (numpy holds it as an object)."""
     if not all(type(value) in (int, float) for value in array.flat):
@@ -610,9 +660,7 @@ def encode_infer_response(
     }
     if request.id is not None:
         document["id"] = request.id
-    # float data is handed over as a list only when it holds NaN/Inf (see _encode_output)
-    nonfinite = any(isinstance(e.get("data"), list) and e["datatype"][:2] == "FP" for e in entries)
-    header = dumps(document, nonfinite=nonfinite)
+    header = dumps(document)
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)
@@ -637,7 +685,17 @@ def _encode_output(
         entry["parameters"] = {"binary_data_size": len(chunk)}
         return entry, chunk
     flat = array.reshape(-1)
-    # orjson writes float arrays itself, but NaN/Inf as null; the standard library as NaN/Infinity
     finite = dtype.kind != "f" or bool(np.isfinite(flat).all())
-    entry["data"] = flat if finite and orjson is not None else flat.tolist()
+    entry["data"] = flat if finite and orjson is not None else _listed_with_words(flat, finite)
     return entry, None
+
+
+def _listed_with_words(flat: np.ndarray, finite: bool) -> list[Any]:
+    """The values as a list valid JSON can hold: NaN/Inf become "NaN", "Infinity", "-Infinity"
+    as in proto3's JSON mapping (bare NaN is not JSON; null would lose which one it was)."""
+    values = flat.tolist()
+    if not finite:
+        for index in np.flatnonzero(~np.isfinite(flat)).tolist():
+            value = values[index]
+            values[index] = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return values

@@ -11,7 +11,7 @@ from tf2aif.image.convert.backends import (
     vitis_ai,
 )
 
-__all__ = ["BUILTIN"]
+__all__ = ["BUILTIN", "FALLBACKS"]
 
 BUILTIN = {
     "tf": saved_model.convert,
@@ -20,4 +20,12 @@ BUILTIN = {
     "onnx": onnx_model.convert,
     "tensorrt": tensorrt.convert,
     "vitis-ai": vitis_ai.convert,
+}
+
+# backend -> precision -> the fallback candidates it can build beyond "full" (see fallback.ORDER);
+# tflite fp16 stores fp16 weights only and has no way to keep some of them float
+FALLBACKS = {
+    "tflite": {"int8": ("float-io", "float-sensitive")},
+    "onnx": {"int8": ("float-io", "float-sensitive"), "fp16": ("float-sensitive",)},
+    "openvino": {"int8": ("float-io",), "fp16": ("float-sensitive",)},
 }

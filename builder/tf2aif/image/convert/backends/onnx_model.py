@@ -4,6 +4,15 @@ fp16 converts weights and compute to float16 but keeps float32 inputs/outputs; i
 quantization (per-channel, int8 weights and activations) calibrated on the calibration samples,
 with the nodes in front of the first MatMul/Conv kept in float unless `int8_float_front` is
 false (the artifact records how many as `int8_float_nodes`).
+
+Fallback candidates (see fallback): int8 `float-io` keeps the front float (whatever
+`int8_float_front` says) and also the first and the last
+MatMul/Gemm/Conv and everything after the last one float (`nodes_to_exclude`); `float-sensitive`
+then also the compute nodes whose own int8 error is largest: the float-io model and the fp32
+model run the calibration samples with every compute node's output exposed, and a node's own
+error is how much its output's relative error exceeds the largest among the compute nodes
+before it (the worst tenth, at least one). fp16 `float-sensitive` keeps the precision-sensitive
+op types (SENSITIVE_FP16_OPS) in fp32 (`op_block_list`).
 """
 
 from __future__ import annotations
@@ -21,7 +30,17 @@ from tf2aif.image.convert.backends._common import require_precision
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
 from tf2aif.image.convert.source import DEFAULT_SIGNATURE
 
-__all__ = ["DEFAULT_OPSET", "convert", "export_onnx", "float_front", "opset_of", "sample_reader"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "SENSITIVE_FP16_OPS",
+    "convert",
+    "export_onnx",
+    "float_ends",
+    "float_front",
+    "opset_of",
+    "sample_reader",
+    "sensitive_nodes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +57,21 @@ def convert(job: ConvertJob) -> ConvertResult:
         export_onnx(job.saved_model, target, opset=opset)
     else:
         fp32 = job.workdir / "fp32.onnx"
-        export_onnx(job.saved_model, fp32, opset=opset)
+        if not fp32.is_file():  # exported once, for every fallback candidate
+            export_onnx(job.saved_model, fp32, opset=opset)
         if job.spec.precision == "fp16":
-            _to_float16(fp32, target)
+            float_layers, layers = _to_float16(fp32, target, candidate=job.candidate)
         else:
-            options["int8_float_nodes"] = len(_quantize_static(fp32, target, job))
+            excluded, float_layers, layers = _quantize_static(fp32, target, job)
+            options["int8_float_nodes"] = len(excluded)
         tools += ("onnxruntime",)
     return ConvertResult(
         model_file="model/model.onnx",
         options=options,
         tools=tools,
         check_with="onnxruntime",
+        float_layers=float_layers if job.candidate != "full" else (),
+        layers=layers if job.candidate != "full" else None,
     )
 
 
@@ -131,22 +154,73 @@ def _erfc(ctx: Any, node: Any, name: str, args: Any) -> None:
 EXTRA_HANDLERS = {"Erfc": (_erfc, [])}
 
 
-def _to_float16(source: Path, target: Path) -> None:
+# fp16 rounding in these is amplified (exponentials, reciprocals, sums over many elements)
+SENSITIVE_FP16_OPS = (
+    "Sigmoid",
+    "HardSigmoid",
+    "Softmax",
+    "LogSoftmax",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Div",
+    "Erf",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceL2",
+    "LayerNormalization",
+    "BatchNormalization",
+    "InstanceNormalization",
+)
+
+
+def _to_float16(source: Path, target: Path, *, candidate: str) -> tuple[tuple[str, ...], int]:
+    """fp16 with fp32 inputs/outputs; float-sensitive keeps SENSITIVE_FP16_OPS in fp32.
+    Returns (the nodes kept fp32, the node count)."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    model = onnx.load(str(source))
+    blocked = list(DEFAULT_OP_BLOCK_LIST)
+    if candidate == "float-sensitive":
+        blocked += SENSITIVE_FP16_OPS
+    kept = tuple(node.name for node in model.graph.node if node.op_type in blocked)
+    layers = len(model.graph.node)
+    model = convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked)
     onnx.save(model, str(target))
+    return kept, layers
 
 
-def _quantize_static(source: Path, target: Path, job: ConvertJob) -> list[str]:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+def _quantize_static(
+    source: Path, target: Path, job: ConvertJob
+) -> tuple[list[str], tuple[str, ...], int]:
+    """QDQ int8; returns (every node excluded, the compute nodes kept float, compute nodes)."""
+    import onnx
 
     prepared = job.workdir / "prepared.onnx"
-    # symbolic shape inference needs sympy, which the converter images do not ship
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    excluded = float_front(prepared) if job.spec.options.get("int8_float_front", True) else []
+    if not prepared.is_file():
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        # symbolic shape inference needs sympy, which the converter images do not ship
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    front = job.spec.options.get("int8_float_front", True) or job.candidate != "full"
+    excluded = float_front(prepared) if front else []
+    compute = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in HEAVY_OPS]
+    if job.candidate in ("float-io", "float-sensitive"):
+        excluded += [n for n in float_ends(prepared) if n not in excluded]
+    if job.candidate == "float-sensitive":
+        _quantize(prepared, target, job, excluded)
+        worst = sensitive_nodes(prepared, target, job.calibration().inputs, compute, excluded)
+        excluded += [n for n in worst if n not in excluded]
+    _quantize(prepared, target, job, excluded)
+    return excluded, tuple(n for n in compute if n in excluded), len(compute)
+
+
+def _quantize(prepared: Path, target: Path, job: ConvertJob, excluded: list[str]) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     quantize_static(
         str(prepared),
         str(target),
@@ -157,7 +231,64 @@ def _quantize_static(source: Path, target: Path, job: ConvertJob) -> list[str]:
         weight_type=QuantType.QInt8,
         nodes_to_exclude=excluded,
     )
-    return excluded
+
+
+def float_ends(path: Path) -> list[str]:
+    """The first and last compute node, and every node after the last one (softmax, ...)."""
+    import onnx
+
+    nodes = list(onnx.load(str(path)).graph.node)
+    compute = [i for i, node in enumerate(nodes) if node.op_type in HEAVY_OPS]
+    if not compute:
+        return []
+    return [nodes[compute[0]].name] + [node.name for node in nodes[compute[-1] :]]
+
+
+SENSITIVE_SHARE = 0.1  # of the compute nodes, kept float by float-sensitive (at least one)
+
+
+def sensitive_nodes(
+    reference: Path,
+    quantized: Path,
+    samples: tuple[dict[str, np.ndarray], ...],
+    compute: list[str],
+    excluded: list[str],
+) -> list[str]:
+    """The still-quantized compute nodes whose own int8 error is largest (see module docstring)."""
+    import onnx
+
+    model = onnx.load(str(reference))
+    outputs = {n.name: n.output[0] for n in model.graph.node if n.name in compute}
+    float_acts = _activations(reference, list(outputs.values()), samples)
+    int8_acts = _activations(quantized, list(outputs.values()), samples)
+    errors = []
+    for name in compute:
+        ref, got = float_acts[outputs[name]], int8_acts[outputs[name]]
+        scale = float(np.abs(ref).max())
+        errors.append(float(np.abs(got - ref).max()) / scale if scale > 0 else 0.0)
+    own = [err - max(errors[:i], default=0.0) for i, err in enumerate(errors)]
+    ranked = sorted(
+        (i for i, name in enumerate(compute) if name not in excluded), key=lambda i: -own[i]
+    )
+    return [compute[i] for i in ranked[: max(1, round(SENSITIVE_SHARE * len(compute)))]]
+
+
+def _activations(
+    path: Path, tensors: list[str], samples: tuple[dict[str, np.ndarray], ...]
+) -> dict[str, np.ndarray]:
+    """The named tensors over every sample (stacked), from the model with them exposed."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    known = {output.name for output in model.graph.output}
+    for name in tensors:
+        if name not in known:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    runs = [dict(zip(names, session.run(None, dict(sample)), strict=True)) for sample in samples]
+    return {name: np.stack([np.asarray(run[name], np.float64) for run in runs]) for name in tensors}
 
 
 HEAVY_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose"})

@@ -6,6 +6,15 @@ plugin's compute precision, which otherwise follows the CPU (bf16 wherever AVX51
 even for an fp32 model): f32 for fp32, for the layers int8 leaves in float, and for fp16 (whose
 weights are fp16; see INFERENCE_PRECISION). `spec.options` may set another hint, and
 `compute_precision` records what the plugin chose on the converting machine.
+
+The int8 fallback candidate `float-io` (see fallback) leaves the first and the last
+MatMul/Convolution out of NNCF's quantization (`ignored_scope`), so their inputs stay float.
+The fp16 candidate `float-sensitive` compresses the weights itself and keeps in f32 every
+constant an elementwise op consumes (scales, shifts, biases: folded normalisation, input
+rescaling): rounding one of those is the same error on every element of a channel, which no dot
+product averages out. OpenVINO's own `disable_fp16_compression`/`precise` rt_info marks were not
+honoured by `save_model` here. (On the zoo's EfficientNetB0 it lowers the error on most samples
+but not on near-tied softmax outputs; docs/conversion.md has the figures.)
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from tf2aif.image.convert.backends._common import require_precision
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
@@ -35,10 +45,17 @@ def convert(job: ConvertJob) -> ConvertResult:
 
         model = ov.convert_model(str(job.saved_model))
         tools = ("openvino",)
+        float_layers: tuple[str, ...] = ()
+        layers = None
         if job.spec.precision == "int8":
-            model = _quantize(model, job)
+            model, float_layers, layers = _quantize(model, job)
             tools = ("openvino", "nncf")
         compress = job.spec.precision == "fp16"
+        weights = "f16" if compress else "f32"
+        if compress and job.candidate == "float-sensitive":
+            float_layers, layers = _compress_except_elementwise(model)
+            compress = False  # done above; the f32 constants must stay f32
+            weights = "f16, elementwise constants f32"
         ov.save_model(model, job.model_dir / "model.xml", compress_to_fp16=compress)
         hint = job.spec.options.get(
             "inference_precision_hint", INFERENCE_PRECISION[job.spec.precision]
@@ -52,12 +69,14 @@ def convert(job: ConvertJob) -> ConvertResult:
         options={
             "device": "CPU",
             "weights": "model/model.bin",
-            "weights_precision": "f16" if compress else "f32",
+            "weights_precision": weights,
             "inference_precision_hint": hint,
             "compute_precision": compute,  # f32, bf16 or f16
         },
         tools=tools,
         check_with="openvino",
+        float_layers=float_layers,
+        layers=layers,
     )
 
 
@@ -79,10 +98,52 @@ def telemetry_declined() -> Iterator[None]:
             os.environ["CI"] = saved
 
 
-def _quantize(model, job: ConvertJob):
+ELEMENTWISE_TYPES = frozenset(
+    {"Multiply", "Add", "Subtract", "Divide", "Power", "Sqrt", "SquaredDifference"}
+)
+
+
+def _compress_except_elementwise(model) -> tuple[tuple[str, ...], int]:
+    """fp16 weights, but f32 constants where an elementwise op consumes them (in place).
+    Returns (the ops whose constants stay f32, the ops with float constants)."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    kept: list[str] = []
+    weighted = 0
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Constant" or node.get_element_type() != ov.Type.f32:
+            continue
+        consumers = [target.get_node() for target in node.output(0).get_target_inputs()]
+        weighted += 1
+        elementwise = [c for c in consumers if c.get_type_name() in ELEMENTWISE_TYPES]
+        if elementwise:
+            kept += [c.get_friendly_name() for c in elementwise]
+            continue
+        half = ops.constant(node.get_data().astype(np.float16))
+        node.output(0).replace(ops.convert(half, "f32").output(0))
+    return tuple(dict.fromkeys(kept)), weighted
+
+
+COMPUTE_TYPES = frozenset({"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData"})
+
+
+def _quantize(model, job: ConvertJob) -> tuple[Any, tuple[str, ...], int | None]:
+    """NNCF int8; returns (model, the compute ops kept float, compute ops) for a candidate."""
     import nncf
 
     nncf.set_log_level(logging.WARNING)
     samples = job.calibration()
     dataset = nncf.Dataset(list(samples.inputs))
-    return nncf.quantize(model, dataset, subset_size=len(samples))
+    if job.candidate == "full":
+        return nncf.quantize(model, dataset, subset_size=len(samples)), (), None
+    compute = [
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in COMPUTE_TYPES
+    ]
+    kept = tuple(dict.fromkeys(compute[:1] + compute[-1:]))
+    ignored = nncf.IgnoredScope(names=list(kept), validate=False)
+    quantized = nncf.quantize(model, dataset, subset_size=len(samples), ignored_scope=ignored)
+    return quantized, kept, len(compute)

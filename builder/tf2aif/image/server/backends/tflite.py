@@ -1,5 +1,8 @@
 """TensorFlow Lite / LiteRT: `ai_edge_litert` (else `tflite_runtime`) interpreters, one per thread.
 
+A model converted with Select TF ops (artifact option `select_tf_ops`) runs on TensorFlow's own
+`tf.lite.Interpreter` instead, the one that applies the Flex delegate (tf2aif.image.flex).
+
 Tensors are resized when a batch's shape differs from the last one. Integer-quantized inputs and
 outputs (int8 I/O) are quantized/dequantized with the interpreter's own scale and zero point
 whenever the artifact declares the tensor as float.
@@ -52,6 +55,15 @@ def _interpreter_class() -> tuple[Any, str]:
     )
 
 
+def _flex_interpreter_class() -> tuple[Any, str]:
+    from tf2aif.image.flex import flex_interpreter_class, no_flex_reason
+
+    interpreter_class = flex_interpreter_class()
+    if interpreter_class is None:
+        raise ServerError(no_flex_reason())
+    return interpreter_class, "tensorflow-flex"
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Tensor:
     index: int
@@ -91,7 +103,10 @@ class TFLiteBackend(Backend):
     KEEP_INPUT_BYTES = 8 * 1024 * 1024
 
     def load(self) -> None:
-        self._interpreter_cls, self._package = _interpreter_class()
+        if self.info.options.get("select_tf_ops"):
+            self._interpreter_cls, self._package = _flex_interpreter_class()
+        else:
+            self._interpreter_cls, self._package = _interpreter_class()
         self._model = self.model_path.read_bytes()
         self._threads = self.settings.threads or cpu_count()
         probe = self._new_interpreter()
