@@ -23,10 +23,16 @@ side and are measured in turn, `--rounds` times; the median counts.
 
 gRPC (`--protocols` has grpc): each server's own `inference.GRPCInferenceService` endpoint,
 ModelInfer with the tensor in raw_input_contents (what tritonclient.grpc sends); one request
-at a time on one channel for latency, 32 concurrent calls on one grpc.aio channel for
-throughput. The request bytes are serialized once, so the client does the same work for
-every server. The onnxruntime row is the runtime called in-process on the server's CPU (same
-session settings): the floor a served request cannot go below. "server CPU us/req" is the
+at a time on one channel for latency, 32 calls kept in flight on one channel for throughput
+(futures of the synchronous channel: grpc's C core does the work, about 20% less client CPU
+per call than 32 grpc.aio coroutines). The request bytes are serialized once, so the client
+does the same work for every server. "client %" is the share of its core the client process
+used during the throughput runs (wrk's, for JSON): well under 100%, the client was not what
+capped the rate. The onnxruntime row is the runtime called in-process on the server's CPU (same
+session settings): the floor a served request cannot go below. Before every measurement the
+script waits until no server is busy (a server still answering the previous run's backlog
+would take CPU from the next one on the shared core), and each throughput round starts with
+another server. "server CPU us/req" is the
 CPU time the server's processes and threads used per request during the throughput runs
 (scheduler nanoseconds): on a shared machine it moves far less than wall-clock figures.
 
@@ -42,14 +48,15 @@ and the servers, clients and options come from server_bench.py.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import os
+import resource
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +150,7 @@ class Result:
     rps: float
     rps_runs: list[float]
     cpu_us: float  # server CPU (all its processes and threads) per request at concurrency 32
+    client_share: float  # CPU the client used during the throughput runs, share of one core
     note: str
 
 
@@ -303,25 +311,52 @@ def grpc_latency(port: int, body: bytes, count: int, warm: int = 20) -> tuple[fl
 
 
 def grpc_throughput(port: int, body: bytes, seconds: float, concurrency: int) -> float:
+    """Calls per second with `concurrency` calls in flight: each answer's callback sends the
+    next call until the time is up. Raises on any status but OK."""
     import grpc
 
-    async def run() -> float:
-        done = 0
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS) as channel:
-            call = channel.unary_unary(GRPC_INFER)
-            deadline = time.perf_counter() + seconds
+    lock, finished = threading.Lock(), threading.Event()
+    done, live, failures = 0, concurrency, []
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS) as channel:
+        call = channel.unary_unary(GRPC_INFER)
+        deadline = time.perf_counter() + seconds
 
-            async def worker() -> None:
-                nonlocal done
-                while time.perf_counter() < deadline:
-                    await call(body, timeout=60)  # raises on any status but OK
+        def send() -> None:
+            call.future(body, timeout=60).add_done_callback(answered)
+
+        def answered(future: grpc.Future) -> None:
+            nonlocal done, live
+            error = future.exception()
+            with lock:
+                if error is None:
                     done += 1
+                else:
+                    failures.append(error)
+                more = error is None and time.perf_counter() < deadline
+                if not more:
+                    live -= 1
+                    if live == 0:
+                        finished.set()
+            if more:
+                send()
 
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return done / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(concurrency):
+            send()
+        finished.wait(seconds + 120)
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} gRPC calls failed: {failures[0]}")
+    return done / elapsed
 
-    return asyncio.run(run())
+
+def client_cpu() -> float:
+    """CPU seconds of this process (every thread) and of its finished children (wrk)."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def in_process_latency(artifact: Path, array: np.ndarray, cpus: bench.Cpus, count: int):
@@ -391,6 +426,7 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
                 rps=0.0,
                 rps_runs=[],
                 cpu_us=0.0,
+                client_share=0.0,
                 note="runtime called directly on the server's CPU",
             )
         )
@@ -410,21 +446,29 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
         latency: dict[tuple[str, str], tuple[float, float]] = {}
         runs: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
+        client: dict[tuple[str, str], list[float]] = {}
         with bench.pinned(cpus.client):
             for protocol in protocols:
                 for name, server in servers.items():
                     key = (protocol, name)
-                    runs[key], cpu[key] = [], []
+                    runs[key], cpu[key], client[key] = [], [], []
+                    wait_idle(servers.values())
                     if protocol == "json":
                         latency[key] = bench.sequential_latency(server, body, headers, count)
                         bench.throughput(server, body, headers, 1, bench.CONCURRENCY)  # warm
                     else:
                         latency[key] = grpc_latency(grpc_ports[name], grpc_body, count)
                         grpc_throughput(grpc_ports[name], grpc_body, 1, bench.CONCURRENCY)
-            for _ in range(args.rounds):
+            names = list(servers)
+            for round_index in range(args.rounds):
+                # each round starts with another server, so none is always measured first
+                turn = round_index % len(names)
                 for protocol in protocols:
-                    for name, server in servers.items():
+                    for name in names[turn:] + names[:turn]:
+                        server = servers[name]
+                        wait_idle(servers.values())
                         cpu_before = process_tree_cpu(server.process.pid) or 0.0
+                        client_before = client_cpu()
                         started = time.perf_counter()
                         if protocol == "json":
                             rate = bench.throughput(
@@ -438,6 +482,7 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
                         cpu_used = (process_tree_cpu(server.process.pid) or 0.0) - cpu_before
                         runs[protocol, name].append(rate)
                         cpu[protocol, name].append(cpu_used / (rate * elapsed) * 1e6)
+                        client[protocol, name].append((client_cpu() - client_before) / elapsed)
     finally:
         for server in servers.values():
             server.stop()
@@ -451,11 +496,27 @@ def measure_model(model: str, args: argparse.Namespace, cpus: bench.Cpus) -> lis
             rps=statistics.median(runs[protocol, name]),
             rps_runs=runs[protocol, name],
             cpu_us=statistics.median(cpu[protocol, name]),
+            client_share=statistics.median(client[protocol, name]),
             note=f"load average {os.getloadavg()[0]:.1f}",
         )
         for protocol in protocols
         for name in servers
     ]
+
+
+def wait_idle(servers: Iterable[bench.Process], timeout: float = 10) -> None:
+    """Wait until no server uses more than 5% of a core: one still working through the backlog
+    of the previous measurement (MLServer's queued JSON requests take seconds) would otherwise
+    take CPU from the next server measured on the same core."""
+    pids = [server.process.pid for server in servers]
+    deadline = time.monotonic() + timeout
+    before = sum(process_tree_cpu(pid) or 0.0 for pid in pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = sum(process_tree_cpu(pid) or 0.0 for pid in pids)
+        if now - before < 0.01:
+            return
+        before = now
 
 
 def _wait_grpc(port: int, body: bytes, timeout: float = 60) -> None:
@@ -476,8 +537,8 @@ def _wait_grpc(port: int, body: bytes, timeout: float = 60) -> None:
 def table(results: list[Result]) -> str:
     lines = [
         "| model | protocol | server | p50 / p99 ms (concurrency 1) | p50 vs tf2aif "
-        "| req/s (concurrency 32) | req/s vs tf2aif | runs | server CPU us/req |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| req/s (concurrency 32) | req/s vs tf2aif | runs | server CPU us/req | client % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     ours = {(r.model, r.protocol): r for r in results if r.server == "tf2aif"}
     for r in results:
@@ -491,7 +552,8 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"| {r.model} | {r.protocol} | {r.server} | {r.p50_ms:.3f} / {r.p99_ms:.3f} "
             f"| {p50_ratio} | {rate} | {rate_ratio} "
-            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} | {r.cpu_us:.0f} |"
+            f"| {', '.join(f'{x:.0f}' for x in r.rps_runs)} | {r.cpu_us:.0f} "
+            f"| {100 * r.client_share:.0f} |"
         )
     return "\n".join(lines)
 
@@ -506,7 +568,7 @@ def main() -> int:
     cpus = bench.Cpus.split(args.pin)
     _, notes = starters(args)
     print(
-        f"{cpus.describe()}; load client: {bench.load_client()} (JSON), grpc.aio (gRPC); "
+        f"{cpus.describe()}; load client: {bench.load_client()} (JSON), grpc channel futures (gRPC); "
         f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         *notes,
         sep="\n",

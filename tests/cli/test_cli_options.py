@@ -363,6 +363,7 @@ DEPLOY_VALUES = {
     "--memory-limit": (["--memory-limit", "4Gi"], ["--memory-limit", "-4Gi"]),
     "--fpga-resource": (["--fpga-resource", "amd.com/fpga"], ["--fpga-resource", "a b"]),
     "--only": (["--only", "cpu/*"], None),
+    "--probes": (["--probes", "grpc"], ["--probes", "tcp"]),
 }
 
 

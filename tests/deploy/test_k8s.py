@@ -162,6 +162,26 @@ def test_probes_port_metrics_and_security(record_path: Path) -> None:
     assert service["spec"]["ports"][0]["port"] == 8080
 
 
+def test_grpc_readiness_probe_asks_the_grpc_health_service(record_path: Path) -> None:
+    workloads = by_name(record_path, probes="grpc")
+    for workload in workloads.values():
+        box = container(workload)
+        assert box["readinessProbe"] == {
+            "grpc": {"port": 8081, "service": ""},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        }
+        # a long load (TensorRT engine build) must not look dead: liveness stays on HTTP
+        assert box["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+        assert box["startupProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+        kubernetes_validate.validate(deployment_for(workload), K8S_VERSION, strict=True)
+    http = by_name(record_path)["digits-cpu-tflite-fp32"]
+    assert "grpc" not in container(http)["readinessProbe"]
+    with pytest.raises(Tf2aifError, match="probes 'tcp': choose one of http, grpc"):
+        deployment_for(Workload(**{**vars(http), "probes": "tcp"}))
+
+
 def test_tensorrt_gets_a_writable_engine_cache(record_path: Path) -> None:
     for name in ("digits-gpu-tensorrt-fp16", "digits-agx-tensorrt-int8"):
         workload = by_name(record_path)[name]

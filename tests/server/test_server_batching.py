@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tf2aif.image.server.batching import Batcher, InferenceFailed, QueueFull, ShuttingDown
 from tf2aif.image.server.metrics import ServerMetrics
@@ -171,3 +173,83 @@ def test_several_workers_run_batches_in_parallel():
         batcher.stop()
     assert model.threads == {"tf2aif-infer-0", "tf2aif-infer-1"}
     assert elapsed < 0.75  # 4 x 0.2 s on two workers: ~0.4 s, not 0.8 s
+
+
+def test_inline_runs_on_the_callers_thread_only_when_nothing_is_queued_or_running():
+    model = AffineModel(seconds=0.3)
+    batcher = _batcher(model, max_queue_delay_s=0.0)
+    batcher.start()
+    x = np.ones((1, 3), np.float32)
+    try:
+        np.testing.assert_array_equal(batcher.try_inline({"x": x})["y"], x * 2 + 1)
+        assert model.threads == {threading.current_thread().name}
+
+        async def busy_then_inline():
+            queued = asyncio.ensure_future(batcher.submit({"x": x}))
+            await asyncio.sleep(0.1)  # a worker now runs it (0.3 s)
+            refused = batcher.try_inline({"x": x})
+            await queued
+            return refused, batcher.try_inline({"x": x})
+
+        refused, after = asyncio.run(busy_then_inline())
+        assert refused is None  # a batch was running: the caller must queue
+        np.testing.assert_array_equal(after["y"], x * 2 + 1)
+        assert model.batches == [1, 1, 1]
+    finally:
+        batcher.stop()
+    assert batcher.try_inline({"x": x}) is None  # stopped: nothing runs inline either
+
+
+def test_a_failing_inline_call_raises_inference_failed():
+    def broken(inputs):
+        raise ValueError("bad weights")
+
+    batcher = _batcher(broken)
+    batcher.start()
+    try:
+        with pytest.raises(InferenceFailed, match="ValueError: bad weights"):
+            batcher.try_inline({"x": np.ones((1, 3), np.float32)})
+        # the failure left nothing counted as running: the next request may run inline again
+        with pytest.raises(InferenceFailed):
+            batcher.try_inline({"x": np.ones((1, 3), np.float32)})
+    finally:
+        batcher.stop()
+
+
+@pytest.mark.fuzz
+@settings(deadline=None)
+@given(
+    plan=st.lists(
+        st.tuples(st.booleans(), st.integers(min_value=1, max_value=4)), min_size=1, max_size=12
+    )
+)
+def test_inline_and_queued_requests_each_get_their_own_rows(plan):
+    """Any mix of inline attempts and queued requests, of any row counts: every request gets
+    exactly its rows back, whichever way it ran, and an inline attempt runs only when idle."""
+    model = AffineModel()
+    batcher = _batcher(model, max_queue_delay_s=0.0)
+    batcher.start()
+
+    async def run():
+        results, queued = [], []
+        for index, (inline, rows) in enumerate(plan):
+            x = np.arange(rows * 3, dtype=np.float32).reshape(rows, 3) + 100 * index
+            if inline:
+                idle = batcher.pending == 0 and not queued
+                got = batcher.try_inline({"x": x})
+                if got is None:
+                    assert not idle or batcher._running  # refused only while busy
+                    got = await batcher.submit({"x": x})
+                results.append((x, got))
+            else:
+                queued.append((x, asyncio.ensure_future(batcher.submit({"x": x}))))
+        for x, future in queued:
+            results.append((x, await future))
+        return results
+
+    try:
+        for x, got in asyncio.run(run()):
+            np.testing.assert_array_equal(got["y"], x * 2 + 1)
+            np.testing.assert_array_equal(got["total"], x.sum(axis=1, keepdims=True))
+    finally:
+        batcher.stop()

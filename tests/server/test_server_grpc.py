@@ -247,3 +247,68 @@ def test_grpc_port_zero_turns_grpc_off(digits_artifacts):
         logs = server.logs()
     assert "Uvicorn running" in logs
     assert "gRPC (Open Inference Protocol) on" not in logs
+
+
+def test_cheap_requests_run_inline_when_idle_and_larger_ones_through_the_batcher(
+    grpc_server, held_out, tf_reference
+):
+    """digits' runtime call costs microseconds: a request of up to `inline_rows` rows runs on
+    the event loop (no queue stage), a larger one goes through the batcher's queue, and both
+    answer the same; concurrent requests all get their own rows."""
+    import httpx
+
+    images, _ = held_out
+    batching = httpx.get(f"{grpc_server.url}/v2/models/{MODEL}").json()["parameters"]["batching"]
+    limit = batching["inline_rows"]
+    assert limit >= 1
+
+    def queued() -> float:
+        samples = grpc_server.metrics()["tf2aif_stage_duration_seconds"]
+        return sample_value(samples, "tf2aif_stage_duration_seconds_count", stage="queue")
+
+    def infer(rows: np.ndarray) -> np.ndarray:
+        with grpc.insecure_channel(grpc_server.grpc_address) as channel:
+            response = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(_raw_request(rows))
+        return np.frombuffer(response.raw_output_contents[0], np.float32).reshape(len(rows), 10)
+
+    before = queued()
+    np.testing.assert_allclose(infer(images[:1]), tf_reference[:1], atol=1e-5)
+    assert queued() == before  # ran inline
+    repeat = -(-(limit + 1) // len(images))  # more rows than inline_rows
+    many, expected = np.concatenate([images] * repeat), np.concatenate([tf_reference] * repeat)
+    np.testing.assert_allclose(infer(many), expected, atol=1e-5)
+    assert queued() == before + 1  # queued for a worker
+
+    async def fire(count: int) -> list[np.ndarray]:
+        async with grpc.aio.insecure_channel(grpc_server.grpc_address) as channel:
+            aio_stub = pb_grpc.GRPCInferenceServiceStub(channel)
+
+            async def one(index: int) -> np.ndarray:
+                response = await aio_stub.ModelInfer(_raw_request(images[index : index + 1]))
+                return np.frombuffer(response.raw_output_contents[0], np.float32)
+
+            return await asyncio.gather(*(one(i % len(images)) for i in range(count)))
+
+    for index, answer in enumerate(asyncio.run(fire(256))):
+        np.testing.assert_allclose(answer, tf_reference[index % len(images)], atol=1e-5)
+
+
+def test_tflite_runs_inline_with_its_own_interpreter_on_the_event_loop(
+    digits_artifacts, held_out, tf_reference
+):
+    """TFLite interpreters are per thread: the event loop's own one is made before health says
+    SERVING, and requests that run there answer like those through the batcher."""
+    import httpx
+
+    images, _ = held_out
+    with running_server(digits_artifacts["tflite"]) as server:
+        batching = httpx.get(f"{server.url}/v2/models/{MODEL}").json()["parameters"]["batching"]
+        assert batching["inline_rows"] >= 1
+        client = triton.InferenceServerClient(server.grpc_address)
+        for index in range(8):
+            np.testing.assert_allclose(
+                _triton_infer(client, images[index : index + 1]),
+                tf_reference[index : index + 1],
+                atol=1e-5,
+            )
+        np.testing.assert_allclose(_triton_infer(client, images), tf_reference, atol=1e-5)

@@ -81,7 +81,7 @@ def test_every_requirement_is_pinned_and_names_its_module(folder):
 def test_serving_bases_install_the_server_deps(folder):
     modules = set(re.findall(r"# import: (\S+)", (ROOT / folder / "requirements.txt").read_text()))
     assert {"numpy", "starlette", "uvicorn", "prometheus_client", "PIL", "yaml"} <= modules
-    assert {"grpc", "google.protobuf"} <= modules  # the gRPC endpoint
+    assert {"grpc", "google.protobuf", "grpc_health"} <= modules  # the gRPC endpoint, its health
 
 
 def test_every_emitted_base_target_gets_the_common_context(tmp_path):

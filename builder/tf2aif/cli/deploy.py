@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tf2aif.cli.argtypes import count, dns_label, quantity, resource_name
-from tf2aif.deploy.k8s import Resources, manifest_files, workloads_from_record
+from tf2aif.deploy.k8s import PROBES, Resources, manifest_files, workloads_from_record
 from tf2aif.deploy.platforms import DEFAULT_FPGA_RESOURCE
 from tf2aif.deploy.writer import dump_documents, write_files
 from tf2aif.pipeline.record import read_record
@@ -56,6 +56,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="Xilinx device plugin resource for alveo variants (depends on card and shell)",
     )
     k8s.add_argument(
+        "--probes",
+        choices=PROBES,
+        default="http",
+        help="readiness probe: HTTP /v2/health/ready, or the gRPC health service on port 8081 "
+        "(Kubernetes 1.27+); liveness and startup stay on HTTP",
+    )
+    k8s.add_argument(
         "--print", action="store_true", help="print the manifests instead of writing files"
     )
     k8s.set_defaults(func=run_k8s)
@@ -73,6 +80,7 @@ def run_k8s(args: argparse.Namespace) -> int:
         resources=resources,
         only=args.only,
         fpga_resource=args.fpga_resource,
+        probes=args.probes,
     )
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)

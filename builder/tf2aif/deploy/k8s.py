@@ -24,7 +24,9 @@ from tf2aif.pipeline.record import BuildRecord, ImageRecord, image_reference
 
 __all__ = [
     "CACHE_DIR",
+    "GRPC_PORT",
     "PORT",
+    "PROBES",
     "Resources",
     "Workload",
     "deployment_for",
@@ -45,6 +47,9 @@ CACHE_DIR = "/var/cache/tf2aif"  # TensorRT engine cache: the only thing the ser
 _CACHE_RUNTIMES = frozenset({"tensorrt"})
 _NAME_LIMIT = 63  # DNS-1035 label: Service names must fit
 KUSTOMIZATION = "kustomization.yaml"
+# How readiness is probed: HTTP GET /v2/health/ready, or the gRPC health service (grpc.health.v1,
+# service "") on the gRPC port, natively (Kubernetes 1.27+). Both turn ready with the model.
+PROBES = ("http", "grpc")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +75,7 @@ class Workload:
     resources: Resources = field(default_factory=Resources)
     node: str | None = None  # pin to one node (kubernetes.io/hostname), e.g. from placement
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    probes: str = "http"  # one of PROBES
 
     @property
     def platform(self) -> str:
@@ -157,6 +163,7 @@ def workloads_from_record(
     resources: Resources | None = None,
     only: Iterable[str] = (),
     fpga_resource: str | None = None,
+    probes: str = "http",
 ) -> tuple[tuple[Workload, ...], tuple[str, ...]]:
     """(workloads, skipped) for every variant of every successful image, sorted by name.
 
@@ -194,6 +201,7 @@ def workloads_from_record(
             namespace=namespace,
             resources=resources or Resources(),
             name=names[variant],
+            probes=probes,
         )
         for image, variant in chosen
     ]
@@ -250,6 +258,25 @@ def _resources(workload: Workload) -> dict[str, Any]:
 def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
+        **_timing(period, failures),
+    }
+
+
+def _grpc_probe(*, period: int, failures: int) -> dict[str, Any]:
+    # grpc probes take a port number, not a port name
+    return {"grpc": {"port": GRPC_PORT, "service": ""}, **_timing(period, failures)}
+
+
+def _readiness_probe(workload: Workload) -> dict[str, Any]:
+    if workload.probes not in PROBES:
+        raise DeployError(f"probes {workload.probes!r}: choose one of {', '.join(PROBES)}")
+    if workload.probes == "grpc":
+        return _grpc_probe(period=5, failures=3)
+    return _probe("/v2/health/ready", period=5, failures=3)
+
+
+def _timing(period: int, failures: int) -> dict[str, Any]:
+    return {
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,
@@ -278,8 +305,10 @@ def _container(workload: Workload, mounts: list[dict[str, Any]]) -> dict[str, An
         ],
         "resources": _resources(workload),
         # Startup covers slow loads (TF import, TensorRT engine build) before liveness applies.
+        # Liveness stays on HTTP with either readiness probe: gRPC health has no "alive but
+        # still loading" answer, and a long load must not look like a dead server.
         "startupProbe": _probe("/v2/health/live", period=5, failures=60),
-        "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
+        "readinessProbe": _readiness_probe(workload),
         "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -521,20 +521,26 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        grpc_server = None
+        grpc_endpoint = None
         if serve_grpc and options.grpc_port:
-            from tf2aif.image.server.grpc_service import start_server  # grpcio only when serving it
+            from tf2aif.image.server.grpc_service import (  # grpcio only when serving it
+                start_server,
+                warm_inline,
+            )
 
             try:
-                grpc_server = await start_server(model, options)
+                grpc_endpoint = await start_server(model, options)
             except ServerError as exc:
                 if on_failure is not None:
                     on_failure(str(exc))
                 raise
+            app.state.begin_draining = grpc_endpoint.begin_draining
         model.start(on_failure=on_failure)
+        if grpc_endpoint is not None:
+            grpc_endpoint.readiness.follow(model, then=lambda: warm_inline(model))
         yield
-        if grpc_server is not None:
-            await grpc_server.stop(options.graceful_timeout_s)
+        if grpc_endpoint is not None:
+            await grpc_endpoint.stop(options.graceful_timeout_s)
         # the server has already let in-flight requests finish; drain the batcher off the loop
         await run_in_threadpool(model.stop, options.graceful_timeout_s)
 
@@ -548,5 +554,6 @@ def create_app(
         },
     )
     app.state.model = model
+    app.state.begin_draining = lambda: None  # what the server calls on SIGTERM (gRPC health)
     app.add_middleware(RequestMetrics, model=model)
     return app

@@ -5,6 +5,9 @@ The event loop never runs inference. A worker takes the oldest request, then kee
 requests of the same shape until the batch holds `max_batch_size` rows or the oldest request has
 waited `max_queue_delay` (0: take only what is already queued - requests pile up while the
 previous batch runs, so batches grow with load and a lone request never waits).
+
+`try_inline` is the one exception, for models cheaper than the hand-off itself: a request that
+finds nothing queued and nothing running runs on the caller's thread (see ModelServer.inline).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class Batcher:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pending = 0
+        self._running = 0  # batches being run, by workers or inline
         self._stopping = False
         self._warm_up: Callable[[], None] | None = None
         self._warmed: list[threading.Event] = []
@@ -148,6 +152,27 @@ class Batcher:
         self._queue.put(item)
         return await item.future
 
+    def try_inline(self, inputs: Arrays) -> Arrays | None:
+        """Run one request on the calling thread if no request is queued or running; None when
+        busy (the caller then submits it). Saves two thread switches and the wake-up of the
+        caller's event loop; blocks that loop for one runtime call, so only for cheap models."""
+        with self._lock:
+            if self._stopping or self._pending or self._running:
+                return None
+            self._running += 1
+        started = time.perf_counter()
+        try:
+            outputs = self._infer(inputs)
+        except Exception as exc:
+            log.exception("inference failed for an inline request")
+            raise InferenceFailed(f"inference failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            with self._lock:
+                self._running -= 1
+        self._metrics.stages["inference"].observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(next(iter(inputs.values())).shape[0] if inputs else 1)
+        return outputs
+
     # -- worker side -------------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -202,7 +227,15 @@ class Batcher:
         started = time.perf_counter()
         with self._lock:
             self._pending -= len(batch)
+            self._running += 1
             self._metrics.queue_depth.set(self._pending)
+        try:
+            self._run_batch(batch, started)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run_batch(self, batch: list[_Pending], started: float) -> None:
         for item in batch:
             self._metrics.stages["queue"].observe(started - item.enqueued)
         rows = [item.rows for item in batch]

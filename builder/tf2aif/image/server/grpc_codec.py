@@ -78,17 +78,18 @@ def decode_infer_request(
     return arrays, datatypes, bool(raw)
 
 
-def _shape(name: str, dims: Sequence[int], dtype: np.dtype, max_bytes: int) -> tuple[int, ...]:
-    if any(d < 0 for d in dims):
+def _shape(name: str, given: Sequence[int], dtype: np.dtype, max_bytes: int) -> tuple[int, ...]:
+    dims = tuple(given)  # once: each read of a protobuf repeated field makes a new object
+    if min(dims, default=0) < 0:
         raise _bad(f"input {name!r}: shape {list(dims)} has a negative dimension")
     size = math.prod(dims) * dtype.itemsize
     # a dimension past the limit is refused even beside a 0 (numpy cannot shape [0, 2**62, 2**62])
-    if size > max_bytes or any(d > max_bytes for d in dims):
+    if size > max_bytes or max(dims, default=0) > max_bytes:
         raise ApiError(
             413,
             f"input {name!r}: shape {list(dims)} of {dtype.name} is over the {max_bytes}-byte limit",
         )
-    return tuple(dims)
+    return dims
 
 
 def _from_raw(name: str, chunk: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -162,7 +163,8 @@ def encode_infer_response(
     response = response_type(model_name=model_name, model_version=model_version, id=request_id)
     for name in names:
         datatype = datatypes[name]
-        array = np.ascontiguousarray(outputs[name], dtype=DATATYPES[datatype])
+        # np.asarray, not np.ascontiguousarray: that one makes a 0-d output 1-d ([1])
+        array = np.asarray(outputs[name], dtype=DATATYPES[datatype], order="C")
         tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
         if raw:
             response.raw_output_contents.append(_raw_bytes(array))

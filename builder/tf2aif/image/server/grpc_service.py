@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +22,9 @@ from grpc import aio
 
 from tf2aif import __version__
 from tf2aif.image.artifact import TensorSpec
+from tf2aif.image.server.app import _infer_batch, _require_ready  # the HTTP path's own rules
+from tf2aif.image.server.backends.base import zeros_for
+from tf2aif.image.server.batching import InferenceFailed
 from tf2aif.image.server.errors import ApiError, ServerError
 from tf2aif.image.server.grpc_codec import (
     decode_infer_request,
@@ -29,11 +32,12 @@ from tf2aif.image.server.grpc_codec import (
     requested_outputs,
 )
 from tf2aif.image.server.grpc_messages import generic_handler, message
+from tf2aif.image.server.grpc_readiness import Readiness
 from tf2aif.image.server.model import ModelServer
 from tf2aif.image.server.options import ServerOptions
 from tf2aif.image.server.protocol import check_inputs, check_outputs
 
-__all__ = ["InferenceServicer", "start_server"]
+__all__ = ["GrpcEndpoint", "InferenceServicer", "start_server", "warm_inline"]
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +113,10 @@ class InferenceServicer:
             metrics.inflight.dec()
 
     async def _infer(self, request: Any) -> Any:
-        from tf2aif.image.server.app import (  # the HTTP path's own rules
-            _infer_batch,
-            _require_ready,
-        )
-
         model = self._model(request.model_name, request.model_version)
         _require_ready(model)
         inputs, raw = await _off_loop_if(_is_large(request), self._decode_and_check, model, request)
-        outputs = await _infer_batch(model, inputs)
+        outputs = await _run(model, inputs)
         values = sum(array.size for array in outputs.values())
         return await _off_loop_if(
             not raw and values > DECODE_IN_THREAD_VALUES,
@@ -175,13 +174,42 @@ class InferenceServicer:
         return result
 
 
+def warm_inline(model: ModelServer) -> None:
+    """Make the backend's per-thread runtime objects (TFLite interpreters, OpenVINO infer
+    requests) for the event loop's thread now, before health says SERVING, rather than on the
+    first request that runs inline; if that fails, requests go through the batcher."""
+    if not (model.ready and model.inline_rows and model.backend is not None):
+        return
+    try:
+        model.backend.run(zeros_for(model.info.inputs, 1))
+    except Exception:
+        log.exception("running on the event loop failed; every request goes to the batcher")
+        model.inline_rows = 0
+
+
+async def _run(model: ModelServer, inputs: dict[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """On this thread when the call is cheap and the batcher idle, else through the batcher."""
+    first = next(iter(inputs.values()))
+    if model.inline_rows and first.ndim and first.shape[0] <= model.inline_rows:
+        assert model.batcher is not None
+        try:
+            outputs = model.batcher.try_inline(inputs)
+        except InferenceFailed as exc:
+            raise ApiError(500, str(exc)) from None
+        if outputs is not None:
+            return outputs
+    return await _infer_batch(model, inputs)
+
+
 def _tensor_metadata(spec: TensorSpec) -> Any:
     return TensorMetadata(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
 
 
 def _is_large(request: Any) -> bool:
-    raw = sum(len(chunk) for chunk in request.raw_input_contents)
-    return raw > DECODE_IN_THREAD_BYTES or request.ByteSize() > DECODE_IN_THREAD_BYTES // 4
+    raw = request.raw_input_contents
+    if raw:  # raw bytes are only viewed: their size is what the NaN scan costs
+        return sum(len(chunk) for chunk in raw) > DECODE_IN_THREAD_BYTES
+    return request.ByteSize() > DECODE_IN_THREAD_BYTES // 4
 
 
 async def _off_loop_if(slow: bool, function: Callable[..., T], *args: Any) -> T:
@@ -197,8 +225,31 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server:
-    """Listen on options.grpc_port in the running event loop; raise ServerError if it is taken."""
+class GrpcEndpoint:
+    """The running gRPC server and its health service."""
+
+    def __init__(self, server: aio.Server, readiness: Readiness) -> None:
+        self.server = server
+        self.readiness = readiness
+        self._loop = asyncio.get_running_loop()
+        self._draining: asyncio.Task | None = None
+
+    def begin_draining(self) -> None:
+        """Health turns NOT_SERVING now, while in-flight requests still finish. Safe to call
+        from a signal handler: the work is handed to the event loop."""
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._draining = self._loop.create_task(self.readiness.drain())
+
+    async def stop(self, grace: float) -> None:
+        await self.readiness.drain()
+        await self.server.stop(grace)
+
+
+async def start_server(model: ModelServer, options: ServerOptions) -> GrpcEndpoint:
+    """Listen on options.grpc_port in the running event loop; raise ServerError if it is taken.
+    Health says NOT_SERVING until `endpoint.readiness.follow(model)` sees the model ready."""
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", options.max_body_bytes),
@@ -224,6 +275,8 @@ async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server
             ),
         )
     )
+    readiness = Readiness()
+    await readiness.register(server)
     address = _address(options.host, options.grpc_port)
     try:
         server.add_insecure_port(address)
@@ -231,4 +284,4 @@ async def start_server(model: ModelServer, options: ServerOptions) -> aio.Server
         raise ServerError(f"gRPC cannot listen on {address}: {exc}") from None
     await server.start()
     log.info("gRPC (Open Inference Protocol) on %s", address)
-    return server
+    return GrpcEndpoint(server, readiness)

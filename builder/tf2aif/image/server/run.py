@@ -7,6 +7,7 @@ from __future__ import annotations
 # loading thread (seen with OpenVINO); importing it here, before any thread starts, avoids the race.
 import encodings.idna  # noqa: F401
 import logging
+from types import FrameType
 
 import uvicorn
 
@@ -47,7 +48,7 @@ def serve(options: ServerOptions) -> None:
             server.should_exit = True  # polled by uvicorn's main loop
 
     app = create_app(options, on_failure=stop_on_failure, serve_grpc=True)
-    server = uvicorn.Server(uvicorn_config(app, options))
+    server = _DrainingServer(uvicorn_config(app, options))
     try:
         server.run()
     except SystemExit:  # uvicorn's answer to a failed start-up (the gRPC port is taken, say)
@@ -55,6 +56,17 @@ def serve(options: ServerOptions) -> None:
             raise
     if failures:
         raise ServerError(f"model not served: {failures[0]}")
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the app as soon as a signal asks it to stop: gRPC health turns
+    NOT_SERVING while uvicorn still lets in-flight HTTP requests finish."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        begin = getattr(getattr(self.config.app, "state", None), "begin_draining", None)
+        if begin is not None:
+            begin()
 
 
 def _configure_logging(level: str) -> None:
