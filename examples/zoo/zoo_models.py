@@ -29,7 +29,6 @@ SEED = 0
 VOCAB = 1000  # token ids of the text models are in [1, VOCAB)
 SEQ = 32  # tokens per text sample
 _DIGITS_SIZE = {"efficientnet_b0": 32, "mobilenet_v3_small": 64}  # CNNs trained on digits
-DIGITS_EPOCHS = 3  # CNNs trained on digits: ~97% held-out accuracy (MobileNetV3Small)
 WORDS = tuple(f"w{i}" for i in range(200))  # the string model's vocabulary
 
 Inputs = dict[str, np.ndarray]
@@ -412,7 +411,7 @@ MODELS: tuple[ZooModel, ...] = (
         make=_trained_application(
             "mobilenet_v3_small",
             "MobileNetV3Small",
-            epochs=DIGITS_EPOCHS,
+            epochs=3,  # 97% held-out accuracy
             alpha=0.75,
             dropout_rate=0.0,
         ),
@@ -428,7 +427,7 @@ MODELS: tuple[ZooModel, ...] = (
     ZooModel(
         name="efficientnet_b0",
         family="CNN: EfficientNetB0 (32x32, swish, SE), trained on digits",
-        make=_trained_application("efficientnet_b0", "EfficientNetB0", epochs=DIGITS_EPOCHS),
+        make=_trained_application("efficientnet_b0", "EfficientNetB0", epochs=8),
         sample=_held_out_sample("efficientnet_b0", "image"),
         trained=True,
     ),
