@@ -427,7 +427,11 @@ MODELS: tuple[ZooModel, ...] = (
     ZooModel(
         name="efficientnet_b0",
         family="CNN: EfficientNetB0 (32x32, swish, SE), trained on digits",
-        make=_trained_application("efficientnet_b0", "EfficientNetB0", epochs=8),
+        make=_trained_application(
+            "efficientnet_b0",
+            "EfficientNetB0",
+            epochs=8,  # 88.7%; at 3 (77%) onnx fp16 failed
+        ),
         sample=_held_out_sample("efficientnet_b0", "image"),
         trained=True,
     ),
