@@ -113,7 +113,9 @@ def test_open_loop_shows_queueing_beyond_capacity(start_toy):
         assert run["mode"] == "open"
     assert under["throughput_rps"] == pytest.approx(40, rel=0.15)
     assert under["latency_ms"]["p50"] < 25
-    assert under["unfinished"] <= 3
+    # in flight when the run ends: rate x latency, about 1; a busy machine's stalls add a few,
+    # still far from the pile-up beyond capacity (> 50 below)
+    assert under["unfinished"] <= 10
     lag = under["client"]["send_lag_ms"]  # how late sends left: inside every latency above
     assert 0 <= lag["mean"] <= lag["max"] and lag["p99"] <= lag["max"]
     # beyond capacity the queue grows: served rate caps near 100/s, latency climbs, work piles up
