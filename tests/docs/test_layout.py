@@ -102,3 +102,15 @@ def test_only_the_cli_prints():
         and _prints(file)
     )
     assert not printers, f"modules outside cli/ that print: {printers}"
+
+
+def test_test_modules_outside_packages_have_unique_names():
+    """pytest imports a test folder without __init__.py by file name alone: two such files of
+    one name stop collection of the whole suite."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, Path] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        if (path.parent / "__init__.py").exists():
+            continue
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a module name"
+        seen[path.name] = path
