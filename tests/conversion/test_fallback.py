@@ -162,7 +162,7 @@ def test_with_fallback_off_full_int8_is_built_once_and_fails_the_gate(raw_mlp, t
         ("tflite", "tflite", "int8", ("full", "float-io", "float-sensitive")),
         ("onnxruntime", "onnx", "int8", ("full", "float-io", "float-sensitive")),
         ("onnxruntime", "onnx", "fp16", ("full", "float-sensitive")),
-        ("openvino", "openvino", "int8", ("full", "float-io")),
+        ("openvino", "openvino", "int8", ("full", "float-io", "float-sensitive")),
         ("openvino", "openvino", "fp16", ("full", "float-sensitive")),
     ],
 )
@@ -221,3 +221,50 @@ def test_per_output_limits_gate_a_real_conversion_by_output_name(raw_mlp, tmp_pa
             root=raw_mlp,
             out=tmp_path / "unknown",
         )
+
+
+DEPTHWISE_SAMPLES = textwrap.dedent(
+    """\
+    import numpy as np
+
+
+    def images():
+        rng = np.random.default_rng(3)
+        for _ in range(16):
+            yield {"image": rng.random((16, 16, 3), dtype=np.float32)}
+    """
+)
+
+
+def test_openvino_float_sensitive_keeps_every_depthwise_convolution_float(tmp_path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    (tmp_path / "samples.py").write_text(DEPTHWISE_SAMPLES)
+    keras.utils.set_random_seed(0)
+    image = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, name="stem")(image)
+    x = keras.layers.DepthwiseConv2D(3, name="dw_a")(x)
+    x = keras.layers.DepthwiseConv2D(3, name="dw_b")(x)
+    x = keras.layers.Conv2D(8, 1, name="pointwise")(x)
+    outputs = keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(image, outputs).export(str(tmp_path / "models" / "mlp"), verbose=False)
+    plugins = {
+        "calibration": PluginRef(module="samples.py", function="images"),
+        "fidelity_samples": PluginRef(module="samples.py", function="images"),
+    }
+    impossible = Thresholds(atol=0.0)  # every candidate is built and reported
+    with pytest.raises(FidelityError):
+        run_conversion(
+            spec("openvino", "openvino", thresholds=impossible, **plugins),
+            root=tmp_path,
+            out=tmp_path / "out",
+        )
+    tried = json.loads((tmp_path / "out" / "fidelity.json").read_text())["fallback"]["tried"]
+    by_candidate = {t["candidate"]: t["float_layers"] for t in tried}
+    # OpenVINO names the two depthwise convolutions GroupConvolution_<n>
+    depthwise = [n for n in by_candidate["float-sensitive"] if n.startswith("GroupConvolution")]
+    assert len(depthwise) == 2, by_candidate["float-sensitive"]
+    assert not [n for n in by_candidate["float-io"] if n.startswith("GroupConvolution")]
+    # each candidate converts anew, so op numbers differ: count what float-io keeps on top
+    assert len(by_candidate["float-sensitive"]) == len(by_candidate["float-io"]) + 2

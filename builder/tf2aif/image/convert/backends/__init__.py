@@ -27,5 +27,5 @@ BUILTIN = {
 FALLBACKS = {
     "tflite": {"int8": ("float-io", "float-sensitive")},
     "onnx": {"int8": ("float-io", "float-sensitive"), "fp16": ("float-sensitive",)},
-    "openvino": {"int8": ("float-io",), "fp16": ("float-sensitive",)},
+    "openvino": {"int8": ("float-io", "float-sensitive"), "fp16": ("float-sensitive",)},
 }
