@@ -29,7 +29,7 @@ SEED = 0
 VOCAB = 1000  # token ids of the text models are in [1, VOCAB)
 SEQ = 32  # tokens per text sample
 # CNNs trained on digits (random-weight deep CNNs are too chaotic to say anything about fp16)
-_DIGITS_SIZE = {"efficientnet_b0": 32, "mobilenet_v3_small": 64, "resnet50": 32}
+_DIGITS_SIZE = {"efficientnet_b0": 32, "mobilenet_v3_small": 64, "resnet50": 32, "inception_v3": 75}
 WORDS = tuple(f"w{i}" for i in range(200))  # the string model's vocabulary
 
 Inputs = dict[str, np.ndarray]
@@ -377,8 +377,11 @@ def labelled_data(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         x, held = (bunch.images / 16.0).astype(np.float32)[..., None], 300
     elif name in _DIGITS_SIZE:  # 0..255 RGB, each digit pixel a block: the CNNs' own input range
         bunch = datasets.load_digits()
-        scale = _DIGITS_SIZE[name] // 8
-        images = np.kron(bunch.images, np.ones((scale, scale))) * (255.0 / 16.0)
+        size = _DIGITS_SIZE[name]
+        images = np.kron(bunch.images, np.ones((size // 8, size // 8))) * (255.0 / 16.0)
+        pad = size - images.shape[1]  # 75 = 9 x 8 + 3: black border to the input size
+        border = (pad // 2, pad - pad // 2)
+        images = np.pad(images, ((0, 0), border, border))
         x, held = np.repeat(images[..., None], 3, axis=-1).astype(np.float32), 300
     elif name == "tabular_mlp":
         bunch = datasets.load_breast_cancer()
@@ -445,9 +448,10 @@ MODELS: tuple[ZooModel, ...] = (
     ),
     ZooModel(
         name="inception_v3",
-        family="CNN: InceptionV3 (75x75)",
-        make=_application("InceptionV3", 75, _image(75)),
-        sample=_image(75),
+        family="CNN: InceptionV3 (75x75), trained on digits",
+        make=_trained_application("inception_v3", "InceptionV3", epochs=5),
+        sample=_held_out_sample("inception_v3", "image"),
+        trained=True,
     ),
     ZooModel(
         name="convnext_tiny",

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 ZOO = Path(__file__).resolve().parents[2] / "examples" / "zoo"
-DEEP = {"efficientnet_b0": 32, "mobilenet_v3_small": 64}
+DEEP = {"efficientnet_b0": 32, "mobilenet_v3_small": 64, "resnet50": 32, "inception_v3": 75}
 
 
 @cache
@@ -67,6 +67,10 @@ def test_every_digit_pixel_becomes_a_uniform_grey_block(name, index, split):
     block = DEEP[name] // 8
     grey = image[..., 0]
     assert np.array_equal(image[..., 1], grey) and np.array_equal(image[..., 2], grey)
+    start = (DEEP[name] - 8 * block) // 2  # a black border where the size is no multiple of 8
+    digit = grey[start : start + 8 * block, start : start + 8 * block]
+    assert grey.sum() == digit.sum()  # nothing but zeros outside the digit
+    grey = digit
     pixels = grey[::block, ::block]  # one value per 8x8 digit pixel
     assert np.array_equal(np.kron(pixels, np.ones((block, block))), grey)
     assert np.all((pixels >= 0) & (pixels <= 255))
