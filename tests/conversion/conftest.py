@@ -42,3 +42,21 @@ def project(tmp_path_factory, digits_train) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     return root
+
+
+@pytest.fixture(scope="module")
+def lstm_model(tmp_path_factory) -> Path:
+    """A small Keras LSTM text classifier, exported as a SavedModel."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(12,), dtype="int32"),
+            keras.layers.Embedding(50, 8),
+            keras.layers.LSTM(8),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    out = tmp_path_factory.mktemp("lstm") / "saved"
+    model.export(str(out), verbose=False)
+    return out

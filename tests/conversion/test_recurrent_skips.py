@@ -6,8 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tf2aif.cli.main import main
 
 from projects import write_project
@@ -35,24 +33,6 @@ targets:
   include:
     - {platform: cpu, runtime: tflite, precision: fp32}
 """
-
-
-@pytest.fixture(scope="module")
-def lstm_model(tmp_path_factory) -> Path:
-    """A small Keras LSTM text classifier, exported as a SavedModel."""
-    keras = pytest.importorskip("keras")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(12,), dtype="int32"),
-            keras.layers.Embedding(50, 8),
-            keras.layers.LSTM(8),
-            keras.layers.Dense(3, activation="softmax"),
-        ]
-    )
-    out = tmp_path_factory.mktemp("lstm") / "saved"
-    model.export(str(out), verbose=False)
-    return out
 
 
 def project(root: Path, manifest: str, model: Path) -> Path:

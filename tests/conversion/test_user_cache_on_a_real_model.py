@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tf2aif.cli.main import main
 
 from projects import write_project
@@ -39,23 +37,6 @@ sys.meta_path.insert(0, Blocker())
 from tf2aif.cli.main import main
 raise SystemExit(main(["plan", "--json", sys.argv[2]]))
 """
-
-
-@pytest.fixture(scope="module")
-def lstm_model(tmp_path_factory) -> Path:
-    keras = pytest.importorskip("keras")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(12,), dtype="int32"),
-            keras.layers.Embedding(50, 8),
-            keras.layers.LSTM(8),
-            keras.layers.Dense(3, activation="softmax"),
-        ]
-    )
-    out = tmp_path_factory.mktemp("lstm") / "saved"
-    model.export(str(out), verbose=False)
-    return out
 
 
 def project(root: Path, model: Path) -> Path:
