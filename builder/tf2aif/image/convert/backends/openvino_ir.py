@@ -140,8 +140,11 @@ def _quantize(model, job: ConvertJob) -> tuple[Any, tuple[str, ...], int | None]
     nncf.set_log_level(logging.WARNING)
     samples = job.calibration()
     dataset = nncf.Dataset(list(samples.inputs))
+    # NNCF's full BiasCorrection, not its fast one: on the zoo's trained InceptionV3 the fast one
+    # lost 2.7 points of accuracy in int8 and the full one none (95.0% = fp32), for 1.6x the time
+    settings = {"subset_size": len(samples), "fast_bias_correction": False}
     if job.candidate == "full":
-        return nncf.quantize(model, dataset, subset_size=len(samples)), (), None
+        return nncf.quantize(model, dataset, **settings), (), None
     compute = [
         op.get_friendly_name()
         for op in model.get_ordered_ops()
@@ -156,5 +159,5 @@ def _quantize(model, job: ConvertJob) -> tuple[Any, tuple[str, ...], int | None]
         ]
     kept = tuple(dict.fromkeys(kept))
     ignored = nncf.IgnoredScope(names=list(kept), validate=False)
-    quantized = nncf.quantize(model, dataset, subset_size=len(samples), ignored_scope=ignored)
+    quantized = nncf.quantize(model, dataset, ignored_scope=ignored, **settings)
     return quantized, kept, len(compute)
