@@ -205,6 +205,16 @@ def dumps(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), default=_listed).encode()
 
 
+# proto3's JSON mapping writes non-finite floats as these strings, and so do tf2aif's answers;
+# they are read back as the values (and then refused like NaN literals, unless allowed).
+_NONFINITE_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _word(value: float) -> str:
+    """The proto3 JSON word of a non-finite float."""
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
 def json_safe(value: Any) -> Any:
     """A processing plug-in's answer as plain JSON values: numpy arrays and scalars as Python
     ones, NaN/Inf as their proto3 JSON words; other types are left for json.dumps to refuse."""
@@ -213,7 +223,7 @@ def json_safe(value: Any) -> Any:
     elif isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return _word(value)
     if isinstance(value, Mapping):
         return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -515,11 +525,6 @@ def _numbers(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return array.astype(dtype, copy=False)
 
 
-# proto3's JSON mapping writes non-finite floats as these strings, and so do tf2aif's answers;
-# they are read back as the values (and then refused like NaN literals, unless allowed).
-_NONFINITE_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
 def _words_as_floats(data: list[Any]) -> list[Any]:
     return [
         _words_as_floats(x)
@@ -696,6 +701,5 @@ def _listed_with_words(flat: np.ndarray, finite: bool) -> list[Any]:
     values = flat.tolist()
     if not finite:
         for index in np.flatnonzero(~np.isfinite(flat)).tolist():
-            value = values[index]
-            values[index] = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+            values[index] = _word(values[index])
     return values
