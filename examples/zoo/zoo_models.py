@@ -134,14 +134,19 @@ def _all_layers(model: Any) -> list[Any]:
     return layers
 
 
+def _backbone(factory: str, size: int, **kwargs: Any) -> tuple[Any, Any]:
+    """(keras, a seeded keras.applications `factory` model on size x size x 3 images, 10 classes)."""
+    keras = _seed()
+    inputs = keras.Input((size, size, 3), name="image")
+    backbone = getattr(keras.applications, factory)(
+        weights=None, input_shape=(size, size, 3), classes=10, **kwargs
+    )
+    return keras, keras.Model(inputs, backbone(inputs), name=factory.lower())
+
+
 def _application(factory: str, size: int, sample, **kwargs: Any) -> Callable[[], Any]:
     def make() -> Any:
-        keras = _seed()
-        inputs = keras.Input((size, size, 3), name="image")
-        backbone = getattr(keras.applications, factory)(
-            weights=None, input_shape=(size, size, 3), classes=10, **kwargs
-        )
-        model = keras.Model(inputs, backbone(inputs), name=factory.lower())
+        _, model = _backbone(factory, size, **kwargs)
         _set_bn_statistics(model, sample)
         return model
 
@@ -345,12 +350,7 @@ def _trained_application(name: str, factory: str, *, epochs: int, **kwargs: Any)
     size = _DIGITS_SIZE[name]
 
     def make() -> Any:
-        keras = _seed()
-        inputs = keras.Input((size, size, 3), name="image")
-        backbone = getattr(keras.applications, factory)(
-            weights=None, input_shape=(size, size, 3), classes=10, **kwargs
-        )
-        model = keras.Model(inputs, backbone(inputs), name=factory.lower())
+        keras, model = _backbone(factory, size, **kwargs)
         x_train, y_train, _, _ = labelled_data(name)
         batchnorms = [layer for layer in _all_layers(model) if _is_norm(layer, keras)]
         for layer in batchnorms:  # moving statistics that follow a few epochs of training
