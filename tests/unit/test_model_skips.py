@@ -38,16 +38,22 @@ targets:
 """
 
 
-def facts(ops=(), dtype="float32") -> ModelFacts:
+def facts(ops=(), dtype="float32", xla_functions=()) -> ModelFacts:
     return ModelFacts(
         digest="sha256:" + "0" * 64,
         inputs=(TensorFacts(name="x", dtype=dtype, shape=(-1, 8)),),
         outputs=(TensorFacts(name="y", dtype="float32", shape=(-1, 3)),),
         ops=frozenset(ops),
+        xla_functions=frozenset(xla_functions),
     )
 
 
 RECURRENT = facts({"While", "TensorListReserve", "MatMul"})
+# Keras 3's grouped Conv2D on TensorFlow: the signature calls XLA-compiled functions
+GROUPED = facts(
+    {"Conv2D", "StatefulPartitionedCall", "Erf"},
+    xla_functions={"__inference__conv_xla_162509", "__inference__conv_xla_162611"},
+)
 
 
 @cache
@@ -177,3 +183,21 @@ def _base_manifest(tmp_path_factory):
         root = tmp_path_factory.mktemp("skips")
         _BASE["m"], _ = load_manifest(write_project(root, MATRIX), recipes=recipes())
     return _BASE["m"]
+
+
+def test_xla_compiled_functions_skip_every_onnxruntime_cell_with_reason_and_fix(manifest):
+    resolution = resolve(manifest, recipes(), model_facts=GROUPED)
+    assert {v.runtime for v in resolution.variants} == {"tf", "tflite", "openvino"}
+    skipped = {s.id: s for s in resolution.skipped}
+    for precision in ("fp32", "fp16"):
+        cell = skipped[f"cpu/onnxruntime/{precision}"]
+        assert cell.by_model
+        assert "2 function(s) compiled with XLA" in cell.reason
+        assert "__inference__conv_xla_162509" in cell.reason  # the first one, by name
+        assert "tflite or openvino" in cell.fix and "DepthwiseConv2D" in cell.fix
+
+
+def test_without_xla_functions_onnxruntime_is_not_ruled_out():
+    assert predict(facts(), ["tf", "tflite", "onnxruntime", "openvino"]) == ()
+    assert [p.cell for p in predict(GROUPED, ["tflite", "onnxruntime"])] == ["onnxruntime/*"]
+    assert predict(GROUPED, ["tflite", "openvino"]) == ()  # they convert it: nothing to say
