@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from scripts import load_script
 from tf2aif.image.server.protocol import parse_infer_request
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _zoo_module():
-    """benchmarks/zoo.py as a module, sys.path left as it was (the script extends it)."""
-    spec = importlib.util.spec_from_file_location("zoo_benchmark", REPO / "benchmarks" / "zoo.py")
-    module = importlib.util.module_from_spec(spec)
-    before = list(sys.path)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = before
-    return module
-
-
-zoo = _zoo_module()
+zoo = load_script("benchmarks/zoo.py", "zoo_benchmark")
 
 
 def test_a_sample_with_numbers_and_strings_is_one_oip_json_request():

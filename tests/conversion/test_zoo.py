@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts import load_script
 from tf2aif.errors import ConversionError
 from tf2aif.image.convert import ConvertSpec, PluginRef, Thresholds, run_conversion
 from tf2aif.image.convert.converter_log import LOG_FILE
@@ -108,25 +109,10 @@ def test_openvino_fp16_says_what_it_computes_in(zoo, tmp_path):
     assert info.fidelity["metrics"]["max_rel_diff"] < 0.01
 
 
-def _zoo_benchmark():
-    """benchmarks/zoo.py as a module, sys.path left as it was (the script extends it)."""
-    import importlib.util
-
-    path = ZOO.parents[1] / "benchmarks" / "zoo.py"
-    spec = importlib.util.spec_from_file_location("zoo_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    before = list(sys.path)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = before
-    return module
-
-
 def test_served_latency_is_measured_against_the_served_tf_artifact(zoo, tmp_path, monkeypatch):
     """The zoo's served p50: tf2aif's own server, for the converted artifact and for the tf one;
     a string-input model (warmed up on empty strings) is served too."""
-    benchmark = _zoo_benchmark()
+    benchmark = load_script("benchmarks/zoo.py", "zoo_benchmark")
     monkeypatch.syspath_prepend(str(ZOO))  # the zoo's samples.py imports zoo_models
     results = {}
     for name, runtime, backend in [

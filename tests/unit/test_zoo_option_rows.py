@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo.py"
+from scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def zoo():
-    spec = importlib.util.spec_from_file_location("zoo_bench", ZOO)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/zoo.py", "zoo_benchmark")
 
 
 def test_option_runs_are_keyed_beside_the_default_cell(zoo):
