@@ -410,6 +410,8 @@ def _unconverted(work: Path, results: dict[str, dict]) -> list[str]:
         "|---|---|---|---|",
     ]
     for name, cells in results.items():
+        if all(cell["status"] == "ok" for cell in cells.values()):
+            continue  # nothing to predict: the model need not be built to render its rows
         model = work / by_name(name).path
         facts = inspect_model(model, digest=source_digest(model), cache_root=work)
         keras_source = model.is_file()

@@ -1,7 +1,8 @@
 """A subset of the conformance zoo (examples/zoo) through the real conversion pipeline.
 
 The full matrix is benchmarks/zoo.py (docs/models.md); these are the cells that broke before:
-Keras 3 exact GELU on ONNX, multi-output gating, string ops, recurrent layers on TFLite.
+Keras 3 exact GELU on ONNX, multi-output gating, string ops, recurrent layers on TFLite; and a
+text model on OpenVINO, served and compared with TensorFlow on generated sentences.
 """
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scripts import load_script
 from tf2aif.errors import ConversionError
@@ -134,3 +139,68 @@ def test_served_latency_is_measured_against_the_served_tf_artifact(zoo, tmp_path
     assert f"| {ratio:.2f} |" in row
     benchmark._measure_served("string_text", zoo, results["string_text"], "tf-fp32")
     assert results["string_text"]["tf-fp32"]["served_p50_ms"] > 0
+
+
+# What a user sends a text model: vocabulary words, unknown words, case, punctuation, runs of
+# spaces, non-ASCII letters, emoji, and empty strings.
+_WORDS = st.sampled_from(["w1", "W2", "w17", "w199", "w0", "hello", "w3,", "(w4)", "É", "ß", "🙂"])
+_TEXTS = st.lists(st.lists(_WORDS, max_size=20).map(" ".join), min_size=1, max_size=4)
+
+
+@pytest.fixture(scope="module")
+def string_model_on_openvino(zoo, tmp_path_factory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("string-openvino")
+    info = run_conversion(_spec("string_text", "openvino", "openvino"), root=zoo, out=out)
+    return out, info
+
+
+def test_string_model_converts_to_openvino_with_the_tokenizers_recorded(
+    zoo, string_model_on_openvino, tmp_path
+):
+    model = zoo / "models" / "string_text"
+    facts = inspect_model(model, digest=source_digest(model), cache_root=tmp_path)
+    assert [p.runtime for p in predict(facts, ["openvino", "onnxruntime"])] == ["onnxruntime"]
+    _, info = string_model_on_openvino
+    assert info.fidelity["passed"] and info.fidelity["metrics"]["max_rel_diff"] <= 1e-3
+    assert info.options["extensions"] == ["openvino_tokenizers"]  # what the server loads
+    assert info.inputs[0].datatype == "BYTES"
+    int8 = run_conversion(
+        _spec("string_text", "openvino", "openvino", "int8"), root=zoo, out=tmp_path / "int8"
+    )
+    assert int8.fidelity["passed"] and int8.options["extensions"] == ["openvino_tokenizers"]
+
+
+def test_served_string_model_answers_what_tensorflow_answers(zoo, string_model_on_openvino):
+    tf = pytest.importorskip("tensorflow")
+    from server.serving import running_server
+
+    artifact, _ = string_model_on_openvino
+    signature = tf.saved_model.load(str(zoo / "models" / "string_text")).signatures[
+        "serving_default"
+    ]
+    with running_server(artifact, grpc_port=0) as server:
+        url = f"{server.url}/v2/models/string_text/infer"
+
+        @settings(max_examples=30, deadline=None)
+        @given(texts=_TEXTS)
+        def served_like_tensorflow(texts):
+            body = {
+                "inputs": [
+                    {"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}
+                ]
+            }
+            answer = httpx.post(url, json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+            (output,) = answer.json()["outputs"]
+            served = np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
+            expected = next(iter(signature(text=tf.constant(texts)).values())).numpy()
+            np.testing.assert_allclose(served, expected, rtol=1e-3, atol=1e-5)
+
+        served_like_tensorflow()
+        nul = {
+            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["w1\u0000"]}]
+        }
+        refused = httpx.post(url, json=nul, timeout=30)
+        assert refused.status_code == 400 and "NUL" in refused.json()["error"]
+        again = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["w1"]}]}
+        assert httpx.post(url, json=again, timeout=30).status_code == 200  # still serving

@@ -19,7 +19,14 @@ from tf2aif.image.convert.failure import describe, failure_line
 from tf2aif.image.convert.fidelity import class_output_of
 from tf2aif.image.convert.samples import load_samples, synthetic_samples
 from tf2aif.image.convert.spec import PluginRef, Thresholds
-from tf2aif.pipeline.model_inspect import ModelFacts, TensorFacts, gated_output_line, predict
+from tf2aif.pipeline.model_inspect import (
+    OPENVINO_STRING_OPS,
+    ModelFacts,
+    TensorFacts,
+    gated_output_line,
+    notes,
+    predict,
+)
 
 # shortened from what the converters printed on the zoo's models
 TFLITE_LSTM = (
@@ -223,11 +230,35 @@ def test_recurrent_models_are_predicted_to_fail_on_tflite_only():
     assert "options.tflite.select_tf_ops: true" in predicted[0].fix
 
 
-def test_string_ops_rule_out_every_converted_runtime_but_tf():
+def test_text_vectorization_ops_rule_out_tflite_and_onnxruntime_not_openvino():
     facts = _facts({"StringLower", "StringSplitV2", "StaticRegexReplace"}, dtype="string")
-    predicted = predict(facts, ["tf", "tflite", "onnxruntime", "openvino"])
-    assert sorted(p.runtime for p in predicted) == ["onnxruntime", "openvino", "tflite"]
+    runtimes = ["tf", "tflite", "onnxruntime", "openvino"]
+    predicted = predict(facts, runtimes)
+    assert sorted(p.runtime for p in predicted) == ["onnxruntime", "tflite"]
     assert all("runtime tf" in p.fix for p in predicted)
+    (note,) = notes(facts, runtimes)
+    assert note.startswith("openvino: the string ops (StaticRegexReplace, StringLower, ")
+    assert "openvino-tokenizers" in note
+    assert notes(facts, ["tf", "tflite"]) == ()  # said only when openvino is planned
+
+
+def test_a_string_op_the_tokenizers_cannot_convert_rules_openvino_out_too():
+    facts = _facts({"StringLower", "StringNGrams"}, dtype="string")
+    predicted = predict(facts, ["openvino"])
+    assert [p.cell for p in predicted] == ["openvino/*"]
+    assert "StringNGrams" in predicted[0].reason
+    assert "tokenizers extension converts StaticRegexReplace" in predicted[0].fix
+    assert notes(facts, ["openvino"]) == ()
+
+
+@given(ops=st.sets(st.sampled_from(sorted(OPENVINO_STRING_OPS | {"StringNGrams", "Substr"}))))
+def test_openvino_is_either_noted_or_predicted_for_every_string_model(ops):
+    facts = _facts(ops | {"MatMul"}, dtype="string")
+    predicted = predict(facts, ["openvino"])
+    noted = notes(facts, ["openvino"])
+    converts = bool(ops) and ops <= OPENVINO_STRING_OPS  # no string op: a bare string input
+    assert bool(noted) == converts
+    assert bool(predicted) != converts  # one answer, never both, never neither
 
 
 def test_plain_cnn_ops_predict_nothing():

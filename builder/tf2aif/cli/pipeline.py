@@ -241,6 +241,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     console.print(gated_output_line(plan))
     console.print(fallback_line(plan))
+    for note in plan.notes:
+        console.print(note, markup=False, highlight=False)
     return 0
 
 
@@ -298,6 +300,7 @@ def plan_json(plan) -> dict[str, Any]:
             {"cell": c.id, "reason": c.reason, "fix": c.fix, "by_model": c.by_model}
             for c in plan.skipped
         ],
+        "notes": list(plan.notes),
     }
 
 

@@ -200,6 +200,7 @@ _IMAGE_COMMON = (
     "image/__init__.py",
     "image/artifact.py",
     "image/flex.py",
+    "image/openvino_ext.py",
     "image/plugins.py",
 )
 STAGE_LIBS: Mapping[str, tuple[str, ...] | None] = {

@@ -38,6 +38,7 @@ __all__ = [
     "gated_output_line",
     "dynamic_lengths",
     "inspect_model",
+    "notes",
     "option_issues",
     "predict",
 ]
@@ -55,6 +56,12 @@ TENSOR_LIST_OPS = frozenset(
 # string processing inside the graph (TextVectorization, tf.strings): no TFLite builtin kernels,
 # no tf2onnx handlers, and OpenVINO needs its tokenizers extension
 STRING_OP_PREFIXES = ("String", "StaticRegex", "RegexReplace", "Substr", "UnicodeDecode")
+# the string ops the openvino-tokenizers extension converts (TextVectorization's standardize and
+# split, and tf.strings.to_hash_bucket_fast), which the convert-tf and serve-openvino bases carry;
+# measured on the zoo's string_text model (docs/models.md)
+OPENVINO_STRING_OPS = frozenset(
+    {"StringLower", "StaticRegexReplace", "StringSplitV2", "StringToHashBucketFast"}
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,6 +246,8 @@ def predict(
                     fix=_recurrent_fix(facts, keras_source),
                 )
             )
+        if runtime == "openvino" and strings and set(strings) <= OPENVINO_STRING_OPS:
+            continue  # converted by the tokenizers extension: see notes()
         if strings and runtime in ("tflite", "onnxruntime", "openvino"):
             found.append(
                 Prediction(
@@ -252,7 +261,8 @@ def predict(
                         "move text preprocessing out of the model (into the processing module) "
                         "and feed token ids, or serve this model with runtime tf"
                         + (
-                            " (OpenVINO converts these ops with the openvino-tokenizers package)"
+                            " (OpenVINO's tokenizers extension converts "
+                            f"{', '.join(sorted(OPENVINO_STRING_OPS))})"
                             if runtime == "openvino"
                             else ""
                         )
@@ -269,6 +279,20 @@ def predict(
                 )
             )
     return tuple(found)
+
+
+def notes(facts: ModelFacts | None, runtimes: Iterable[str]) -> tuple[str, ...]:
+    """What a planned runtime does differently for this model, said before any build."""
+    if not facts or "openvino" not in set(runtimes):
+        return ()
+    strings = sorted(op for op in facts.ops if op.startswith(STRING_OP_PREFIXES))
+    if not strings or not set(strings) <= OPENVINO_STRING_OPS:
+        return ()
+    return (
+        f"openvino: the string ops ({', '.join(strings)}) convert with the openvino-tokenizers "
+        "extension, which the convert-tf and serve-openvino bases carry; the image loads it "
+        "before the model",
+    )
 
 
 def _xla_prediction(facts: ModelFacts, runtime: str) -> Prediction:

@@ -113,6 +113,7 @@ class Plan:
     variants: tuple[Variant, ...]
     skipped: tuple[SkippedCell, ...]
     client: ClientTarget | None = None
+    notes: tuple[str, ...] = ()  # what a runtime does differently for this model
 
     def target_names(self) -> tuple[str, ...]:
         client = (self.client,) if self.client else ()
@@ -160,6 +161,7 @@ def make_plan(resolution: Resolution, *, env: Mapping[str, str] | None = None) -
         variants=resolution.variants,
         skipped=resolution.skipped,
         client=client,
+        notes=resolution.notes,
     )
     _check_links(plan)
     return _addressed(plan)

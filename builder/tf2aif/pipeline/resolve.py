@@ -22,7 +22,13 @@ from typing import Any
 from tf2aif.errors import ManifestError, ManifestIssue, SourceLocation, did_you_mean
 from tf2aif.image.convert.spec import Thresholds
 from tf2aif.pipeline.manifest import TAG_MAX, CellPattern, Manifest, Targets, _targets
-from tf2aif.pipeline.model_inspect import ModelFacts, Prediction, option_issues, predict
+from tf2aif.pipeline.model_inspect import (
+    ModelFacts,
+    Prediction,
+    notes,
+    option_issues,
+    predict,
+)
 from tf2aif.pipeline.recipes import ImageRef, Recipe, RecipeSet
 from tf2aif.pipeline.yamlfile import LoadedYaml, matches, short
 
@@ -80,6 +86,7 @@ class Resolution:
     variants: tuple[Variant, ...]
     skipped: tuple[SkippedCell, ...]
     vendor_map: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what a runtime does differently for this model (model_inspect)
 
 
 def resolve(
@@ -127,6 +134,7 @@ def resolve(
         variants=ordered,
         skipped=skipped_sorted,
         vendor_map=vendor_map,
+        notes=notes(model_facts, {v.runtime for v in ordered}),
     )
 
 

@@ -81,6 +81,9 @@ def tflite_runner(path: Path, info: ArtifactInfo) -> Runner:
 def openvino_runner(path: Path, info: ArtifactInfo) -> Runner:
     import openvino as ov
 
+    from tf2aif.image.openvino_ext import as_openvino_inputs, load_extensions
+
+    load_extensions(info.options.get("extensions", ()))
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS}
     if info.options.get("inference_precision_hint"):
         config["INFERENCE_PRECISION_HINT"] = info.options["inference_precision_hint"]
@@ -89,7 +92,7 @@ def openvino_runner(path: Path, info: ArtifactInfo) -> Runner:
     names = {port: port.get_any_name() for port in compiled.outputs}
 
     def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = request.infer(dict(inputs))
+        results = request.infer(as_openvino_inputs(inputs))
         return {names[port]: np.array(results[port]) for port in compiled.outputs}
 
     return run

@@ -36,7 +36,6 @@ from tf2aif.image.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tf2aif.image.server.model import ModelServer, State
 from tf2aif.image.server.options import ServerOptions
 from tf2aif.image.server.protocol import (
-    check_inputs,
     check_outputs,
     encode_infer_response,
     json_safe,
@@ -264,7 +263,7 @@ async def _infer(model: ModelServer, headers: Headers, receive: Receive) -> Resp
 
 def _parse_and_check(model: ModelServer, body: bytes, header_length: int | None) -> Any:
     parsed = parse_infer_request(body, header_length)
-    check_inputs(parsed.inputs, model.info.inputs, allow_nonfinite=model.options.allow_nonfinite)
+    model.check_inputs(parsed.inputs)
     check_outputs(parsed.outputs, model.info.outputs)
     return parsed
 
@@ -292,7 +291,7 @@ async def predict(request: Request) -> Response:
         ) from None
     stages["preprocess"].observe(time.perf_counter() - started)
     inputs = _as_model_inputs(model, raw_inputs)
-    check_inputs(inputs, model.info.inputs, allow_nonfinite=model.options.allow_nonfinite)
+    model.check_inputs(inputs)
     outputs = await _infer_batch(model, inputs)
     started = time.perf_counter()
     try:

@@ -35,7 +35,7 @@ from tf2aif.image.server.grpc_messages import generic_handler, message
 from tf2aif.image.server.grpc_readiness import Readiness
 from tf2aif.image.server.model import ModelServer
 from tf2aif.image.server.options import ServerOptions
-from tf2aif.image.server.protocol import check_inputs, check_outputs
+from tf2aif.image.server.protocol import check_outputs
 
 __all__ = ["GrpcEndpoint", "InferenceServicer", "start_server", "warm_inline"]
 
@@ -137,12 +137,7 @@ class InferenceServicer:
         inputs, datatypes, raw = decode_infer_request(
             request, max_bytes=model.options.max_body_bytes
         )
-        check_inputs(
-            inputs,
-            model.info.inputs,
-            datatypes=datatypes,
-            allow_nonfinite=model.options.allow_nonfinite,
-        )
+        model.check_inputs(inputs, datatypes=datatypes)
         check_outputs(requested_outputs(request), model.info.outputs)
         return inputs, raw
 

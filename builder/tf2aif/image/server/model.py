@@ -24,6 +24,7 @@ from tf2aif.image.server.errors import ServerError
 from tf2aif.image.server.images import limit_image_decoding
 from tf2aif.image.server.metrics import ServerMetrics
 from tf2aif.image.server.options import ServerOptions
+from tf2aif.image.server.protocol import check_inputs
 from tf2aif.image.server.tuning import BatchProfile, profile_batch_sizes
 
 __all__ = ["ModelServer", "State", "read_served_artifact"]
@@ -76,6 +77,18 @@ class ModelServer:
     @property
     def ready(self) -> bool:
         return self.state is State.READY
+
+    def check_inputs(self, inputs: Any, *, datatypes: Any = None) -> None:
+        """A request's inputs against the model's (protocol.check_inputs) and the runtime's own
+        limits; raises ApiError (400)."""
+        check_inputs(
+            inputs,
+            self.info.inputs,
+            datatypes=datatypes,
+            allow_nonfinite=self.options.allow_nonfinite,
+        )
+        if self.backend is not None:
+            self.backend.check(inputs)
 
     def start(self, on_failure: Callable[[str], None] | None = None) -> None:
         """Load and warm up in the background; `on_failure(message)` is called if that fails."""

@@ -31,6 +31,7 @@ from typing import Any
 
 from tf2aif.image.convert.backends._common import require_precision
 from tf2aif.image.convert.job import ConvertJob, ConvertResult
+from tf2aif.image.openvino_ext import PACKAGES, as_openvino_inputs, extensions_used
 
 __all__ = ["INFERENCE_PRECISION", "convert", "telemetry_declined"]
 
@@ -47,13 +48,15 @@ def convert(job: ConvertJob) -> ConvertResult:
     with telemetry_declined():
         import openvino as ov
 
+        _load_tokenizers()
         model = ov.convert_model(str(job.saved_model))
-        tools = ("openvino",)
+        extensions = extensions_used(model)
+        tools = ("openvino", *(PACKAGES[e] for e in extensions))
         float_layers: tuple[str, ...] = ()
         layers = None
         if job.spec.precision == "int8":
             model, float_layers, layers = _quantize(model, job)
-            tools = ("openvino", "nncf")
+            tools = (*tools, "nncf")
         compress = job.spec.precision == "fp16"
         weights = "f16" if compress else "f32"
         if compress and job.candidate == "float-sensitive":
@@ -76,12 +79,20 @@ def convert(job: ConvertJob) -> ConvertResult:
             "weights_precision": weights,
             "inference_precision_hint": hint,
             "compute_precision": compute,  # f32, bf16 or f16
+            **({"extensions": list(extensions)} if extensions else {}),
         },
         tools=tools,
         check_with="openvino",
         float_layers=float_layers,
         layers=layers,
     )
+
+
+def _load_tokenizers() -> None:
+    """The tokenizers extension converts string ops (TextVectorization, tf.strings); a model
+    without them converts the same with or without it, so it is loaded whenever installed."""
+    with contextlib.suppress(ImportError):
+        import openvino_tokenizers  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -139,10 +150,13 @@ def _quantize(model, job: ConvertJob) -> tuple[Any, tuple[str, ...], int | None]
 
     nncf.set_log_level(logging.WARNING)
     samples = job.calibration()
-    dataset = nncf.Dataset(list(samples.inputs))
+    dataset = nncf.Dataset([as_openvino_inputs(inputs) for inputs in samples.inputs])
     # NNCF's full BiasCorrection, not its fast one: on the zoo's trained InceptionV3 the fast one
-    # lost 2.7 points of accuracy in int8 and the full one none (95.0% = fp32), for 1.6x the time
-    settings = {"subset_size": len(samples), "fast_bias_correction": False}
+    # lost 2.7 points of accuracy in int8 and the full one none (95.0% = fp32), for 1.6x the time.
+    # The full one cannot run a model with a string input (it converts every input to f32,
+    # which the CPU plugin refuses for strings): those take the fast one.
+    text = any(port.get_element_type().get_type_name() == "string" for port in model.inputs)
+    settings = {"subset_size": len(samples), "fast_bias_correction": text}
     if job.candidate == "full":
         return nncf.quantize(model, dataset, **settings), (), None
     compute = [

@@ -73,6 +73,11 @@ class Backend(abc.ABC):
         """Runtime facts shown in the model metadata (versions, device, threads)."""
         return {}
 
+    def check(self, inputs: Arrays) -> None:
+        """Refuse (ApiError 400) a request's inputs this runtime cannot take intact. Runs per
+        request before batching, so one bad request never fails the requests batched with it."""
+        return None
+
     def run(self, inputs: Arrays) -> dict[str, np.ndarray]:
         """What the batcher calls: `infer`, on rows padded up to a bucket size if the runtime
         wants fixed shapes; the padding rows are cut off the outputs."""

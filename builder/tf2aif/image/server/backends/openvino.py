@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from tf2aif.image.openvino_ext import as_openvino_inputs, load_extensions, refusal
 from tf2aif.image.server.backends.base import Arrays, Backend, bucket_sizes, match_names, require
+from tf2aif.image.server.errors import ApiError, ServerError
 
 __all__ = ["OpenVINOBackend", "inference_precision", "pick_device"]
 
@@ -37,6 +39,10 @@ class OpenVINOBackend(Backend):
 
     def load(self) -> None:
         ov = require("openvino", self.runtime)
+        try:  # before the Core: an extension registers its ops with every Core made after it
+            load_extensions(self.info.options.get("extensions", ()))
+        except RuntimeError as exc:
+            raise ServerError(str(exc)) from exc
         self._core = ov.Core()
         self._device = pick_device(self.settings.device, self._core.available_devices)
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.settings.performance_hint.upper()}
@@ -60,8 +66,13 @@ class OpenVINOBackend(Backend):
             for name, port in _ports([t.name for t in self.info.outputs], ports, "outputs").items()
         }
         self._static: dict[int, Any] = {}  # batch bucket -> static-shape compiled model
-        self._static_ok = self.batchable and all(
-            port.get_partial_shape()[1:].is_static for port in self._model.inputs
+        text = any(p.get_element_type().get_type_name() == "string" for p in self._model.inputs)
+        if text:  # the tokenizers' ops size their outputs at run time; a static batch breaks them
+            self.shape_buckets = False
+        self._static_ok = (
+            self.batchable
+            and not text
+            and all(port.get_partial_shape()[1:].is_static for port in self._model.inputs)
         )
         self._buckets = set(bucket_sizes(self.settings.max_batch_size))
         self._compile_lock = threading.Lock()
@@ -83,7 +94,13 @@ class OpenVINOBackend(Backend):
                     self._static[rows] = compiled
         return compiled
 
+    def check(self, inputs: Arrays) -> None:
+        why = refusal(inputs)
+        if why:
+            raise ApiError(400, why)
+
     def infer(self, inputs: Arrays) -> dict[str, np.ndarray]:
+        inputs = as_openvino_inputs(inputs)
         rows = next(iter(inputs.values())).shape[0]
         compiled = self._compiled_for(rows)
         requests = getattr(self._local, "requests", None)
