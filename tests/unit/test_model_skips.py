@@ -14,11 +14,13 @@ from tf2aif.cli.main import main
 from tf2aif.errors import ManifestError
 from tf2aif.pipeline.manifest import CellPattern, load_manifest
 from tf2aif.pipeline.model_inspect import (
+    CACHE_DIR,
     STRING_OP_PREFIXES,
     TENSOR_LIST_OPS,
     ModelFacts,
     TensorFacts,
     facts_or_why_not,
+    notes,
     predict,
 )
 from tf2aif.pipeline.recipes import load_recipes
@@ -185,19 +187,31 @@ def _base_manifest(tmp_path_factory):
     return _BASE["m"]
 
 
-def test_xla_compiled_functions_skip_every_onnxruntime_cell_with_reason_and_fix(manifest):
+def test_xla_compiled_functions_skip_nothing_and_the_plan_says_they_are_inlined(manifest):
     resolution = resolve(manifest, recipes(), model_facts=GROUPED)
-    assert {v.runtime for v in resolution.variants} == {"tf", "tflite", "openvino"}
-    skipped = {s.id: s for s in resolution.skipped}
-    for precision in ("fp32", "fp16"):
-        cell = skipped[f"cpu/onnxruntime/{precision}"]
-        assert cell.by_model
-        assert "2 function(s) compiled with XLA" in cell.reason
-        assert "__inference__conv_xla_162509" in cell.reason  # the first one, by name
-        assert "tflite or openvino" in cell.fix and "DepthwiseConv2D" in cell.fix
+    assert {v.runtime for v in resolution.variants} == {"tf", "tflite", "openvino", "onnxruntime"}
+    assert not [s for s in resolution.skipped if s.by_model]
+    (note,) = resolution.notes
+    assert note.startswith("onnxruntime: 2 function(s) compiled with XLA")
+    assert "__inference__conv_xla_162509" in note and "inlined before tf2onnx" in note
 
 
-def test_without_xla_functions_onnxruntime_is_not_ruled_out():
-    assert predict(facts(), ["tf", "tflite", "onnxruntime", "openvino"]) == ()
-    assert [p.cell for p in predict(GROUPED, ["tflite", "onnxruntime"])] == ["onnxruntime/*"]
-    assert predict(GROUPED, ["tflite", "openvino"]) == ()  # they convert it: nothing to say
+def test_xla_functions_are_noted_only_where_the_onnx_export_runs():
+    assert predict(GROUPED, ["tf", "tflite", "onnxruntime", "openvino"]) == ()
+    assert notes(GROUPED, ["tflite", "openvino"]) == ()  # they convert it: nothing to say
+    assert notes(facts(), ["onnxruntime"]) == ()
+    (note,) = notes(GROUPED, ["tensorrt", "onnxruntime"])
+    assert note.startswith("onnxruntime, tensorrt: 2 function(s)")
+
+
+def test_plan_prints_the_notes_and_plan_json_carries_them(tmp_path, capsys):
+    file = write_project(tmp_path, MATRIX)
+    manifest, _ = load_manifest(file, recipes=recipes())
+    cached = tmp_path / CACHE_DIR / f"{manifest.model.digest.replace(':', '-')}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(replace(GROUPED, digest=manifest.model.digest).to_json())
+    assert main(["plan", "--json", str(file)]) == 0
+    (note,) = json.loads(capsys.readouterr().out)["notes"]
+    assert note.startswith("onnxruntime: 2 function(s) compiled with XLA")
+    assert main(["plan", str(file)]) == 0
+    assert note in " ".join(capsys.readouterr().out.split())

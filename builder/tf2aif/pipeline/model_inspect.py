@@ -10,7 +10,9 @@ each with the reason and the fix, from what the converters are known to reject (
 conformance zoo, docs/models.md). A fix names the recipe option that makes the cell convert where
 there is one (e.g. `options.tflite.select_tf_ops: true`); with that option set the cell is no
 longer predicted, and `option_issues` refuses an option the model cannot use (e.g. unrolling a
-SavedModel, or a sequence without a fixed length).
+SavedModel, or a sequence without a fixed length). `notes` says what a planned runtime does
+differently for this model where it does convert it (string ops through OpenVINO's tokenizers
+extension, XLA-compiled functions inlined before tf2onnx); `plan` prints them.
 
 One module, over 400 lines on purpose: each fact is read from the graph next to the prediction
 and option checks that use it, so a new converter limit is one change in one place.
@@ -56,12 +58,11 @@ TENSOR_LIST_OPS = frozenset(
 # string processing inside the graph (TextVectorization, tf.strings): no TFLite builtin kernels,
 # no tf2onnx handlers, and OpenVINO needs its tokenizers extension
 STRING_OP_PREFIXES = ("String", "StaticRegex", "RegexReplace", "Substr", "UnicodeDecode")
-# the string ops the openvino-tokenizers extension converts (TextVectorization's standardize and
-# split, and tf.strings.to_hash_bucket_fast), which the convert-tf and serve-openvino bases carry;
-# measured on the zoo's string_text model (docs/models.md)
-OPENVINO_STRING_OPS = frozenset(
-    {"StringLower", "StaticRegexReplace", "StringSplitV2", "StringToHashBucketFast"}
-)
+# the string ops the openvino-tokenizers extension converts and the CPU plugin then runs as
+# TensorFlow does: TextVectorization's standardize and split (measured on the zoo's string_text,
+# docs/models.md). Not StringToHashBucketFast: a Keras Hashing layer converted, then failed to
+# compile (its bucket ids come out i64 where the graph expects i32).
+OPENVINO_STRING_OPS = frozenset({"StringLower", "StaticRegexReplace", "StringSplitV2"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,8 +231,6 @@ def predict(
     string_inputs = [t.name for t in facts.inputs if t.dtype == "string"]
     lists = sorted(facts.ops & TENSOR_LIST_OPS)
     for runtime in sorted(set(runtimes)):
-        if runtime == "onnxruntime" and facts.xla_functions:
-            found.append(_xla_prediction(facts, runtime))
         if runtime == "tflite" and lists and not _recurrent_handled(facts, options, keras_source):
             found.append(
                 Prediction(
@@ -283,33 +282,26 @@ def predict(
 
 def notes(facts: ModelFacts | None, runtimes: Iterable[str]) -> tuple[str, ...]:
     """What a planned runtime does differently for this model, said before any build."""
-    if not facts or "openvino" not in set(runtimes):
+    if not facts:
         return ()
+    planned = set(runtimes)
+    said = []
+    onnx_export = planned & {"onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-jetson"}
+    if onnx_export and facts.xla_functions:
+        first = min(facts.xla_functions)
+        said.append(
+            f"{', '.join(sorted(onnx_export))}: {len(facts.xla_functions)} function(s) compiled "
+            f"with XLA (jit_compile, e.g. {first}; Keras 3 builds a grouped Conv2D this way) are "
+            "inlined before tf2onnx, which cannot convert the call; what they compute is kept"
+        )
     strings = sorted(op for op in facts.ops if op.startswith(STRING_OP_PREFIXES))
-    if not strings or not set(strings) <= OPENVINO_STRING_OPS:
-        return ()
-    return (
-        f"openvino: the string ops ({', '.join(strings)}) convert with the openvino-tokenizers "
-        "extension, which the convert-tf and serve-openvino bases carry; the image loads it "
-        "before the model",
-    )
-
-
-def _xla_prediction(facts: ModelFacts, runtime: str) -> Prediction:
-    first = min(facts.xla_functions)
-    return Prediction(
-        cell=f"{runtime}/*",
-        runtime=runtime,
-        reason=(
-            f"{len(facts.xla_functions)} function(s) compiled with XLA (jit_compile, e.g. "
-            f"{first}): Keras 3 builds a grouped Conv2D (such as ConvNeXt's depthwise "
-            "convolution) this way on TensorFlow, and tf2onnx cannot convert the nested call"
-        ),
-        fix=(
-            "serve it with tflite or openvino, or build the layer as DepthwiseConv2D (or a "
-            "Conv2D without groups) so it needs no XLA"
-        ),
-    )
+    if "openvino" in planned and strings and set(strings) <= OPENVINO_STRING_OPS:
+        said.append(
+            f"openvino: the string ops ({', '.join(strings)}) convert with the "
+            "openvino-tokenizers extension, which the convert-tf and serve-openvino bases "
+            "carry; the image loads it before the model"
+        )
+    return tuple(said)
 
 
 def _recurrent_handled(
