@@ -178,7 +178,7 @@ def test_served_string_model_answers_what_tensorflow_answers(zoo, string_model_o
     signature = tf.saved_model.load(str(zoo / "models" / "string_text")).signatures[
         "serving_default"
     ]
-    with running_server(artifact, grpc_port=0) as server:
+    with running_server(artifact) as server:
         url = f"{server.url}/v2/models/string_text/infer"
 
         @settings(max_examples=30, deadline=None)
@@ -204,3 +204,25 @@ def test_served_string_model_answers_what_tensorflow_answers(zoo, string_model_o
         assert refused.status_code == 400 and "NUL" in refused.json()["error"]
         again = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["w1"]}]}
         assert httpx.post(url, json=again, timeout=30).status_code == 200  # still serving
+        _check_strings_over_grpc(server.grpc_address, signature)
+
+
+def _check_strings_over_grpc(address: str, signature) -> None:
+    """The same model through tritonclient.grpc: BYTES in, TensorFlow's answer out; a string
+    ending in NUL is INVALID_ARGUMENT, not a shorter string."""
+    tf = pytest.importorskip("tensorflow")
+    triton = pytest.importorskip("tritonclient.grpc")
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(address)
+    texts = np.array(["w1 W2 w3", "", "É w199 🙂"], dtype=object)
+    tensor = triton.InferInput("text", [3], "BYTES")
+    tensor.set_data_from_numpy(texts)
+    served = client.infer("string_text", [tensor]).as_numpy("output_0")
+    expected = next(iter(signature(text=tf.constant(texts.tolist())).values())).numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-3, atol=1e-5)
+    tensor = triton.InferInput("text", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"w1\0"], dtype=object))
+    with pytest.raises(InferenceServerException, match="NUL") as caught:
+        client.infer("string_text", [tensor])
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
