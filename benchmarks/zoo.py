@@ -374,6 +374,10 @@ def render(work: Path) -> str:
         f"{LATENCY_RUNS} runs after {LATENCY_WARMUP} warm-ups; vs TF = that / the native TF "
         "SavedModel signature called in-process. The machine is shared (2 vCPU), so ratios are "
         "noisy (±40%).",
+        "Option rows (`<variant>+<option>`) run where the option needs (`--python`: the "
+        "select_tf_ops rows in a TensorFlow 2.18.1 venv, served by `tf.lite.Interpreter` with the "
+        "Flex delegate, as the serve-tflite-flex image does), in their own run; their vs TF "
+        "ratios divide by the model's native-TF figures of the default rows.",
         "",
         _summary(results),
         "",
