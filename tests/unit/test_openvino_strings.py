@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -58,3 +60,9 @@ def test_a_string_tensor_holding_a_number_is_refused_not_zero_filled():
 def test_an_unknown_extension_is_named():
     with pytest.raises(RuntimeError, match="unknown OpenVINO extension 'nope'"):
         load_extensions(["nope"])
+
+
+def test_a_missing_extension_says_which_package_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino_tokenizers", None)  # import fails
+    with pytest.raises(RuntimeError, match="pip install openvino-tokenizers"):
+        load_extensions(["openvino_tokenizers"])

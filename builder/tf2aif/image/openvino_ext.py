@@ -30,6 +30,7 @@ __all__ = [
 TOKENIZERS = "openvino_tokenizers"
 # module -> the pip package a user installs (the serve-openvino and convert-tf bases carry both)
 PACKAGES = {TOKENIZERS: "openvino-tokenizers"}
+NUL_ENDING = "OpenVINO string tensors cannot end a string in a NUL byte (numpy drops it)"
 
 
 def load_extensions(names: Iterable[str]) -> None:
@@ -60,9 +61,6 @@ def as_openvino_input(value: np.ndarray) -> np.ndarray:
     if any(v.endswith(b"\0") for v in encoded):
         raise ValueError(NUL_ENDING)
     return np.array(encoded, dtype=np.bytes_).reshape(value.shape)
-
-
-NUL_ENDING = "OpenVINO string tensors cannot end a string in a NUL byte (numpy drops it)"
 
 
 def refusal(inputs: Mapping[str, np.ndarray]) -> str | None:
