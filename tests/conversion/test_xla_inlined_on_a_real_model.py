@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tf2aif.image.convert import ConvertSpec, Thresholds, run_conversion
 from tf2aif.image.convert.source import source_digest
@@ -66,3 +69,39 @@ def test_grouped_conv_is_inlined_for_onnx_and_every_runtime_converts_it(grouped_
     graph = onnx.load(str(tmp_path / "onnxruntime-fp32" / "model" / "model.onnx")).graph
     (conv,) = [n for n in graph.node if n.op_type == "Conv"]
     assert {a.name: a.i for a in conv.attribute}["group"] == 4  # a grouped Conv, not a call
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    groups=st.sampled_from([2, 4]),
+    per_group=st.integers(1, 3),
+    kernel=st.sampled_from([1, 3, 5]),
+    stride=st.sampled_from([1, 2]),
+    padding=st.sampled_from(["same", "valid"]),
+    depth=st.integers(1, 2),
+)
+def test_generated_grouped_convolutions_export_to_onnx_as_tensorflow_computes_them(
+    tmp_path_factory, groups, per_group, kernel, stride, padding, depth
+):
+    """Grouped Conv2D stacks of generated shapes: the inlined ONNX answers like TensorFlow."""
+    keras = pytest.importorskip("keras")
+    ort = pytest.importorskip("onnxruntime")
+    from tf2aif.image.convert.backends.onnx_model import export_onnx
+
+    channels = groups * per_group
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input(shape=(12, 12, channels), name="image")]
+    for _ in range(depth):
+        layers.append(
+            keras.layers.Conv2D(channels, kernel, strides=stride, padding=padding, groups=groups)
+        )
+    model = keras.Sequential(layers)
+    folder = tmp_path_factory.mktemp("generated")
+    model.export(str(folder / "m"), verbose=False)
+    facts = inspect_model(folder / "m", digest=source_digest(folder / "m"), cache_root=folder)
+    assert facts.xla_functions  # what the export has to inline
+    export_onnx(folder / "m", folder / "m.onnx", opset=17)
+    session = ort.InferenceSession(str(folder / "m.onnx"), providers=["CPUExecutionProvider"])
+    image = np.random.default_rng(1).standard_normal((2, 12, 12, channels)).astype(np.float32)
+    (served,) = session.run(None, {session.get_inputs()[0].name: image})
+    np.testing.assert_allclose(served, model(image).numpy(), rtol=1e-4, atol=1e-5)
