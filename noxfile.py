@@ -9,6 +9,7 @@ pure test that starts to need it fails there instead of slowing it down.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import nox
 
@@ -92,8 +93,27 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "benchmarks/plan_speed.py", *session.posargs)
 
 
-@nox.session
+# the zoo's recurrent models, whose tflite cells need options.tflite.select_tf_ops (Flex)
+ZOO_FLEX_MODELS = "lstm_text,bilstm_text,gru_audio"
+
+
+@nox.session(venv_backend="venv")
 def zoo(session: nox.Session) -> None:
     """The model conformance table docs/models.md: the whole cpu matrix on examples/zoo, each cell
-    converted, gated and served (about 2 hours on 2 cores; `-- --models a,b` for some models)."""
+    converted, gated and served (about 2 hours on 2 cores; `-- --models a,b` for some models),
+    then the recurrent models' tflite cells with select_tf_ops, run on TensorFlow 2.18.1 (Flex)
+    in this session's venv, with the serve-tflite-flex image's pins."""
     session.run(PY, "benchmarks/zoo.py", *session.posargs)
+    if session.posargs:
+        return
+    session.install(
+        "-r", "base_images/convert-tflite-flex/requirements.txt",
+        "-r", "base_images/serve-tflite-flex/requirements.txt",
+        "httpx", "scikit-learn",
+    )  # fmt: skip
+    session.run(
+        PY, "benchmarks/zoo.py", "--models", ZOO_FLEX_MODELS,
+        "--variants", "tflite-fp32,tflite-fp16,tflite-int8",
+        "--option", "tflite.select_tf_ops=true",
+        "--python", str(Path(session.bin) / "python"),
+    )  # fmt: skip

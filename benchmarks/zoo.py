@@ -25,6 +25,8 @@ kept beside the default cells under `<variant>+<option>` (e.g. `tflite-fp32+sele
 the table shows both the default row (say, the predicted skip) and the option row (the fix,
 measured). `--python` runs the per-model processes with another interpreter, e.g. a venv with the
 TensorFlow that option needs (Select TF ops run only where the Flex delegate is: TF 2.18.1).
+`nox -s zoo` runs both: every default cell, then the recurrent models' select_tf_ops rows
+with its own venv's TensorFlow 2.18.1 as `--python`.
 
 One module, over 400 lines on purpose: one experiment (convert the zoo, measure, render
 the table), read top to bottom; the variants come from the recipes (cpu_variants.py) and the
