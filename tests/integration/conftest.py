@@ -8,14 +8,20 @@ Debian mirror.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +83,55 @@ def demo_project(root: Path, model: Path, registry: str) -> Path:
     (root / "models").mkdir(exist_ok=True)
     shutil.copytree(model, root / "models" / "digits")
     return root
+
+
+def free_port_of(container, port: str = "8080/tcp") -> int:
+    """The host port Docker published the container's `port` on."""
+    container.reload()
+    return int(container.ports[port][0]["HostPort"])
+
+
+def wait_ready(url: str, container, timeout: float) -> None:
+    """Until /v2/health/ready answers 200; fails with the container's last logs if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        container.reload()
+        if container.status == "exited" or b"uncaught target signal" in container.logs():
+            break  # exited, or a thread crashed under qemu and the server will never be ready
+        time.sleep(1)
+    logs = container.logs().decode(errors="replace")[-3000:]
+    raise AssertionError(f"{container.image.tags} not ready after {timeout:.0f} s:\n{logs}")
+
+
+def bake_first_image(project: Path, vendor_map: Path) -> dict:
+    """`tf2aif bake` of a project on a vendor map at a fixed SOURCE_DATE_EPOCH: the record of its
+    first image (tags, labels, fidelity)."""
+    proc, _ = tf2aif(
+        "bake", str(project / "tf2aif.yaml"), "--vendor-map", str(vendor_map),
+        env={"SOURCE_DATE_EPOCH": "1700000000"},
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return json.loads((project / "tf2aif-record.json").read_text())["images"][0]
+
+
+@contextlib.contextmanager
+def serving_container(tag: str, timeout: float = 180) -> Iterator[tuple[str, Any]]:
+    """Run an image with its HTTP port on a free local port: (base url, container) once it is
+    ready; the container is removed afterwards."""
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.run(tag, detach=True, ports={"8080/tcp": ("127.0.0.1", None)})
+    try:
+        url = f"http://127.0.0.1:{free_port_of(container)}"
+        wait_ready(url, container, timeout=timeout)
+        yield url, container
+    finally:
+        container.remove(force=True)
+        client.close()

@@ -29,7 +29,15 @@ import pytest
 
 from tf2aif.image.plugins import load_function
 
-from .conftest import REGISTRY, REPO, STATE, demo_project, tf2aif
+from .conftest import (
+    REGISTRY,
+    REPO,
+    STATE,
+    demo_project,
+    free_port_of,
+    tf2aif,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -152,28 +160,6 @@ def test_each_conversion_ran_once_on_the_build_platform(build, convert):
     assert not list(artifact.glob("linux_*"))
 
 
-def _free_port_of(container, port: str = "8080/tcp") -> int:
-    container.reload()
-    return int(container.ports[port][0]["HostPort"])
-
-
-def _wait_ready(url: str, container, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        container.reload()
-        if container.status == "exited" or b"uncaught target signal" in container.logs():
-            break  # exited, or a thread crashed under qemu and the server will never be ready
-        time.sleep(1)
-    logs = container.logs().decode(errors="replace")[-3000:]
-    raise AssertionError(f"{container.image.tags} not ready after {timeout:.0f} s:\n{logs}")
-
-
 @pytest.fixture(scope="module")
 def docker_client():
     import docker
@@ -205,9 +191,9 @@ def test_image_serves_the_model_like_native_tf(build, docker_client, reference, 
         ports={"8080/tcp": ("127.0.0.1", None), "8081/tcp": ("127.0.0.1", None)},
     )
     try:
-        url = f"http://127.0.0.1:{_free_port_of(container)}"
+        url = f"http://127.0.0.1:{free_port_of(container)}"
         started = time.monotonic()
-        _wait_ready(url, container, timeout=300 if platform.endswith("arm64") else 120)
+        wait_ready(url, container, timeout=300 if platform.endswith("arm64") else 120)
         ready_s = time.monotonic() - started
         client = httpclient.InferenceServerClient(url=url[len("http://") :], network_timeout=120)
         x, labels, expected, signature = reference
@@ -233,7 +219,7 @@ def test_image_serves_the_model_like_native_tf(build, docker_client, reference, 
         # the gRPC port answers the same, through tritonclient.grpc unchanged
         import tritonclient.grpc as grpcclient
 
-        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{_free_port_of(container, '8081/tcp')}")
+        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{free_port_of(container, '8081/tcp')}")
         assert grpc.is_server_ready() and grpc.is_model_ready("digits")
         inp = grpcclient.InferInput("image", [8, 8, 8, 1], "FP32")
         inp.set_data_from_numpy(x[:8])

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REGISTRY, tf2aif
-from .test_demo_e2e import _free_port_of, _wait_ready
+from .conftest import REGISTRY, bake_first_image, serving_container, tf2aif
 from projects import write_project
 
 pytestmark = pytest.mark.docker
@@ -67,13 +66,7 @@ def built(project, stand_in_map) -> dict:
     proc, _ = tf2aif("plan", str(project / "tf2aif.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "openvino-tokenizers" in " ".join(proc.stdout.split())  # the plan says so
-    proc, _ = tf2aif(
-        "bake", str(project / "tf2aif.yaml"), "--vendor-map", str(stand_in_map),
-        env={"SOURCE_DATE_EPOCH": "1700000000"},
-    )  # fmt: skip
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    record = json.loads((project / "tf2aif-record.json").read_text())
-    return record["images"][0]
+    return bake_first_image(project, stand_in_map)
 
 
 def _infer(url: str, texts: list[str]) -> tuple[int, dict]:
@@ -91,17 +84,10 @@ def _infer(url: str, texts: list[str]) -> tuple[int, dict]:
 
 
 def test_the_openvino_image_serves_raw_sentences_like_native_tf(built, project):
-    import docker
     import tensorflow as tf
 
     assert built["fidelity"]["passed"] is True
-    client = docker.from_env()
-    container = client.containers.run(
-        built["tags"][0], detach=True, ports={"8080/tcp": ("127.0.0.1", None)}
-    )
-    try:
-        url = f"http://127.0.0.1:{_free_port_of(container)}"
-        _wait_ready(url, container, timeout=180)
+    with serving_container(built["tags"][0]) as (url, _):
         status, answer = _infer(url, SENTENCES)
         assert status == 200, answer
         output = answer["outputs"][0]
@@ -114,6 +100,3 @@ def test_the_openvino_image_serves_raw_sentences_like_native_tf(built, project):
         assert _infer(url, ["w1"])[0] == 200  # still serving
         with urllib.request.urlopen(f"{url}/v2/models/text", timeout=10) as response:
             assert json.loads(response.read())["platform"] == "openvino"
-    finally:
-        container.remove(force=True)
-        client.close()

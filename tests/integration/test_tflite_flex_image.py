@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REGISTRY, tf2aif
-from .test_demo_e2e import _free_port_of, _wait_ready
+from .conftest import REGISTRY, bake_first_image, serving_container
 from projects import write_project
 
 pytestmark = pytest.mark.docker
@@ -79,32 +78,20 @@ def project(tmp_path_factory) -> Path:
 def built(project, stand_in_map) -> dict:
     # the session's multi-arch stand-in: pushing an amd64-only one under the same tag would
     # make the tests that reuse it (stand-ins, SBOM) see another image
-    proc, _ = tf2aif(
-        "bake", str(project / "tf2aif.yaml"), "--vendor-map", str(stand_in_map),
-        env={"SOURCE_DATE_EPOCH": "1700000000"},
-    )  # fmt: skip
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    image = bake_first_image(project, stand_in_map)
     bake = json.loads((project / ".tf2aif" / "docker-bake.json").read_text())
     assert bake["target"]["convert-tflite-fp32"]["contexts"]["base"] == (
         "target:base-convert-tflite-flex"
     )
-    record = json.loads((project / "tf2aif-record.json").read_text())
-    return record["images"][0]
+    return image
 
 
 def test_the_flex_image_serves_the_lstm_like_native_tf(built, project):
-    import docker
     import tensorflow as tf
 
     assert built["labels"]["io.tf2aif.tflite.flex"] == "tensorflow-2.18.1"
     assert built["fidelity"]["passed"] is True
-    client = docker.from_env()
-    container = client.containers.run(
-        built["tags"][0], detach=True, ports={"8080/tcp": ("127.0.0.1", None)}
-    )
-    try:
-        url = f"http://127.0.0.1:{_free_port_of(container)}"
-        _wait_ready(url, container, timeout=180)
+    with serving_container(built["tags"][0]) as (url, container):
         tokens = (np.arange(2 * STEPS, dtype=np.int32).reshape(2, STEPS) * 7) % 50
         body = {"inputs": [{"name": "tokens", "shape": [2, STEPS], "datatype": "INT32"}]}
         body["inputs"][0]["data"] = tokens.ravel().tolist()
@@ -123,6 +110,3 @@ def test_the_flex_image_serves_the_lstm_like_native_tf(built, project):
         native = next(iter(signature(tokens=tf.constant(tokens)).values())).numpy()
         assert np.max(np.abs(served - native)) <= 1e-5
         assert "Created TensorFlow Lite delegate for select TF ops" in container.logs().decode()
-    finally:
-        container.remove(force=True)
-        client.close()
