@@ -109,9 +109,17 @@ def wait_ready(url: str, container, timeout: float) -> None:
     raise AssertionError(f"{container.image.tags} not ready after {timeout:.0f} s:\n{logs}")
 
 
+def export_over_stand_in(root: Path, model: Any) -> Path:
+    """Export a Keras model where `write_project` left a stand-in SavedModel (models/m)."""
+    shutil.rmtree(root / "models" / "m")
+    model.export(str(root / "models" / "m"), verbose=False)
+    return root
+
+
 def bake_first_image(project: Path, vendor_map: Path) -> dict:
     """`tf2aif bake` of a project on a vendor map at a fixed SOURCE_DATE_EPOCH: the record of its
-    first image (tags, labels, fidelity)."""
+    first image (tags, labels, fidelity). Give it the session's `stand_in_map`: pushing an
+    amd64-only stand-in under the same tag would hand the tests that reuse it another image."""
     proc, _ = tf2aif(
         "bake", str(project / "tf2aif.yaml"), "--vendor-map", str(vendor_map),
         env={"SOURCE_DATE_EPOCH": "1700000000"},

@@ -10,7 +10,6 @@ a string it cannot pass intact (one ending in NUL) with a 400 while it keeps ser
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 import uuid
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REGISTRY, bake_first_image, serving_container, tf2aif
+from .conftest import REGISTRY, bake_first_image, export_over_stand_in, serving_container, tf2aif
 from projects import write_project
 
 pytestmark = pytest.mark.docker
@@ -54,15 +53,11 @@ def project(tmp_path_factory) -> Path:
         keras.layers.Embedding(len(WORDS) + 2, 8)(vectorize(text))
     )
     model = keras.Model(text, keras.layers.Dense(3, activation="softmax", name="probs")(x))
-    shutil.rmtree(root / "models" / "m")
-    model.export(str(root / "models" / "m"), verbose=False)
-    return root
+    return export_over_stand_in(root, model)
 
 
 @pytest.fixture(scope="module")
 def built(project, stand_in_map) -> dict:
-    # the session's multi-arch stand-in: pushing an amd64-only one under the same tag would
-    # make the tests that reuse it (stand-ins, SBOM) see another image
     proc, _ = tf2aif("plan", str(project / "tf2aif.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "openvino-tokenizers" in " ".join(proc.stdout.split())  # the plan says so

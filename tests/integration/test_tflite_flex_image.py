@@ -9,7 +9,6 @@ Cold, the two bases install TensorFlow from PyPI (about 3 minutes); warm runs ar
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 import uuid
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REGISTRY, bake_first_image, serving_container
+from .conftest import REGISTRY, bake_first_image, export_over_stand_in, serving_container
 from projects import write_project
 
 pytestmark = pytest.mark.docker
@@ -69,15 +68,11 @@ def project(tmp_path_factory) -> Path:
     inputs = keras.Input(shape=(STEPS,), dtype="int32", name="tokens")
     x = keras.layers.LSTM(8)(keras.layers.Embedding(50, 8)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probs")(x))
-    shutil.rmtree(root / "models" / "m")
-    model.export(str(root / "models" / "m"), verbose=False)
-    return root
+    return export_over_stand_in(root, model)
 
 
 @pytest.fixture(scope="module")
 def built(project, stand_in_map) -> dict:
-    # the session's multi-arch stand-in: pushing an amd64-only one under the same tag would
-    # make the tests that reuse it (stand-ins, SBOM) see another image
     image = bake_first_image(project, stand_in_map)
     bake = json.loads((project / ".tf2aif" / "docker-bake.json").read_text())
     assert bake["target"]["convert-tflite-fp32"]["contexts"]["base"] == (
