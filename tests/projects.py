@@ -6,6 +6,7 @@ files exist, and fixed bytes keep model digests (and so golden bake files) stabl
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -29,11 +30,20 @@ def held_out():
 
 
 def write_project(
-    root: Path, manifest: str, *, model: str = "models/m", keras: bool = False
+    root: Path,
+    manifest: str,
+    *,
+    model: str = "models/m",
+    keras: bool = False,
+    source: Path | None = None,
 ) -> Path:
-    """Create the project under `root` and return the manifest path."""
+    """Create the project under `root` and return the manifest path. `source`: a real model (a
+    SavedModel folder or a .keras file) copied to `model` instead of the stand-in."""
     model_path = root / model
-    if keras:
+    if source is not None:
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, model_path)
+    elif keras:
         model_path.parent.mkdir(parents=True, exist_ok=True)
         model_path.write_bytes(b"PK stand-in keras archive")
     else:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 from tf2aif.cli.main import main
 
@@ -35,15 +33,8 @@ targets:
 """
 
 
-def project(root: Path, manifest: str, model: Path) -> Path:
-    file = write_project(root, manifest)
-    shutil.rmtree(root / "models" / "m")
-    shutil.copytree(model, root / "models" / "m")
-    return file
-
-
 def test_plan_json_skips_every_tflite_cell_with_reason_and_fix(lstm_model, tmp_path, capsys):
-    file = project(tmp_path, MANIFEST, lstm_model)
+    file = write_project(tmp_path, MANIFEST, source=lstm_model)
     assert main(["plan", "--json", str(file)]) == 0
     out, err = capsys.readouterr()
     data = json.loads(out)
@@ -64,7 +55,7 @@ def test_plan_json_skips_every_tflite_cell_with_reason_and_fix(lstm_model, tmp_p
 
 
 def test_validate_warns_and_plan_table_shows_the_fix(lstm_model, tmp_path, capsys):
-    file = project(tmp_path, MANIFEST, lstm_model)
+    file = write_project(tmp_path, MANIFEST, source=lstm_model)
     assert main(["validate", str(file)]) == 0
     out, _ = capsys.readouterr()
     assert "warning" in out and "cpu/tflite/fp32" in out and "select_tf_ops" in out
@@ -74,7 +65,7 @@ def test_validate_warns_and_plan_table_shows_the_fix(lstm_model, tmp_path, capsy
 
 
 def test_an_include_of_the_ruled_out_cell_is_a_located_error(lstm_model, tmp_path, capsys):
-    file = project(tmp_path, INCLUDE, lstm_model)
+    file = write_project(tmp_path, INCLUDE, source=lstm_model)
     assert main(["plan", "--json", str(file)]) == 1
     out, err = capsys.readouterr()
     assert out == ""

@@ -4,7 +4,6 @@ bases the option needs (the builder side: no Flex needed, the model is only insp
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -55,10 +54,8 @@ options:
 def test_plan_of_a_real_lstm_with_the_option_builds_its_tflite_cells(
     root, tmp_path, capsys, model, option, base
 ):
-    file = write_project(tmp_path, PLAN.format(model=f"models/{model}", option=option))
-    target = tmp_path / "models" / model
-    shutil.rmtree(target, ignore_errors=True)
-    (shutil.copytree if (root / model).is_dir() else shutil.copy)(root / model, target)
+    manifest = PLAN.format(model=f"models/{model}", option=option)
+    file = write_project(tmp_path, manifest, model=f"models/{model}", source=root / model)
     assert main(["plan", "--json", str(file)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert not [s for s in data["skipped"] if s["by_model"]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,23 +38,18 @@ raise SystemExit(main(["plan", "--json", sys.argv[2]]))
 """
 
 
-def project(root: Path, model: Path) -> Path:
-    file = write_project(root, MANIFEST)
-    shutil.rmtree(root / "models" / "m")
-    shutil.copytree(model, root / "models" / "m")
-    return file
-
-
 def test_a_fresh_checkout_plans_from_the_user_cache_without_tensorflow(
     lstm_model, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    first = project(tmp_path / "first", lstm_model)
+    first = write_project(tmp_path / "first", MANIFEST, source=lstm_model)
     assert main(["plan", "--json", str(first)]) == 0
     planned = json.loads(capsys.readouterr().out)
     assert list((tmp_path / "xdg" / "tf2aif" / "inspect").glob("sha256-*.json"))
 
-    second = project(tmp_path / "second", lstm_model)  # same bytes, no .tf2aif folder
+    second = write_project(
+        tmp_path / "second", MANIFEST, source=lstm_model
+    )  # same bytes, no .tf2aif folder
     assert not (second.parent / ".tf2aif").exists()
     env = {
         **os.environ,

@@ -64,10 +64,12 @@ def as_openvino_input(value: np.ndarray) -> np.ndarray:
 
 
 def refusal(inputs: Mapping[str, np.ndarray]) -> str | None:
-    """Why OpenVINO cannot take these inputs intact, or None."""
+    """Why OpenVINO cannot take these inputs intact (what `as_openvino_input` refuses), or None."""
     for name, value in inputs.items():
-        if value.dtype == object and any(_utf8(v).endswith(b"\0") for v in value.reshape(-1)):
-            return f"input {name!r}: {NUL_ENDING}"
+        try:
+            as_openvino_input(value)
+        except ValueError as exc:
+            return f"input {name!r}: {exc}"
     return None
 
 
